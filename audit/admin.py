@@ -1,0 +1,116 @@
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from audit.models import Attempt, Event
+
+
+def pretty(value):
+    if value in (None, ""):
+        return "—"
+    text = (
+        value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    )
+    return format_html("<pre style='white-space: pre-wrap; max-width: 70em'>{}</pre>", text)
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    fields = ("created_at", "actor", "action", "http_status", "duration_ms", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "source",
+        "name",
+        "object_id",
+        "status",
+        "jira_key",
+        "attempts",
+        "received_at",
+    )
+    list_filter = ("status", "source", "name", "tenant")
+    search_fields = ("=id", "object_id", "jira_key", "account_id", "business_id", "delivery_id")
+    date_hierarchy = "received_at"
+    list_select_related = ("tenant",)
+    inlines = [AttemptInline]
+    exclude = ("payload", "record")
+    readonly_fields = (
+        "tenant",
+        "source",
+        "name",
+        "object_id",
+        "account_id",
+        "business_id",
+        "delivery_id",
+        "status",
+        "status_detail",
+        "jira_key",
+        "attempts",
+        "duplicate_of",
+        "received_at",
+        "started_at",
+        "finished_at",
+        "payload_pretty",
+        "record_pretty",
+    )
+
+    @admin.display(description="Payload (decrypted)")
+    def payload_pretty(self, obj):
+        return pretty(obj.payload)
+
+    @admin.display(description="Fetched record (decrypted)")
+    def record_pretty(self, obj):
+        return pretty(obj.record)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Attempt)
+class AttemptAdmin(admin.ModelAdmin):
+    list_display = ("id", "event", "actor", "action", "http_status", "duration_ms", "created_at")
+    list_filter = ("http_status", "actor")
+    search_fields = ("action", "error", "=event__id")
+    raw_id_fields = ("event",)
+    list_select_related = ("event",)
+    exclude = ("request", "response")
+    readonly_fields = (
+        "event",
+        "action",
+        "http_status",
+        "error",
+        "duration_ms",
+        "actor",
+        "created_at",
+        "request_pretty",
+        "response_pretty",
+    )
+
+    @admin.display(description="Request (decrypted)")
+    def request_pretty(self, obj):
+        return pretty(obj.request)
+
+    @admin.display(description="Response (decrypted)")
+    def response_pretty(self, obj):
+        return pretty(obj.response)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

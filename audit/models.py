@@ -1,0 +1,83 @@
+from django.db import models
+from fernet_fields import EncryptedTextField
+
+from audit.fields import EncryptedJSONField
+from tenants.models import Tenant
+
+
+class Event(models.Model):
+    """One delivery received (FreshBooks or Jira). Payload and fetched record are encrypted;
+    the fields operators filter on stay in clear."""
+
+    class Source(models.TextChoices):
+        FRESHBOOKS = "freshbooks", "FreshBooks"
+        JIRA = "jira", "Jira"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        SUCCEEDED = "succeeded", "Succeeded"
+        SKIPPED = "skipped", "Skipped"
+        DUPLICATE = "duplicate", "Duplicate"
+        FAILED = "failed", "Failed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.FRESHBOOKS)
+    name = models.CharField(max_length=64, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    account_id = models.CharField(max_length=64, blank=True, default="")
+    business_id = models.CharField(max_length=64, blank=True, default="")
+    delivery_id = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        help_text="Vendor delivery id (X-Atlassian-Webhook-Identifier).",
+    )
+    payload = EncryptedJSONField(null=True, blank=True)
+    record = EncryptedJSONField(null=True, blank=True, help_text="The full record fetched from FreshBooks.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    status_detail = models.TextField(blank=True, default="")
+    jira_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times processing was started.")
+    duplicate_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "name", "object_id", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "delivery_id"],
+                condition=~models.Q(delivery_id=""),
+                name="uniq_event_delivery",
+            )
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.name} {self.object_id} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One outbound call made for an event (request and response encrypted)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="attempt_set")
+    action = models.CharField(max_length=200, help_text="What was called, e.g. POST /rest/api/3/issue.")
+    request = EncryptedJSONField(null=True, blank=True)
+    response = EncryptedTextField(blank=True, default="")
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+    actor = models.CharField(max_length=150, default="worker", help_text="worker, command or admin user.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.action} → {self.http_status or self.error[:40]}"

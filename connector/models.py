@@ -1,0 +1,139 @@
+from django.db import models
+
+from tenants.models import Tenant
+
+
+class IssueMapping(models.Model):
+    """How one FreshBooks event becomes a Jira issue for a tenant: templates over the fetched record."""
+
+    class PaymentKind(models.TextChoices):
+        ANY = "", "Any"
+        RECEIVED = "received", "Received"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+
+    class UserSource(models.TextChoices):
+        NONE = "", "Leave unset"
+        CLIENT = "client", "Matched FreshBooks client"
+        VENDOR = "vendor", "Matched FreshBooks vendor"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="mappings")
+    name = models.CharField(max_length=120)
+    event = models.CharField(max_length=64, help_text="FreshBooks event, e.g. invoice.create.")
+    payment_kind = models.CharField(max_length=10, choices=PaymentKind.choices, blank=True, default="")
+    condition = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Optional template; the mapping applies only when it renders to a true-ish value.",
+    )
+    project_key = models.CharField(max_length=32)
+    issue_type = models.CharField(max_length=64, default="Task")
+    summary_template = models.TextField()
+    description_template = models.TextField(blank=True, default="")
+    labels = models.JSONField(default=list, blank=True)
+    parent_key = models.CharField(
+        max_length=32, blank=True, default="", help_text="Epic or parent issue key."
+    )
+    custom_fields = models.JSONField(
+        default=dict, blank=True, help_text='{"customfield_10071": "{{ invoice.invoice_number }}"}'
+    )
+    reporter_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")
+    assignee_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant", "order", "id"]
+        verbose_name = "issue mapping"
+
+    def __str__(self):
+        return f"{self.name} ({self.event})"
+
+
+class WorklogRule(models.Model):
+    """Which Jira issue a FreshBooks time entry is logged on; rules are tried in order."""
+
+    class MatchKind(models.TextChoices):
+        NOTE_KEY = "note_key", "Jira issue key in the entry's note"
+        PROJECT = "project", "FreshBooks project id"
+        CLIENT = "client", "FreshBooks client id"
+        SERVICE = "service", "FreshBooks service id"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="worklog_rules")
+    match_kind = models.CharField(max_length=10, choices=MatchKind.choices)
+    match_value = models.CharField(max_length=64, blank=True, default="")
+    issue_key = models.CharField(max_length=32, blank=True, default="")
+    order = models.PositiveIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["tenant", "order", "id"]
+        verbose_name = "worklog rule"
+
+    def __str__(self):
+        if self.match_kind == self.MatchKind.NOTE_KEY:
+            return "Issue key in note"
+        return f"{self.get_match_kind_display()} {self.match_value} → {self.issue_key}"
+
+
+class JiraUserMatch(models.Model):
+    """An explicit FreshBooks client/vendor → Jira user match (else Jira user search by email)."""
+
+    class Kind(models.TextChoices):
+        CLIENT = "client", "Client"
+        VENDOR = "vendor", "Vendor"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="user_matches")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    freshbooks_id = models.CharField(max_length=64)
+    jira_account_id = models.CharField(max_length=128)
+    note = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = "Jira user match"
+        verbose_name_plural = "Jira user matches"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "freshbooks_id"], name="uniq_jira_user_match")
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.freshbooks_id} → {self.jira_account_id}"
+
+
+class Link(models.Model):
+    """The idempotency ledger: one row per (tenant, FreshBooks object, purpose) claimed before a Jira write."""
+
+    class Purpose(models.TextChoices):
+        ISSUE = "issue", "Issue"
+        WORKLOG = "worklog", "Worklog"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CREATED = "created", "Created"
+        IN_DOUBT = "in_doubt", "In doubt"
+        DELETED = "deleted", "Deleted in Jira"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="links")
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.ISSUE)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    jira_issue_id = models.CharField(max_length=32, blank=True, default="")
+    jira_issue_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
+    jira_worklog_id = models.CharField(max_length=32, blank=True, default="")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    event = models.ForeignKey(
+        "audit.Event", on_delete=models.SET_NULL, null=True, blank=True, related_name="links"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "object_type", "object_id"])]
+
+    def __str__(self):
+        return f"{self.object_type} {self.object_id} → {self.jira_issue_key or '?'} ({self.state})"

@@ -1,0 +1,151 @@
+import uuid
+
+from django.db import models
+from django.urls import reverse
+from fernet_fields import EncryptedTextField
+
+
+class Tenant(models.Model):
+    """One customer of the deployment: a FreshBooks business synced into one Jira site."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    active = models.BooleanField(default=True, help_text="Inactive tenants' deliveries are refused.")
+    auto_retry = models.BooleanField(
+        default=False,
+        help_text="Retry transient Jira failures automatically (safe: every write goes through the ledger).",
+    )
+    settings = models.JSONField(default=dict, blank=True, help_text="Extra per-tenant options (JSON).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("admin:tenants_tenant_change", args=[self.pk])
+
+
+class ConnectionStatus(models.TextChoices):
+    CONNECTED = "connected", "Connected"
+    NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
+    DISCONNECTED = "disconnected", "Not connected"
+
+
+class OAuthTokens(models.Model):
+    """OAuth 2.0 token pair (encrypted) and connection health, shared by both vendors."""
+
+    access_token = EncryptedTextField(blank=True, default="")
+    refresh_token = EncryptedTextField(blank=True, default="")
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=20, choices=ConnectionStatus.choices, default=ConnectionStatus.DISCONNECTED
+    )
+    last_error = models.TextField(blank=True, default="")
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class FreshBooksAccount(OAuthTokens):
+    """A FreshBooks business membership connected to a tenant; deliveries are routed by its ids."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="freshbooks_accounts")
+    account_id = models.CharField(max_length=64, help_text="Accounting account id, e.g. 6BApk.")
+    business_id = models.CharField(max_length=64, help_text="Business id (numeric).")
+    business_name = models.CharField(max_length=255, blank=True, default="")
+    identity_id = models.CharField(max_length=64, blank=True, default="")
+    rejected_deliveries = models.PositiveIntegerField(
+        default=0, help_text="Deliveries refused for a missing or wrong signature."
+    )
+    last_rejected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "FreshBooks account"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_id", "business_id"], name="uniq_freshbooks_account_business"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.business_name or self.account_id} ({self.account_id}/{self.business_id})"
+
+
+class FreshBooksWebhook(models.Model):
+    """One FreshBooks callback registration; its verifier is the HMAC secret of its deliveries."""
+
+    account = models.ForeignKey(FreshBooksAccount, on_delete=models.CASCADE, related_name="webhooks")
+    callback_id = models.BigIntegerField()
+    event = models.CharField(max_length=64)
+    uri = models.URLField(max_length=500)
+    verifier = EncryptedTextField(blank=True, default="")
+    verified = models.BooleanField(default=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "FreshBooks webhook"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "callback_id"], name="uniq_freshbooks_callback"),
+        ]
+
+    def __str__(self):
+        return f"{self.event} #{self.callback_id}"
+
+
+class JiraSite(OAuthTokens):
+    """The Jira site a tenant writes to, with API-token (Basic) or OAuth 2.0 (3LO) credentials."""
+
+    class Deployment(models.TextChoices):
+        CLOUD = "cloud", "Cloud"
+        SERVER = "server", "Server / Data Center"
+
+    class AuthMethod(models.TextChoices):
+        BASIC = "basic", "Email + API token"
+        OAUTH2 = "oauth2", "OAuth 2.0 (3LO)"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="jira_site")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    base_url = models.URLField(max_length=300, help_text="https://your-site.atlassian.net")
+    site_name = models.CharField(max_length=200, blank=True, default="")
+    cloud_id = models.CharField(max_length=64, blank=True, default="")
+    deployment = models.CharField(max_length=10, choices=Deployment.choices, default=Deployment.CLOUD)
+    auth_method = models.CharField(max_length=10, choices=AuthMethod.choices, default=AuthMethod.BASIC)
+    email = models.EmailField(blank=True, default="")
+    api_token = EncryptedTextField(blank=True, default="")
+    # Jira webhooks: dynamic (OAuth) ids or the admin webhook's id, its secret and expiry.
+    webhook_ids = models.JSONField(default=list, blank=True)
+    webhook_secret = EncryptedTextField(blank=True, default="")
+    webhook_expires_at = models.DateTimeField(null=True, blank=True)
+    webhook_refreshed_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Jira site"
+
+    def __str__(self):
+        return self.site_name or self.base_url
+
+    @property
+    def api_base(self):
+        """Root for REST calls: the site itself, or Atlassian's gateway for OAuth 2.0 sites."""
+        from django.conf import settings
+
+        if self.auth_method == self.AuthMethod.OAUTH2:
+            return f"{settings.ATLASSIAN_API_URL}/ex/jira/{self.cloud_id}"
+        return self.base_url.rstrip("/")
+
+    @property
+    def api_version(self):
+        return "3" if self.deployment == self.Deployment.CLOUD else "2"

@@ -1,0 +1,20 @@
+"""Test settings: the real settings, with fixed test secrets when the environment has none."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("FERNET_KEYS", "test-fernet-key-not-for-production")
+os.environ.setdefault("PUBLIC_BASE_URL", "https://connector.example.test")
+os.environ.setdefault("FRESHBOOKS_CLIENT_ID", "fb-client-id")
+os.environ.setdefault("FRESHBOOKS_CLIENT_SECRET", "fb-client-secret")
+os.environ.setdefault("ATLASSIAN_CLIENT_ID", "atl-client-id")
+os.environ.setdefault("ATLASSIAN_CLIENT_SECRET", "atl-client-secret")
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["*"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
