@@ -36,3 +36,16 @@ def fake_server():
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def fake_jira():
+    """A fake Jira Cloud site (Basic auth) with the core routes; fails the test on any spec violation."""
+    from tests.fakes.jira import FakeJira, install_core_routes
+
+    jira = install_core_routes(FakeJira())
+    yield jira
+    jira.close()
+    assert not jira.spec_errors, "requests that do not conform to the Jira Cloud OpenAPI spec:\n" + "\n".join(
+        jira.spec_errors
+    )

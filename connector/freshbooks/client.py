@@ -1,0 +1,140 @@
+"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401."""
+
+import requests
+from django.conf import settings
+
+from connector import http
+from tenants import tokens
+
+ME = "/auth/api/v1/users/me"
+CALLBACKS = "/events/account/{account_id}/events/callbacks"
+CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
+ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
+TIMETRACKING = "/timetracking/business/{business_id}/time_entries/{object_id}"
+PROJECT = "/projects/business/{business_id}/project/{object_id}"
+
+# Resource kind → path under /accounting/account/{account_id}/ and the key of the single record.
+ACCOUNTING_RESOURCES = {
+    "invoice": ("invoices/invoices", "invoice"),
+    "payment": ("payments/payments", "payment"),
+    "expense": ("expenses/expenses", "expense"),
+    "expense_category": ("expenses/categories", "category"),
+    "client": ("users/clients", "client"),
+    "bill": ("bills/bills", "bill"),
+    "bill_vendor": ("bill_vendors/bill_vendors", "bill_vendor"),
+}
+
+
+class FreshBooksError(Exception):
+    def __init__(self, message, status=None, transient=False):
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+def error_message(response):
+    """FreshBooks' error text from any of its error formats."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        errors = (
+            (body.get("response") or {}).get("errors") if isinstance(body.get("response"), dict) else None
+        )
+        if errors:
+            return "; ".join(e.get("message", str(e)) for e in errors)
+        for detail in body.get("details") or []:
+            if isinstance(detail, dict) and (detail.get("metadata") or {}).get("message"):
+                return detail["metadata"]["message"]
+        for key in ("message", "error_description", "error"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return str(body)[:300]
+
+
+class FreshBooksClient:
+    def __init__(self, account, event=None, actor="worker"):
+        self.account = account
+        self.event = event
+        self.actor = actor
+
+    def request(self, method, path, *, json=None, params=None):
+        """Call FreshBooks with the account's token: one refresh and one retry on 401."""
+        url = settings.FRESHBOOKS_API_URL + path
+        token = tokens.access_token(self.account)
+        for attempt in (1, 2):
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Api-Version": "alpha",
+                "Accept": "application/json",
+            }
+            try:
+                response = http.send(
+                    method, url, event=self.event, actor=self.actor, json=json, params=params, headers=headers
+                )
+            except requests.RequestException as exc:
+                raise FreshBooksError(f"FreshBooks unreachable: {exc}", transient=True) from exc
+            if response.status_code == 401 and attempt == 1:
+                token = tokens.refresh(self.account, stale_token=token)
+                continue
+            break
+        if response.status_code >= 400:
+            raise FreshBooksError(
+                f"FreshBooks {method} {path} → {response.status_code}: {error_message(response)}",
+                status=response.status_code,
+                transient=response.status_code == 429 or response.status_code >= 500,
+            )
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+
+    # Identity
+    def me(self):
+        return self.request("GET", ME)["response"]
+
+    # Records
+    def get_record(self, kind, object_id, includes=()):
+        """One accounting record (`kind` from ACCOUNTING_RESOURCES) by id, envelope removed."""
+        resource, key = ACCOUNTING_RESOURCES[kind]
+        path = ACCOUNTING.format(account_id=self.account.account_id, resource=resource, object_id=object_id)
+        params = [("include[]", name) for name in includes] or None
+        return self.request("GET", path, params=params)["response"]["result"][key]
+
+    def get_time_entry(self, object_id):
+        path = TIMETRACKING.format(business_id=self.account.business_id, object_id=object_id)
+        return self.request("GET", path)["time_entry"]
+
+    def get_project(self, object_id):
+        path = PROJECT.format(business_id=self.account.business_id, object_id=object_id)
+        return self.request("GET", path)["project"]
+
+    # Callbacks (webhooks)
+    def list_callbacks(self):
+        """All registered callbacks, every page."""
+        path = CALLBACKS.format(account_id=self.account.account_id)
+        found, page = [], 1
+        while True:
+            result = self.request("GET", path, params={"page": page, "per_page": 100})["response"]["result"]
+            found.extend(result.get("callbacks", []))
+            if page >= int(result.get("pages") or 1):
+                return found
+            page += 1
+
+    def create_callback(self, event, uri):
+        path = CALLBACKS.format(account_id=self.account.account_id)
+        body = {"callback": {"event": event, "uri": uri}}
+        return self.request("POST", path, json=body)["response"]["result"]["callback"]
+
+    def verify_callback(self, callback_id, verifier):
+        path = CALLBACK.format(account_id=self.account.account_id, callback_id=callback_id)
+        body = {"callback": {"verifier": verifier}}
+        return self.request("PUT", path, json=body)["response"]["result"]["callback"]
+
+    def resend_verification(self, callback_id):
+        path = CALLBACK.format(account_id=self.account.account_id, callback_id=callback_id)
+        return self.request("PUT", path, json={"callback": {"resend": True}})
+
+    def delete_callback(self, callback_id):
+        path = CALLBACK.format(account_id=self.account.account_id, callback_id=callback_id)
+        return self.request("DELETE", path)

@@ -1,0 +1,162 @@
+"""A thin Jira REST client: Cloud v3 or Server/Data Center v2, Basic (email + API token) or OAuth 2.0.
+
+429 is flow control: honoured with Retry-After (else exponential backoff with jitter) and waited out.
+Idempotent calls (GET/PUT/DELETE) are also retried on 5xx; a POST is never re-sent here, because Jira
+has no idempotency key: the caller's ledger decides (see connector.ledger).
+"""
+
+import random
+import time
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from connector import http
+from tenants import tokens
+
+MYSELF = "myself"
+SERVER_INFO = "serverInfo"
+PROJECT = "project/{key}"
+CREATEMETA_ISSUETYPES = "issue/createmeta/{project}/issuetypes"
+CREATEMETA_FIELDS = "issue/createmeta/{project}/issuetypes/{issuetype_id}"
+
+MAX_RATE_LIMIT_WAITS = 6
+MAX_WAIT_SECONDS = 60.0
+IDEMPOTENT = {"GET", "PUT", "DELETE", "HEAD"}
+
+
+class JiraError(Exception):
+    """A failed Jira call. `transient`: worth retrying later. `ambiguous`: Jira may have applied it."""
+
+    def __init__(self, message, status=None, transient=False, ambiguous=False, body=None):
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+        self.ambiguous = ambiguous
+        self.body = body
+
+
+def error_message(response):
+    """Jira's errorMessages and per-field errors, readable in one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:300] or f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return str(body)[:300]
+    parts = list(body.get("errorMessages") or [])
+    parts += [f"{field}: {message}" for field, message in (body.get("errors") or {}).items()]
+    if body.get("message"):
+        parts.append(str(body["message"]))
+    return "; ".join(parts) or str(body)[:300]
+
+
+class JiraClient:
+    def __init__(self, site, event=None, actor="worker", sleep=time.sleep):
+        self.site = site
+        self.event = event
+        self.actor = actor
+        self.sleep = sleep
+
+    @property
+    def cloud(self):
+        return self.site.deployment == self.site.Deployment.CLOUD
+
+    def url(self, path):
+        if path.startswith("/"):  # a path outside /rest/api/N/, e.g. /rest/webhooks/1.0/webhook
+            return self.site.api_base + path
+        return f"{self.site.api_base}/rest/api/{self.site.api_version}/{path}"
+
+    def _auth(self, token=None):
+        if self.site.auth_method == self.site.AuthMethod.OAUTH2:
+            return {"headers": {"Authorization": f"Bearer {token or tokens.access_token(self.site)}"}}
+        return {"auth": HTTPBasicAuth(self.site.email, self.site.api_token)}
+
+    def _backoff(self, attempt, response=None):
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        try:
+            delay = float(retry_after) if retry_after is not None else None
+        except ValueError:
+            delay = None
+        if delay is None:
+            delay = min(MAX_WAIT_SECONDS, 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+        self.sleep(min(delay, MAX_WAIT_SECONDS))
+
+    def request(self, method, path, *, json=None, params=None, action=None):
+        """Call Jira and return the decoded JSON (None for an empty answer); raise JiraError otherwise."""
+        url = self.url(path)
+        auth = self._auth()
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Accept": "application/json", **auth.pop("headers", {})}
+            try:
+                response = http.send(
+                    method, url, event=self.event, actor=self.actor, action=action, json=json, params=params,
+                    headers=headers, **auth,
+                )  # fmt: skip
+            except requests.ConnectTimeout as exc:
+                raise JiraError(f"Jira unreachable: {exc}", transient=True) from exc
+            except requests.RequestException as exc:
+                # The request may have reached Jira (read timeout, connection reset after sending).
+                if method in IDEMPOTENT and attempt < 3:
+                    self._backoff(attempt)
+                    auth = self._auth()
+                    continue
+                raise JiraError(
+                    f"No answer from Jira: {exc}", transient=True, ambiguous=method not in IDEMPOTENT
+                ) from exc
+            status = response.status_code
+            if status == 401 and self.site.auth_method == self.site.AuthMethod.OAUTH2 and not refreshed:
+                refreshed = True
+                auth = self._auth(tokens.refresh(self.site, stale_token=headers["Authorization"][7:]))
+                continue
+            if status == 429 and attempt <= MAX_RATE_LIMIT_WAITS:
+                self._backoff(attempt, response)
+                auth = self._auth()
+                continue
+            if status >= 500 and method in IDEMPOTENT and attempt < 3:
+                self._backoff(attempt, response)
+                auth = self._auth()
+                continue
+            break
+        if status >= 400:
+            raise JiraError(
+                f"Jira {method} {path} → {status}: {error_message(response)}",
+                status=status,
+                transient=status == 429 or status >= 500,
+                ambiguous=status >= 500 and method not in IDEMPOTENT,
+                body=response.text[:2000],
+            )
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    # Connection checks and discovery
+    def myself(self):
+        return self.get(MYSELF)
+
+    def server_info(self):
+        return self.get(SERVER_INFO)
+
+    def project(self, key):
+        return self.get(PROJECT.format(key=key))
+
+    def issue_types(self, project_key):
+        """Issue types creatable in a project (createmeta per project; the global createmeta is deprecated)."""
+        data = self.get(CREATEMETA_ISSUETYPES.format(project=project_key), params={"maxResults": 200})
+        return data.get("issueTypes") or data.get("values") or []
+
+    def create_fields(self, project_key, issuetype_id):
+        data = self.get(
+            CREATEMETA_FIELDS.format(project=project_key, issuetype_id=issuetype_id),
+            params={"maxResults": 200},
+        )
+        return data.get("fields") or data.get("values") or []

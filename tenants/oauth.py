@@ -1,0 +1,103 @@
+"""OAuth 2.0 providers as small declarative classes (URLs, scopes, extra parameters), on requests-oauthlib."""
+
+from django.conf import settings
+from requests_oauthlib import OAuth2Session
+
+
+class OAuthProvider:
+    name = ""
+    scopes: list[str] = []
+    extra_authorize_params: dict[str, str] = {}
+    callback_url_name = ""
+
+    @property
+    def authorize_url(self):
+        raise NotImplementedError
+
+    @property
+    def token_url(self):
+        raise NotImplementedError
+
+    @property
+    def client_id(self):
+        raise NotImplementedError
+
+    @property
+    def client_secret(self):
+        raise NotImplementedError
+
+    def redirect_uri(self):
+        from django.urls import reverse
+
+        return settings.PUBLIC_BASE_URL + reverse(self.callback_url_name)
+
+    def session(self, state=None, token=None):
+        return OAuth2Session(
+            self.client_id, scope=self.scopes, redirect_uri=self.redirect_uri(), state=state, token=token
+        )
+
+    def authorization_url(self, state):
+        url, _ = self.session(state=state).authorization_url(
+            self.authorize_url, **self.extra_authorize_params
+        )
+        return url
+
+    def fetch_token(self, code):
+        return self.session().fetch_token(
+            self.token_url,
+            code=code,
+            client_secret=self.client_secret,
+            include_client_id=True,
+            timeout=settings.HTTP_TIMEOUT,
+        )
+
+    def refresh(self, refresh_token):
+        """Exchange a refresh token; raises oauthlib's InvalidGrantError when it is dead."""
+        return self.session().refresh_token(
+            self.token_url,
+            refresh_token=refresh_token,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            timeout=settings.HTTP_TIMEOUT,
+        )
+
+
+class FreshBooksProvider(OAuthProvider):
+    name = "freshbooks"
+    callback_url_name = "freshbooks-oauth-callback"
+    # Read-only: the connector never writes to FreshBooks.
+    scopes = [
+        "user:profile:read",
+        "user:invoices:read",
+        "user:bills:read",
+        "user:bill_vendors:read",
+        "user:payments:read",
+        "user:expenses:read",
+        "user:clients:read",
+        "user:time_entries:read",
+        "user:projects:read",
+        "user:billable_items:read",
+    ]
+
+    authorize_url = property(lambda self: f"{settings.FRESHBOOKS_AUTH_URL}/oauth/authorize")
+    token_url = property(lambda self: f"{settings.FRESHBOOKS_API_URL}/auth/oauth/token")
+    client_id = property(lambda self: settings.FRESHBOOKS_CLIENT_ID)
+    client_secret = property(lambda self: settings.FRESHBOOKS_CLIENT_SECRET)
+
+
+class AtlassianProvider(OAuthProvider):
+    name = "atlassian"
+    callback_url_name = "jira-oauth-callback"
+    scopes = ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook", "offline_access"]
+    extra_authorize_params = {"audience": "api.atlassian.com", "prompt": "consent"}
+
+    authorize_url = property(lambda self: f"{settings.ATLASSIAN_AUTH_URL}/authorize")
+    token_url = property(lambda self: f"{settings.ATLASSIAN_AUTH_URL}/oauth/token")
+    client_id = property(lambda self: settings.ATLASSIAN_CLIENT_ID)
+    client_secret = property(lambda self: settings.ATLASSIAN_CLIENT_SECRET)
+
+
+def provider_for(connection):
+    from tenants.models import FreshBooksAccount
+
+    return FreshBooksProvider() if isinstance(connection, FreshBooksAccount) else AtlassianProvider()

@@ -1,0 +1,128 @@
+"""Race-safe OAuth token refresh, one code path for FreshBooks accounts and OAuth Jira sites.
+
+Refresh tokens are single-use (FreshBooks) or rotating (Atlassian: reusing one kills the grant), so a
+refresh happens under a row lock, re-checks the expiry once the lock is held, and saves the new pair in
+the same transaction. Credentials are never deleted on failure.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
+
+from tenants.models import ConnectionStatus
+from tenants.oauth import provider_for
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class ReconnectRequired(Exception):
+    """The connection's grant is gone: an operator must connect it again."""
+
+
+class TokenRefreshError(Exception):
+    """The token endpoint failed in a way that may pass (network, 5xx): try again later."""
+
+
+def _fresh(conn, margin=REFRESH_MARGIN):
+    return (
+        bool(conn.access_token)
+        and conn.token_expires_at is not None
+        and conn.token_expires_at > timezone.now() + margin
+    )
+
+
+def access_token(conn):
+    """A usable access token for `conn`, refreshed first when it expires within the margin."""
+    if conn.status == ConnectionStatus.NEEDS_RECONNECT:
+        raise ReconnectRequired(conn.last_error or f"{conn} needs to be connected again.")
+    if _fresh(conn):
+        return conn.access_token
+    return refresh(conn, stale_token=conn.access_token)
+
+
+def _save_token(conn, token):
+    conn.access_token = token["access_token"]
+    # Atlassian sometimes omits the refresh token: keep the one we have.
+    conn.refresh_token = token.get("refresh_token") or conn.refresh_token
+    conn.token_expires_at = timezone.now() + timedelta(seconds=int(token.get("expires_in") or 3600))
+    if token.get("scope"):
+        scope = token["scope"]
+        conn.scopes = " ".join(scope) if isinstance(scope, list) else scope
+    conn.status = ConnectionStatus.CONNECTED
+    conn.last_error = ""
+    conn.last_refreshed_at = timezone.now()
+    conn.save(
+        update_fields=[
+            "access_token", "refresh_token", "token_expires_at", "scopes", "status", "last_error",
+            "last_refreshed_at",
+        ]
+    )  # fmt: skip
+
+
+def _adopt(conn, row):
+    for name in (
+        "access_token",
+        "refresh_token",
+        "token_expires_at",
+        "status",
+        "last_error",
+        "last_refreshed_at",
+    ):
+        setattr(conn, name, getattr(row, name))
+    return conn.access_token
+
+
+def refresh(conn, stale_token=None):
+    """Refresh `conn`'s tokens unless another worker already did; returns the access token to use.
+
+    `stale_token` is the access token the caller found unusable (expired or answered 401): if the row
+    holds a different, fresh one, that one is adopted and no refresh-token request is made.
+    """
+    model = type(conn)
+    provider = provider_for(conn)
+    with transaction.atomic():
+        row = model.objects.select_for_update().get(pk=conn.pk)
+        if row.access_token != stale_token and _fresh(row, margin=timedelta(seconds=30)):
+            return _adopt(conn, row)
+        used_refresh_token = row.refresh_token
+        if not used_refresh_token:
+            reason = "No refresh token stored: connect again."
+            _mark_reconnect(row, reason)
+            _adopt(conn, row)
+            raise ReconnectRequired(reason)
+        try:
+            token = provider.refresh(used_refresh_token)
+        except InvalidGrantError as exc:
+            failure = exc
+        except OAuth2Error as exc:
+            raise TokenRefreshError(
+                f"{provider.name} token refresh failed: {exc.description or exc.error}"
+            ) from exc
+        except Exception as exc:  # network errors, non-JSON answers: transient
+            raise TokenRefreshError(f"{provider.name} token refresh failed: {exc}") from exc
+        else:
+            _save_token(row, token)
+            log.info("Refreshed %s token for %s", provider.name, row)
+            return _adopt(conn, row)
+    # invalid_grant: another worker (or process) may have won the race with this refresh token.
+    row = model.objects.get(pk=conn.pk)
+    if row.refresh_token != used_refresh_token and row.access_token:
+        log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
+        return _adopt(conn, row)
+    reason = (
+        f"{provider.name} refused the refresh token ({failure.description or failure.error}); connect again."
+    )
+    _mark_reconnect(row, reason)
+    _adopt(conn, row)
+    raise ReconnectRequired(reason)
+
+
+def _mark_reconnect(row, reason):
+    log.error("%s needs reconnect: %s", row, reason)
+    type(row).objects.filter(pk=row.pk).update(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
+    row.status, row.last_error = ConnectionStatus.NEEDS_RECONNECT, reason

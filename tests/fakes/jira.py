@@ -1,0 +1,174 @@
+"""A fake Jira Cloud (or Server) on loopback. Every request it receives is validated against the official
+Jira Cloud OpenAPI spec (tests/fixtures/jira/jira-openapi.json); a non-conforming request is answered
+400 and recorded in `server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
+
+State lives in `server.state`: projects, issues, worklogs, users. Routes are installed by functions so
+other modules can add theirs (`install_core_routes(server)` here; issues, worklogs, webhooks elsewhere).
+"""
+
+import base64
+import functools
+import json
+from pathlib import Path
+
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.fakes.server import FakeServer, Response
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "jira" / "jira-openapi.json"
+EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
+
+
+@functools.cache
+def openapi():
+    from openapi_core import Config, OpenAPI
+
+    spec = json.loads(SPEC_PATH.read_text())
+    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+
+
+class _SpecRequest:
+    """openapi-core's request protocol over a recorded fake-server request (paths rebased on /rest/api/3)."""
+
+    def __init__(self, request, path):
+        from openapi_core.datatypes import RequestParameters
+
+        self.host_url = "https://your-domain.atlassian.net"
+        self.path = path
+        self.full_url_pattern = self.host_url + path
+        self.method = request.method.lower()
+        content_type = request.headers.get("content-type", "application/json").split(";")[0]
+        headers = Headers(dict(request.headers))
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict([(k, v) for k, vs in request.query.items() for v in vs]),
+            header=headers,
+            cookie=ImmutableMultiDict(),
+            path={},
+        )
+        self.content_type = content_type
+        self.body = request.body or None
+
+
+def validate(request, path):
+    """Return None when the request conforms to the Jira Cloud spec, else the validation error text."""
+    from openapi_core.templating.paths.exceptions import PathNotFound
+
+    try:
+        openapi().validate_request(_SpecRequest(request, path))
+    except PathNotFound:
+        return f"{request.method} {path}: no such operation in the Jira Cloud API"
+    except Exception as exc:  # openapi-core raises one of many validation error types
+        cause = exc.__cause__ or exc
+        details = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
+        return f"{request.method} {path}: {exc}" + (f" {list(details)}" if details else "")
+    return None
+
+
+class FakeJira(FakeServer):
+    """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com."""
+
+    def __init__(self, deployment="cloud", cloud_id="", email=EMAIL, api_token=API_TOKEN, bearer_tokens=()):
+        super().__init__("fake-jira")
+        self.deployment = deployment
+        self.cloud_id = cloud_id
+        self.spec_errors = []
+        self.credentials = {"basic": (email, api_token), "bearer": set(bearer_tokens)}
+        self.state.update(
+            projects={
+                "FIN": {"id": "10000", "key": "FIN", "name": "Finance", "issueTypes": ["Task", "Bug", "Epic"]}
+            },
+            issues={},
+            worklogs={},
+            users=[],
+            next_id=10001,
+        )
+
+    def new_id(self):
+        with self.lock:
+            self.state["next_id"] += 1
+            return str(self.state["next_id"])
+
+    def dispatch(self, request):
+        prefix = f"/ex/jira/{self.cloud_id}" if self.cloud_id else None
+        if prefix and request.path.startswith(prefix):
+            request.path = request.path[len(prefix) :]
+        if not self.authorized(request):
+            with self.lock:
+                self.requests.append(request)
+            return Response(401, {"errorMessages": ["You are not authenticated."]})
+        if self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
+            error = validate(request, request.path)
+            if error:
+                with self.lock:
+                    self.spec_errors.append(error)
+                    self.requests.append(request)
+                return Response(400, {"errorMessages": [f"fake-jira spec violation: {error}"]})
+        return super().dispatch(request)
+
+    def authorized(self, request):
+        header = request.headers.get("authorization", "")
+        if header.startswith("Bearer "):
+            return header[7:] in self.credentials["bearer"]
+        if header.startswith("Basic "):
+            email, _, token = base64.b64decode(header[6:]).decode().partition(":")
+            return (email, token) == self.credentials["basic"]
+        return False
+
+    def api(self, method, path):
+        """Route a REST API path given relative to /rest/api/{2|3}/."""
+        version = "3" if self.deployment == "cloud" else "2"
+        return self.route(method, f"/rest/api/{version}/{path}")
+
+
+def install_core_routes(jira):
+    @jira.api("GET", "serverInfo")
+    def server_info(request):
+        return {
+            "baseUrl": jira.url,
+            "deploymentType": "Cloud" if jira.deployment == "cloud" else "Server",
+            "version": "1001.0.0" if jira.deployment == "cloud" else "9.12.0",
+            "serverTitle": "Fake Jira",
+        }
+
+    @jira.api("GET", "myself")
+    def myself(request):
+        return {"accountId": "5b10a2844c20165700ede21g", "emailAddress": jira.credentials["basic"][0],
+                "displayName": "Ops Bot", "active": True}  # fmt: skip
+
+    def find_project(key):
+        return jira.state["projects"].get(key)
+
+    @jira.api("GET", r"project/(?P<key>[^/]+)")
+    def project(request):
+        found = find_project(request.match["key"])
+        if not found:
+            return Response(
+                404, {"errorMessages": [f"No project could be found with key '{request.match['key']}'."]}
+            )
+        return {"id": found["id"], "key": found["key"], "name": found["name"]}
+
+    @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes")
+    def createmeta_issuetypes(request):
+        found = find_project(request.match["key"])
+        if not found:
+            return Response(404, {"errorMessages": ["Project not found."]})
+        types = [
+            {"id": str(100 + i), "name": name, "subtask": False} for i, name in enumerate(found["issueTypes"])
+        ]
+        return {"issueTypes": types, "maxResults": 200, "startAt": 0, "total": len(types)}
+
+    @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes/(?P<type_id>\d+)")
+    def createmeta_fields(request):
+        fields = [
+            {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True},
+            {"fieldId": "description", "key": "description", "name": "Description", "required": False},
+            {"fieldId": "labels", "key": "labels", "name": "Labels", "required": False},
+            {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False},
+        ]
+        fields += [
+            {"fieldId": fid, "key": fid, "name": fid, "required": False}
+            for fid in jira.state.get("custom_fields", [])
+        ]
+        return {"fields": fields, "maxResults": 200, "startAt": 0, "total": len(fields)}
+
+    return jira
