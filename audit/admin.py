@@ -1,6 +1,6 @@
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from audit.models import Attempt, Event
@@ -45,6 +45,7 @@ class EventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("tenant",)
     inlines = [AttemptInline]
+    actions = ["replay_selected"]
     exclude = ("payload", "record")
     readonly_fields = (
         "tenant",
@@ -65,6 +66,20 @@ class EventAdmin(admin.ModelAdmin):
         "payload_pretty",
         "record_pretty",
     )
+
+    @admin.action(description="Replay selected events")
+    def replay_selected(self, request, queryset):
+        """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
+        from connector.replay import replay
+
+        result = replay(queryset.order_by("received_at", "id"), actor=f"admin:{request.user.get_username()}")
+        if result.queued:
+            ids = ", ".join(f"#{event.pk}" for event in result.queued)
+            self.message_user(
+                request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
+            )
+        for event, reason in result.refused:
+            self.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
 
     @admin.display(description="Payload (decrypted)")
     def payload_pretty(self, obj):

@@ -1,7 +1,25 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+JIRA_WEBHOOK_SCHEDULE = "refresh-jira-webhooks"
+
+
+def create_schedules(using="default", **kwargs):
+    """Daily refresh of Jira webhooks (dynamic ones expire after 30 days). Idempotent: runs after every migrate."""
+    from django_q.models import Schedule
+
+    func = "connector.jira.webhooks.refresh_all"
+    Schedule.objects.using(using).update_or_create(
+        name=JIRA_WEBHOOK_SCHEDULE,
+        defaults={"func": func},  # an operator's changes to the timing survive later migrations
+        create_defaults={"func": func, "schedule_type": Schedule.DAILY, "repeats": -1},
+    )
 
 
 class ConnectorConfig(AppConfig):
     name = "connector"
     verbose_name = "Sync: mappings, rules and links"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        post_migrate.connect(create_schedules, sender=self, dispatch_uid="connector.create_schedules")

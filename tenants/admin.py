@@ -1,6 +1,11 @@
-from django.contrib import admin
+import re
 
-from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
+from django import forms
+from django.contrib import admin, messages
+
+from connector.defaults import create_default_mappings
+from tenants.checks import CheckError, check_tenant, probe_jira_site
+from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.secrets import SecretFieldsForm, masked
 
 
@@ -18,6 +23,46 @@ class JiraSiteForm(SecretFieldsForm):
     class Meta:
         model = JiraSite
         fields = "__all__"
+
+    def clean(self):
+        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
+        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
+        cleaned = super().clean()
+        if cleaned.get("auth_method") != JiraSite.AuthMethod.BASIC or self.errors:
+            return cleaned
+        base_url, email, token = (cleaned.get(k) or "" for k in ("base_url", "email", "api_token"))
+        if not (email and token):
+            raise forms.ValidationError("An API-token site needs the email (or user name) and the API token.")
+        instance = self.instance
+        if instance.pk and base_url.rstrip("/") == instance.base_url.rstrip("/"):
+            return cleaned
+        try:
+            deployment, _user = probe_jira_site(base_url, email, token)
+        except CheckError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        cleaned.update(deployment=deployment, status=ConnectionStatus.CONNECTED, last_error="")
+        return cleaned
+
+
+class TenantForm(forms.ModelForm):
+    jira_project_key = forms.CharField(
+        required=False,
+        max_length=32,
+        label="Jira project key",
+        help_text="Creates the default mappings (invoice, bill, payments, expense) to this project, e.g. FIN.",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ("name", "slug", "active", "auto_retry", "settings")
+
+    def clean_jira_project_key(self):
+        key = self.cleaned_data.get("jira_project_key", "").strip().upper()
+        if key and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,31}", key):
+            raise forms.ValidationError(
+                "A Jira project key is letters and digits starting with a letter, e.g. FIN."
+            )
+        return key
 
 
 class FreshBooksWebhookForm(SecretFieldsForm):
@@ -40,8 +85,49 @@ class FreshBooksAccountInline(admin.TabularInline):
         return False
 
 
+@admin.action(description="Test connection")
+def test_connection(modeladmin, request, queryset):
+    for tenant in queryset:
+        results = check_tenant(tenant)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            details = "; ".join(f"{r.side}: {r.detail}" for r in failed)
+            modeladmin.message_user(
+                request, f"{tenant}: {len(failed)} check(s) failed: {details}", messages.ERROR
+            )
+        else:
+            details = "; ".join(f"{r.side}: {r.detail}" for r in results)
+            modeladmin.message_user(request, f"{tenant}: all checks passed ({details})", messages.SUCCESS)
+
+
+@admin.action(description="Register FreshBooks webhooks")
+def register_freshbooks_webhooks(modeladmin, request, queryset):
+    """One callback per needed event (idempotent); see `manage.py register_webhooks`."""
+    from connector.freshbooks import callbacks
+    from connector.freshbooks.client import FreshBooksError
+    from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+    actor = f"admin:{request.user.get_username()}"
+    for tenant in queryset:
+        accounts = list(tenant.freshbooks_accounts.all())
+        if not tenant.active or not accounts:
+            reason = "inactive" if not tenant.active else "no FreshBooks account connected"
+            modeladmin.message_user(request, f"{tenant}: skipped ({reason}).", messages.WARNING)
+        for account in accounts if tenant.active else []:
+            try:
+                result = callbacks.register(account, actor=actor)
+            except (FreshBooksError, ReconnectRequired, TokenRefreshError) as exc:
+                modeladmin.message_user(request, f"{tenant} {account.account_id}: {exc}", messages.ERROR)
+            else:
+                modeladmin.message_user(
+                    request, f"{tenant} {account.account_id}: {result.summary()}", messages.SUCCESS
+                )
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
+    actions = [test_connection, register_freshbooks_webhooks]
     list_display = ("name", "slug", "active", "freshbooks_status", "jira_status", "created_at")
     list_filter = ("active",)
     search_fields = ("name", "slug")
@@ -66,11 +152,33 @@ class TenantAdmin(admin.ModelAdmin):
             super().get_queryset(request).select_related("jira_site").prefetch_related("freshbooks_accounts")
         )
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
+        return [f for f in fields if f != "jira_project_key"] if obj else fields
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)  # the admin wraps the whole view in one transaction
+        key = form.cleaned_data.get("jira_project_key")
+        if not change and key:
+            created = create_default_mappings(obj, key)
+            self.message_user(
+                request, f"Created {len(created)} default mappings to project {key}.", messages.INFO
+            )
+
 
 @admin.register(FreshBooksAccount)
 class FreshBooksAccountAdmin(admin.ModelAdmin):
     form = FreshBooksAccountForm
-    list_display = ("__str__", "tenant", "status", "token_expires_at", "rejected_deliveries", "updated_at")
+    list_display = (
+        "__str__",
+        "tenant",
+        "status",
+        "token_expires_at",
+        "rejected_deliveries",
+        "last_rejected_at",
+        "updated_at",
+    )
     list_filter = ("status", "tenant")
     search_fields = ("account_id", "business_id", "business_name", "tenant__name")
     readonly_fields = (
@@ -91,10 +199,34 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
     search_fields = ("event", "callback_id", "account__account_id", "account__tenant__name")
     readonly_fields = ("verified_at", "created_at", "updated_at")
     list_select_related = ("account",)
+    actions = ["resend_verification"]
 
     @admin.display(description="Verifier")
     def verifier_set(self, obj):
         return masked(obj.verifier)
+
+    @admin.action(description="Resend verification")
+    def resend_verification(self, request, queryset):
+        """Ask FreshBooks to send the callback.verify delivery again for unverified callbacks."""
+        from connector.freshbooks import callbacks
+        from connector.freshbooks.client import FreshBooksError
+        from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+        sent, skipped = 0, 0
+        for hook in queryset.select_related("account"):
+            try:
+                if callbacks.resend_verification(hook, actor=f"admin:{request.user.get_username()}"):
+                    sent += 1
+                else:
+                    skipped += 1
+            except (FreshBooksError, ReconnectRequired, TokenRefreshError) as exc:
+                self.message_user(request, f"{hook}: {exc}", messages.ERROR)
+        if sent:
+            self.message_user(
+                request, f"Asked FreshBooks to resend {sent} verification(s).", messages.SUCCESS
+            )
+        if skipped:
+            self.message_user(request, f"{skipped} callback(s) already verified: skipped.", messages.INFO)
 
 
 @admin.register(JiraSite)
@@ -106,6 +238,7 @@ class JiraSiteAdmin(admin.ModelAdmin):
         "auth_method",
         "deployment",
         "status",
+        "webhook_status",
         "webhook_expires_at",
         "updated_at",
     )
@@ -122,3 +255,30 @@ class JiraSiteAdmin(admin.ModelAdmin):
         "updated_at",
     )
     list_select_related = ("tenant",)
+    actions = ["register_jira_webhooks", "refresh_jira_webhooks"]
+
+    @admin.display(description="Webhooks")
+    def webhook_status(self, obj):
+        if obj.webhook_error:
+            return f"Failing: {obj.webhook_error[:120]}"
+        if not obj.webhook_ids or obj.webhook_refreshed_at is None:
+            return "Not registered"
+        return f"OK (last good refresh {obj.webhook_refreshed_at:%Y-%m-%d %H:%M} UTC)"
+
+    def _webhooks(self, request, queryset, verb, **kwargs):
+        from connector.jira import webhooks
+
+        run = webhooks.register if verb == "registered" else webhooks.refresh
+        for site in queryset.select_related("tenant"):
+            if run(site, actor=request.user.get_username(), **kwargs):
+                self.message_user(request, f"{site}: webhooks {verb} ({site.webhook_ids}).", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{site}: {site.webhook_error}", messages.ERROR)
+
+    @admin.action(description="Register Jira webhooks")
+    def register_jira_webhooks(self, request, queryset):
+        self._webhooks(request, queryset, "registered")
+
+    @admin.action(description="Refresh Jira webhooks")
+    def refresh_jira_webhooks(self, request, queryset):
+        self._webhooks(request, queryset, "refreshed", force=True)

@@ -1,7 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants and connections"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from tenants.tasks import ensure_schedule
+
+        post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="tenants.ensure_schedule")

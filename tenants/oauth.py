@@ -1,7 +1,13 @@
 """OAuth 2.0 providers as small declarative classes (URLs, scopes, extra parameters), on requests-oauthlib."""
 
+import os
+
 from django.conf import settings
 from requests_oauthlib import OAuth2Session
+
+# Vendors may grant a different (e.g. reordered or narrower) scope than requested: record what they grant
+# instead of failing the exchange; the connection checks report missing permissions.
+os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
 
 class OAuthProvider:

@@ -6,6 +6,7 @@ the same transaction. Credentials are never deleted on failure.
 """
 
 import logging
+import time
 from datetime import timedelta
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from tenants.oauth import provider_for
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=5)
+INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
 
 
 class ReconnectRequired(Exception):
@@ -109,15 +111,20 @@ def refresh(conn, stale_token=None):
             _save_token(row, token)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
-    # invalid_grant: another worker (or process) may have won the race with this refresh token.
-    row = model.objects.get(pk=conn.pk)
-    if row.refresh_token != used_refresh_token and row.access_token:
-        log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
-        return _adopt(conn, row)
-    reason = (
-        f"{provider.name} refused the refresh token ({failure.description or failure.error}); connect again."
-    )
-    _mark_reconnect(row, reason)
+    # invalid_grant: another worker (or an operator reconnecting) may have won the race with this refresh
+    # token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
+    # lock, so a success is adopted and never overwritten.
+    time.sleep(INVALID_GRANT_GRACE)
+    with transaction.atomic():
+        row = model.objects.select_for_update().get(pk=conn.pk)
+        if row.refresh_token != used_refresh_token and row.access_token:
+            log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
+            return _adopt(conn, row)
+        reason = (
+            f"{provider.name} refused the refresh token ({failure.description or failure.error}); "
+            "connect again."
+        )
+        _mark_reconnect(row, reason)
     _adopt(conn, row)
     raise ReconnectRequired(reason)
 

@@ -40,12 +40,22 @@ def fake_server():
 
 @pytest.fixture
 def fake_jira():
-    """A fake Jira Cloud site (Basic auth) with the core routes; fails the test on any spec violation."""
-    from tests.fakes.jira import FakeJira, install_core_routes
+    """A fake Jira Cloud site (Basic auth): core, issue, worklog, search and user routes.
 
-    jira = install_core_routes(FakeJira())
+    Fails the test on any request that does not conform to the Jira Cloud OpenAPI spec."""
+    from tests.fakes.jira import FakeJira, install_core_routes
+    from tests.fakes.jira_issues import install_issue_routes
+
+    jira = install_issue_routes(install_core_routes(FakeJira()))
     yield jira
     jira.close()
     assert not jira.spec_errors, "requests that do not conform to the Jira Cloud OpenAPI spec:\n" + "\n".join(
         jira.spec_errors
     )
+
+
+# Event-processing fixtures (fake FreshBooks records `fb`, fake Jira `jira` — "server" via indirect
+# parametrization — and the `connected` tenant with default mappings); see tests/processing.py.
+from tests import processing  # noqa: E402
+
+connected, fb, jira = processing.connected, processing.fb, processing.jira

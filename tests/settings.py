@@ -9,6 +9,8 @@ os.environ.setdefault("FRESHBOOKS_CLIENT_ID", "fb-client-id")
 os.environ.setdefault("FRESHBOOKS_CLIENT_SECRET", "fb-client-secret")
 os.environ.setdefault("ATLASSIAN_CLIENT_ID", "atl-client-id")
 os.environ.setdefault("ATLASSIAN_CLIENT_SECRET", "atl-client-secret")
+# The vendor fakes serve plain http on loopback; oauthlib refuses non-https token URLs otherwise.
+os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 from config.settings import *  # noqa: E402,F403
 

@@ -19,6 +19,14 @@ SERVER_INFO = "serverInfo"
 PROJECT = "project/{key}"
 CREATEMETA_ISSUETYPES = "issue/createmeta/{project}/issuetypes"
 CREATEMETA_FIELDS = "issue/createmeta/{project}/issuetypes/{issuetype_id}"
+ISSUES = "issue"
+ISSUE = "issue/{key}"
+ISSUE_PROPERTY = "issue/{key}/properties/{property}"
+WORKLOGS = "issue/{key}/worklog"
+WORKLOG = "issue/{key}/worklog/{worklog_id}"
+SEARCH_JQL = "search/jql"  # Cloud; the old /search answers 410 there
+SEARCH_V2 = "search"  # Server / Data Center
+USER_SEARCH = "user/search"
 
 MAX_RATE_LIMIT_WAITS = 6
 MAX_WAIT_SECONDS = 60.0
@@ -160,3 +168,128 @@ class JiraClient:
             params={"maxResults": 200},
         )
         return data.get("fields") or data.get("values") or []
+
+    # Issues
+    @staticmethod
+    def _properties(properties):
+        """Entity properties as Jira wants them: [{"key": ..., "value": ...}] (a dict is converted)."""
+        if isinstance(properties, dict):
+            return [{"key": key, "value": value} for key, value in properties.items()]
+        return list(properties or [])
+
+    def create_issue(self, fields, properties=None):
+        """POST /issue with the fields and, in the same request, entity properties; returns {id, key, ...}."""
+        body = {"fields": fields}
+        if properties:
+            body["properties"] = self._properties(properties)
+        return self.request("POST", ISSUES, json=body)
+
+    def update_issue(self, key, fields):
+        self.request("PUT", ISSUE.format(key=key), json={"fields": fields})
+
+    def get_issue(self, key, fields=("summary",), properties=()):
+        """The issue, or None when Jira says 404 (deleted, moved out of reach, never existed)."""
+        params = {"fields": ",".join(fields)}
+        if properties:
+            params["properties"] = ",".join(properties)
+        try:
+            return self.get(ISSUE.format(key=key), params=params)
+        except JiraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete_issue(self, key):
+        """Delete an issue; True when deleted, False when it was already gone."""
+        try:
+            self.request("DELETE", ISSUE.format(key=key))
+        except JiraError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def issue_property(self, key, property_key):
+        """The value of an issue's entity property, or None when the issue or property is missing."""
+        try:
+            found = self.get(ISSUE_PROPERTY.format(key=key, property=property_key))
+        except JiraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return (found or {}).get("value")
+
+    def search_jql(self, jql, fields=("summary", "labels"), max_results=50):
+        """Issues matching `jql`, up to `max_results` (Cloud: /search/jql with nextPageToken)."""
+        found = []
+        params = {"jql": jql, "fields": ",".join(fields), "maxResults": min(max_results, 100)}
+        if self.cloud:
+            while len(found) < max_results:
+                page = self.get(SEARCH_JQL, params=params) or {}
+                found += page.get("issues") or []
+                token = page.get("nextPageToken")
+                if page.get("isLast", not token) or not token:
+                    break
+                params = {**params, "nextPageToken": token}
+        else:
+            params["startAt"] = 0
+            while len(found) < max_results:
+                page = self.get(SEARCH_V2, params=params) or {}
+                issues = page.get("issues") or []
+                found += issues
+                params = {**params, "startAt": params["startAt"] + len(issues)}
+                if not issues or params["startAt"] >= int(page.get("total") or 0):
+                    break
+        return found[:max_results]
+
+    # Worklogs
+    def add_worklog(self, issue_key, body, properties=None):
+        """POST a worklog (body: started, timeSpentSeconds, comment) with properties in the same request."""
+        body = dict(body)
+        if properties:
+            body["properties"] = self._properties(properties)
+        return self.request("POST", WORKLOGS.format(key=issue_key), json=body)
+
+    def update_worklog(self, issue_key, worklog_id, body):
+        return self.request("PUT", WORKLOG.format(key=issue_key, worklog_id=worklog_id), json=body)
+
+    def delete_worklog(self, issue_key, worklog_id):
+        """Delete a worklog; True when deleted, False when it (or its issue) was already gone."""
+        try:
+            self.request("DELETE", WORKLOG.format(key=issue_key, worklog_id=worklog_id))
+        except JiraError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def list_worklogs(self, issue_key):
+        """All worklogs of an issue, each with its entity properties (expand=properties)."""
+        found = []
+        params = {"startAt": 0, "maxResults": 5000, "expand": "properties"}
+        while True:
+            page = self.get(WORKLOGS.format(key=issue_key), params=params) or {}
+            worklogs = page.get("worklogs") or []
+            found += worklogs
+            params = {**params, "startAt": params["startAt"] + len(worklogs)}
+            if not worklogs or params["startAt"] >= int(page.get("total") or 0):
+                return found
+
+    # Users
+    def find_user(self, email):
+        """The Jira user with this email: accountId on Cloud, username on Server; None when not found.
+
+        Cloud often hides email addresses; then a single active match for the query is taken.
+        """
+        email = (email or "").strip()
+        if not email:
+            return None
+        params = {"query": email, "maxResults": 10} if self.cloud else {"username": email, "maxResults": 10}
+        users = [user for user in (self.get(USER_SEARCH, params=params) or []) if user.get("active", True)]
+        id_key = "accountId" if self.cloud else "name"
+        exact = [user for user in users if (user.get("emailAddress") or "").lower() == email.lower()]
+        if exact:
+            return exact[0].get(id_key)
+        if len(users) == 1 and not users[0].get("emailAddress"):
+            return users[0].get(id_key)
+        return None

@@ -9,6 +9,7 @@ other modules can add theirs (`install_core_routes(server)` here; issues, worklo
 import base64
 import functools
 import json
+import re
 from pathlib import Path
 
 from werkzeug.datastructures import Headers, ImmutableMultiDict
@@ -17,6 +18,7 @@ from tests.fakes.server import FakeServer, Response
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "jira" / "jira-openapi.json"
 EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
+JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 
 
 @functools.cache
@@ -24,7 +26,10 @@ def openapi():
     from openapi_core import Config, OpenAPI
 
     spec = json.loads(SPEC_PATH.read_text())
-    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+    # The spec says "date-time" (RFC 3339), but Jira only parses yyyy-MM-dd'T'HH:mm:ss.SSSZ with a numeric
+    # offset ("...000+0000"; "Z" is rejected): check what the real Jira accepts.
+    formats = {"date-time": lambda value: not isinstance(value, str) or bool(JIRA_DATETIME.match(value))}
+    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None, extra_format_validators=formats))
 
 
 class _SpecRequest:
@@ -103,7 +108,37 @@ class FakeJira(FakeServer):
                     self.spec_errors.append(error)
                     self.requests.append(request)
                 return Response(400, {"errorMessages": [f"fake-jira spec violation: {error}"]})
-        return super().dispatch(request)
+        failure = self.take_failure(request)
+        if failure is None:
+            return super().dispatch(request)
+        applied = super().dispatch(request) if failure.get("apply") else None
+        if not failure.get("apply"):
+            with self.lock:
+                self.requests.append(request)
+        status = failure["status"]
+        headers = dict(failure.get("headers") or ({"Retry-After": "1"} if status == 429 else {}))
+        body = failure.get("body") or {
+            "errorMessages": [f"fake-jira injected failure {status}"],
+            "errors": {},
+        }
+        if applied is not None:
+            self.state.setdefault("applied_failures", []).append(applied)
+        return Response(status, body, headers)
+
+    def take_failure(self, request):
+        """Pop the first `state["fail_next"]` entry matching the request, as a dict, or None.
+
+        Entries: (method, path_regex, status[, apply]) or {"method", "path", "status", "apply", "headers",
+        "body"}. apply=True: the request is carried out but answered with the failure (the ambiguous case).
+        """
+        with self.lock:
+            for index, entry in enumerate(self.state.get("fail_next") or []):
+                if not isinstance(entry, dict):
+                    entry = dict(zip(("method", "path", "status", "apply"), entry, strict=False))
+                if entry["method"] == request.method and re.search(entry["path"], request.path):
+                    del self.state["fail_next"][index]
+                    return entry
+        return None
 
     def authorized(self, request):
         header = request.headers.get("authorization", "")

@@ -1,0 +1,132 @@
+"""The issue mapping form: templates must compile, and Jira must know the project, issue type and fields.
+
+The Jira check runs when the tenant has a Jira site; when the site cannot be asked (unreachable, needs
+reconnecting, no permission) the mapping is saved anyway and `form.jira_warning` says the check was not done.
+"""
+
+import time
+
+import requests
+from django import forms
+
+from connector.jira.client import JiraClient, JiraError
+from connector.models import IssueMapping
+from connector.render import RenderError, compile_template
+from tenants.models import JiraSite
+from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+UNREACHABLE = (JiraError, ReconnectRequired, TokenRefreshError, requests.RequestException)
+
+
+def _short_sleep(seconds):
+    """Admin requests wait at most a second between retries (an operator is waiting)."""
+    time.sleep(min(seconds, 1.0))
+
+
+def _template_leaves(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _template_leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _template_leaves(item)
+    elif isinstance(value, str):
+        yield value
+
+
+class IssueMappingForm(forms.ModelForm):
+    class Meta:
+        model = IssueMapping
+        fields = [
+            "tenant", "name", "event", "payment_kind", "condition", "project_key", "issue_type",
+            "summary_template", "description_template", "labels", "parent_key", "custom_fields",
+            "reporter_from", "assignee_from", "enabled", "order",
+        ]  # fmt: skip
+
+    jira_warning = ""
+
+    def _compile(self, field, template, prefix=""):
+        try:
+            compile_template(template)
+        except RenderError as exc:
+            self.add_error(field, f"{prefix}{exc}")
+            return False
+        return True
+
+    def clean(self):
+        data = super().clean()
+        for field in ("summary_template", "description_template", "condition", "parent_key"):
+            if data.get(field):
+                self._compile(field, data[field])
+        labels = data.get("labels")
+        if labels not in (None, "") and not (
+            isinstance(labels, list) and all(isinstance(label, str) for label in labels)
+        ):
+            self.add_error(
+                "labels", 'Enter a JSON list of label templates, e.g. ["freshbooks", "{{ kind }}"].'
+            )
+        elif labels:
+            for label in labels:
+                self._compile("labels", label, f"Label {label!r}: ")
+        custom = data.get("custom_fields")
+        if custom not in (None, "") and not isinstance(custom, dict):
+            self.add_error(
+                "custom_fields",
+                'Enter a JSON object of field id → template, e.g. {"customfield_10071": "…"}.',
+            )
+        elif custom:
+            for field_id, template in custom.items():
+                for leaf in _template_leaves(template):
+                    if not self._compile("custom_fields", leaf, f"{field_id}: "):
+                        break
+        if data.get("tenant") and data.get("project_key") and data.get("issue_type") and not self.errors:
+            self.check_jira(data)
+        return data
+
+    def check_jira(self, data):
+        site = JiraSite.objects.filter(tenant=data["tenant"]).first()
+        if site is None or not site.base_url:
+            self.jira_warning = "Not checked against Jira: this tenant has no Jira site yet."
+            return
+        client = JiraClient(site, actor="admin", sleep=_short_sleep)
+        project_key, issue_type = data["project_key"].strip(), data["issue_type"].strip()
+        try:
+            try:
+                client.project(project_key)
+            except JiraError as exc:
+                if exc.status == 404:
+                    self.add_error(
+                        "project_key",
+                        f"Jira has no project “{project_key}” (or the connection cannot see it).",
+                    )
+                    return
+                raise
+            types = client.issue_types(project_key)
+            found = next((t for t in types if t.get("name") == issue_type), None)
+            if found is None:
+                names = ", ".join(sorted(t.get("name", "") for t in types)) or "none"
+                self.add_error(
+                    "issue_type",
+                    f"Project {project_key} has no issue type “{issue_type}”. Available: {names}.",
+                )
+                return
+            custom = data.get("custom_fields") or {}
+            if custom:
+                fields = client.create_fields(project_key, found["id"])
+                known = {f.get("fieldId") or f.get("key") for f in fields}
+                missing = sorted(set(custom) - known)
+                if missing:
+                    self.add_error(
+                        "custom_fields",
+                        f"Not on the create screen of {project_key} / {issue_type}: {', '.join(missing)}.",
+                    )
+            parent = (data.get("parent_key") or "").strip()
+            if parent and "{" not in parent and client.get_issue(parent) is None:
+                self.add_error(
+                    "parent_key", f"Jira has no issue “{parent}” (or the connection cannot see it)."
+                )
+        except UNREACHABLE as exc:
+            self.jira_warning = (
+                f"Saved without checking the project, issue type and fields against Jira: {site} could not be "
+                f"asked ({exc})."
+            )

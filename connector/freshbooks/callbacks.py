@@ -1,0 +1,175 @@
+"""FreshBooks callback (webhook) registration and the verification handshake.
+
+`register(account)` makes FreshBooks hold exactly one callback at our URI per event the tenant needs
+(enabled issue mappings, plus time entries when worklog rules are enabled): it lists what exists,
+deletes duplicates and callbacks for events no longer needed, creates what is missing and mirrors
+the result into FreshBooksWebhook rows. Callbacks at other URIs (other integrations) are left alone.
+
+Handshake: FreshBooks POSTs `name=callback.verify` with a verifier; the webhook view stores it
+(encrypted) on the row and enqueues `confirm_verification(row id)`, which PUTs it back and marks the
+row verified. Task arguments never carry the verifier: django-q stores them in clear.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from connector.freshbooks.client import FreshBooksClient, FreshBooksError
+from connector.models import IssueMapping, WorklogRule
+from tenants.models import FreshBooksAccount, FreshBooksWebhook
+
+log = logging.getLogger(__name__)
+
+TIME_ENTRY_EVENTS = ("time_entry.create", "time_entry.update", "time_entry.delete")
+CONFIRM_TASK = "connector.freshbooks.callbacks.confirm_verification"
+
+
+def webhook_uri():
+    return settings.PUBLIC_BASE_URL + reverse("freshbooks-webhook")
+
+
+def needed_events(tenant):
+    """The FreshBooks events the tenant's enabled mappings and worklog rules need."""
+    events = set(IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("event", flat=True))
+    if WorklogRule.objects.filter(tenant=tenant, enabled=True).exists():
+        events.update(TIME_ENTRY_EVENTS)
+    return {e.strip() for e in events if e and e.strip()}
+
+
+@dataclass
+class Registration:
+    account: FreshBooksAccount
+    created: list = field(default_factory=list)  # event names
+    deleted: list = field(default_factory=list)  # (event, callback id)
+    kept: list = field(default_factory=list)  # event names
+    unverified: list = field(default_factory=list)  # event names still awaiting the handshake
+
+    def summary(self):
+        parts = [
+            f"created {', '.join(self.created)}" if self.created else "",
+            f"removed {', '.join(f'{e} #{i}' for e, i in self.deleted)}" if self.deleted else "",
+            f"kept {len(self.kept)}" if self.kept else "",
+            f"{len(self.unverified)} awaiting verification" if self.unverified else "",
+        ]
+        return "; ".join(p for p in parts if p) or "no callbacks needed"
+
+
+def _same_uri(a, b):
+    return (a or "").rstrip("/") == (b or "").rstrip("/")
+
+
+def _sync_row(account, callback, uri):
+    """Create or refresh the row for a FreshBooks callback; a row is verified only with a verifier."""
+    row, _ = FreshBooksWebhook.objects.get_or_create(
+        account=account,
+        callback_id=int(callback["callbackid"]),
+        defaults={"event": callback["event"], "uri": callback.get("uri") or uri},
+    )
+    row.event = callback["event"]
+    row.uri = callback.get("uri") or uri
+    verified = bool(callback.get("verified")) and bool(row.verifier)
+    if verified and not row.verified:
+        row.verified_at = timezone.now()
+    row.verified = verified
+    if not verified:
+        row.verified_at = None
+    row.save()
+    return row
+
+
+def register(account, actor="command"):
+    """Reconcile FreshBooks' callbacks at our URI with the events the tenant needs. Idempotent.
+
+    Raises FreshBooksError or tenants.tokens.ReconnectRequired; rows always reflect what was done.
+    """
+    client = FreshBooksClient(account, actor=actor)
+    uri = webhook_uri()
+    needed = needed_events(account.tenant)
+    result = Registration(account)
+    ours = [cb for cb in client.list_callbacks() if _same_uri(cb.get("uri"), uri)]
+    # Keep one callback per needed event, preferring a verified one, then the oldest.
+    keep, extra = {}, []
+    for cb in sorted(ours, key=lambda c: (not c.get("verified"), int(c["callbackid"]))):
+        if cb.get("event") in needed and cb["event"] not in keep:
+            keep[cb["event"]] = cb
+        else:
+            extra.append(cb)
+    with transaction.atomic():
+        known = {int(cb["callbackid"]) for cb in ours}
+        account.webhooks.exclude(callback_id__in=known).delete()  # gone from FreshBooks
+        for cb in keep.values():
+            _sync_row(account, cb, uri)
+    for cb in extra:
+        try:
+            client.delete_callback(cb["callbackid"])
+        except FreshBooksError as exc:
+            if exc.status != 404:
+                raise
+        account.webhooks.filter(callback_id=int(cb["callbackid"])).delete()
+        result.deleted.append((cb.get("event", "?"), int(cb["callbackid"])))
+    for event in sorted(needed - keep.keys()):
+        cb = client.create_callback(event, uri)
+        keep[event] = cb
+        _sync_row(account, cb, uri)
+        result.created.append(event)
+    result.kept = sorted(set(keep) - set(result.created))
+    result.unverified = sorted(
+        account.webhooks.filter(verified=False, event__in=list(keep)).values_list("event", flat=True)
+    )
+    log.info("FreshBooks callbacks for %s: %s", account, result.summary())
+    return result
+
+
+def resend_verification(webhook, actor="command"):
+    """Ask FreshBooks to send the callback.verify delivery again (only for unverified rows)."""
+    if webhook.verified:
+        return False
+    FreshBooksClient(webhook.account, actor=actor).resend_verification(webhook.callback_id)
+    return True
+
+
+def store_verifier(webhook, verifier):
+    """Handshake step 1 (in the request): keep the verifier, confirm after commit in a task.
+
+    A verified row is never changed by an unsigned callback.verify delivery: anyone can send one.
+    """
+    if webhook.verified:
+        return False
+    webhook.verifier = verifier
+    webhook.save(update_fields=["verifier", "updated_at"])
+    return True
+
+
+def confirm_verification(webhook_id):
+    """Handshake step 2 (django-q task): PUT the stored verifier back; on success the row is verified.
+
+    A verifier FreshBooks refuses is discarded (it may have been forged); network errors and 5xx raise
+    so that django-q retries.
+    """
+    row = FreshBooksWebhook.objects.select_related("account").filter(pk=webhook_id).first()
+    if row is None or row.verified or not row.verifier:
+        return "nothing to confirm"
+    verifier = row.verifier
+    try:
+        FreshBooksClient(row.account).verify_callback(row.callback_id, verifier)
+    except FreshBooksError as exc:
+        if exc.transient:
+            raise
+        with transaction.atomic():
+            current = FreshBooksWebhook.objects.select_for_update().filter(pk=row.pk).first()
+            if current and not current.verified and current.verifier == verifier:
+                current.verifier = ""
+                current.save(update_fields=["verifier", "updated_at"])
+        log.warning("FreshBooks refused the verifier of callback %s: %s", row.callback_id, exc)
+        return f"refused: {exc}"
+    with transaction.atomic():
+        current = FreshBooksWebhook.objects.select_for_update().filter(pk=row.pk).first()
+        if current and current.verifier == verifier:
+            current.verified, current.verified_at = True, timezone.now()
+            current.save(update_fields=["verified", "verified_at", "updated_at"])
+    log.info("FreshBooks callback %s (%s) verified", row.callback_id, row.event)
+    return "verified"

@@ -1,0 +1,338 @@
+"""Jira webhooks: keep the site's registration alive and verify what Jira delivers.
+
+OAuth 2.0 sites get *dynamic* webhooks (``/rest/api/3/webhook``): they expire after 30 days, are
+refreshed when due, carry no secret, and their deliveries are authenticated by a JWT signed with the
+OAuth client secret and routed to the site by ``matchedWebhookIds``. Dynamic webhooks cannot carry
+worklog events, so worklog deletions are only seen on API-token sites.
+
+API-token sites get one *admin* webhook (``/rest/webhooks/1.0/webhook``, needs Jira administrator
+rights) with a generated secret; Jira signs each delivery with ``X-Hub-Signature: sha256=<hex HMAC>``.
+
+Registration is idempotent: Jira is listed first, and a webhook that already matches is reused, so
+running it twice, or in a fresh process, never adds a second set.
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from connector.jira.client import JiraClient, JiraError
+from tenants.models import ConnectionStatus, JiraSite
+from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+log = logging.getLogger(__name__)
+
+DYNAMIC = "/rest/api/3/webhook"
+DYNAMIC_REFRESH = "/rest/api/3/webhook/refresh"
+ADMIN = "/rest/webhooks/1.0/webhook"
+ADMIN_ONE = "/rest/webhooks/1.0/webhook/{id}"
+
+# The dynamic-webhook API only allows issue, comment and issue-property events (no worklog events).
+DYNAMIC_EVENTS = ["jira:issue_updated", "jira:issue_deleted"]
+ADMIN_EVENTS = ["jira:issue_updated", "jira:issue_deleted", "worklog_deleted"]
+LIFETIME = timedelta(days=30)  # dynamic webhooks expire 30 days after registration or refresh
+REFRESH_WITHIN = timedelta(days=7)
+PAGE_SIZE = 100
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+FAILURES = (JiraError, ReconnectRequired, TokenRefreshError)
+
+
+class WebhookError(Exception):
+    """Registration cannot proceed (nothing to watch, or Jira refused an item)."""
+
+
+# --- expiry and URLs -------------------------------------------------------------------------------
+
+
+def parse_expiry(value):
+    """Jira's ``expirationDate``: epoch milliseconds (the spec) or an ISO string (every example). → aware datetime."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def dynamic_url():
+    return settings.PUBLIC_BASE_URL + reverse("jira-webhook")
+
+
+def admin_url(site):
+    return settings.PUBLIC_BASE_URL + reverse("jira-admin-webhook", args=[site.uuid])
+
+
+def project_keys(tenant):
+    """The projects the tenant's enabled mappings write to (valid Jira keys only: they go into JQL)."""
+    keys = tenant.mappings.filter(enabled=True).values_list("project_key", flat=True)
+    return sorted({k.strip().upper() for k in keys if PROJECT_KEY.match(k.strip().upper())})
+
+
+def jql_for(keys):
+    return f"project in ({', '.join(keys)})"
+
+
+def _same_jql(a, b):
+    return " ".join((a or "").split()).lower() == " ".join((b or "").split()).lower()
+
+
+def _ids(values):
+    out = []
+    for value in values or []:
+        try:
+            out.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+# --- delivery verification -------------------------------------------------------------------------
+
+
+def verify_hub_signature(secret, body, header):
+    """True when ``X-Hub-Signature`` is ``sha256=<hex HMAC-SHA256(secret, raw body)>`` (constant-time)."""
+    if not secret or not header:
+        return False
+    method, _, given = header.strip().partition("=")
+    if method.lower() != "sha256" or not given:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given.strip().lower())
+
+
+def verify_jwt(authorization):
+    """Decode the delivery JWT (HS256, OAuth client secret, ``exp`` required). Raises jwt.InvalidTokenError."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() not in ("bearer", "jwt") or not token.strip():
+        raise jwt.InvalidTokenError("no bearer token")
+    if not settings.ATLASSIAN_CLIENT_SECRET:
+        raise jwt.InvalidTokenError("ATLASSIAN_CLIENT_SECRET is not configured")
+    return jwt.decode(
+        token.strip(),
+        settings.ATLASSIAN_CLIENT_SECRET,
+        algorithms=["HS256"],
+        options={"require": ["exp"], "verify_aud": False},
+    )
+
+
+def site_for_webhook_ids(matched_ids):
+    """The OAuth site that registered one of ``matchedWebhookIds`` (None when no site did)."""
+    wanted = set(_ids(matched_ids if isinstance(matched_ids, list) else []))
+    if not wanted:
+        return None
+    sites = JiraSite.objects.filter(auth_method=JiraSite.AuthMethod.OAUTH2).select_related("tenant")
+    for site in sites.exclude(webhook_ids=[]):
+        if wanted & set(_ids(site.webhook_ids)):
+            return site
+    return None
+
+
+# --- registration and refresh ----------------------------------------------------------------------
+
+
+def register(site, actor="worker"):
+    """(Re-)register the site's webhooks. Returns True on success; a failure is saved on the site."""
+    return _run(site, actor, refreshing=False)
+
+
+def refresh(site, actor="worker", force=False):
+    """Refresh webhooks expiring within 7 days, then check they still exist; re-register missing ones."""
+    return _run(site, actor, refreshing=True, force=force)
+
+
+def eligible_sites(tenant_slug=None):
+    sites = JiraSite.objects.select_related("tenant").filter(tenant__active=True)
+    sites = sites.exclude(status=ConnectionStatus.DISCONNECTED)
+    if tenant_slug:
+        sites = sites.filter(tenant__slug=tenant_slug)
+    return sites.order_by("tenant__slug")
+
+
+def refresh_all():
+    """The daily django-q2 task: refresh every connected site's webhooks. Returns a summary."""
+    results = {}
+    for site in eligible_sites():
+        try:
+            results[site.tenant.slug] = refresh(site)
+        except Exception:  # one site's surprise must not stop the others' refresh
+            log.exception("Refreshing Jira webhooks for %s failed", site.tenant.slug)
+            results[site.tenant.slug] = False
+    return {"ok": sum(results.values()), "failed": [slug for slug, ok in results.items() if not ok]}
+
+
+def _run(site, actor, refreshing, force=False):
+    with transaction.atomic():
+        # One registration per site at a time (admin action vs. the daily task).
+        locked = JiraSite.objects.select_for_update().select_related("tenant").get(pk=site.pk)
+        client = JiraClient(locked, actor=actor)
+        try:
+            if locked.status == ConnectionStatus.DISCONNECTED:
+                raise WebhookError("The Jira site is not connected.")
+            if locked.auth_method == JiraSite.AuthMethod.OAUTH2:
+                _sync_dynamic(locked, client, refreshing=refreshing, force=force)
+            else:
+                _sync_admin(locked, client)
+        except (*FAILURES, WebhookError) as exc:
+            reason = _explain(locked, exc)
+            JiraSite.objects.filter(pk=locked.pk).update(webhook_error=reason, updated_at=timezone.now())
+            locked.refresh_from_db()  # drop half-made changes; the last good registration stays
+            log.error("Jira webhooks for %s (%s): %s", locked, locked.tenant.slug, reason)
+            ok = False
+        else:
+            locked.webhook_error = ""
+            locked.webhook_refreshed_at = timezone.now()
+            locked.save(
+                update_fields=["webhook_ids", "webhook_secret", "webhook_expires_at", "webhook_refreshed_at",
+                               "webhook_error", "updated_at"]
+            )  # fmt: skip
+            ok = True
+    for name in ("webhook_ids", "webhook_expires_at", "webhook_refreshed_at", "webhook_error", "status"):
+        setattr(site, name, getattr(locked, name))
+    return ok
+
+
+def _explain(site, exc):
+    if isinstance(exc, JiraError) and exc.status == 403 and site.auth_method != JiraSite.AuthMethod.OAUTH2:
+        return (
+            "Jira refused to register the admin webhook (403): the connected user needs Jira administrator "
+            "rights. The connector keeps working, but deletions and moves in Jira are not noticed."
+        )
+    if isinstance(exc, JiraError) and exc.status in (401, 403):
+        return f"{exc} — check that the app has the manage:jira-webhook scope, or reconnect."
+    return str(exc)
+
+
+def _list_dynamic(client):
+    found, start = [], 0
+    while True:
+        page = client.request("GET", DYNAMIC, params={"startAt": start, "maxResults": PAGE_SIZE}) or {}
+        values = page.get("values") or []
+        found += [w for w in values if isinstance(w, dict)]
+        if page.get("isLast", True) or not values:
+            return found
+        start += len(values)
+
+
+def _sync_dynamic(site, client, refreshing, force):
+    keys = project_keys(site.tenant)
+    if not keys:
+        raise WebhookError("No enabled issue mapping names a Jira project: nothing to watch.")
+    jql, url = jql_for(keys), dynamic_url()
+    stored = set(_ids(site.webhook_ids))
+    refreshed_until = None
+    if refreshing and stored:
+        due = site.webhook_expires_at is None or site.webhook_expires_at <= timezone.now() + REFRESH_WITHIN
+        if due or force:
+            answer = client.request("PUT", DYNAMIC_REFRESH, json={"webhookIds": sorted(stored)}) or {}
+            refreshed_until = parse_expiry(answer.get("expirationDate"))
+    # Jira silently ignores unknown ids on refresh: the list tells what really exists.
+    ours = [w for w in _list_dynamic(client) if w.get("url") == url]
+    claimed = set()
+    for other in JiraSite.objects.filter(cloud_id=site.cloud_id, auth_method=site.auth_method).exclude(
+        pk=site.pk
+    ):
+        claimed |= set(_ids(other.webhook_ids))
+
+    def fits(hook):
+        return set(hook.get("events") or []) == set(DYNAMIC_EVENTS) and _same_jql(hook.get("jqlFilter"), jql)
+
+    candidates = [w for w in ours if fits(w) and w.get("id") not in claimed]
+    candidates.sort(key=lambda w: w.get("id") not in stored)  # prefer the ones this site already holds
+    if candidates:
+        keep = candidates[0]
+        site.webhook_ids = [keep["id"]]
+        site.webhook_expires_at = parse_expiry(keep.get("expirationDate")) or refreshed_until
+        if site.webhook_expires_at is None:
+            site.webhook_expires_at = timezone.now() + LIFETIME
+    else:
+        body = {"url": url, "webhooks": [{"events": DYNAMIC_EVENTS, "jqlFilter": jql}]}
+        answer = client.request("POST", DYNAMIC, json=body) or {}
+        results = answer.get("webhookRegistrationResult") or [{}]
+        created = results[0].get("createdWebhookId") if isinstance(results[0], dict) else None
+        if created is None:
+            errors = results[0].get("errors") if isinstance(results[0], dict) else None
+            raise WebhookError(
+                f"Jira did not register the webhook: {'; '.join(map(str, errors or ['no id returned']))}"
+            )
+        site.webhook_ids = [created]
+        site.webhook_expires_at = timezone.now() + LIFETIME
+        log.info("Registered Jira webhook %s for %s (%s)", created, site, jql)
+    # Webhooks this site registered earlier that no longer fit (e.g. the mapped projects changed).
+    stale = sorted({w["id"] for w in ours if w.get("id") in stored} - set(site.webhook_ids))
+    if stale:
+        client.request("DELETE", DYNAMIC, json={"webhookIds": stale})
+
+
+def _admin_id(hook):
+    if hook.get("id") is not None:
+        return str(hook["id"])
+    return str(hook.get("self") or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _sync_admin(site, client):
+    keys = project_keys(site.tenant)
+    url = admin_url(site)
+    listed = client.request("GET", ADMIN)
+    listed = listed if isinstance(listed, list) else []
+    ours = [w for w in listed if isinstance(w, dict) and w.get("url") == url]
+    stored = {str(i) for i in site.webhook_ids or []}
+    ours.sort(key=lambda w: _admin_id(w) not in stored)
+    body = {
+        "name": f"ml-connector ({site.tenant.slug})",
+        "url": url,
+        "events": ADMIN_EVENTS,
+        "filters": {"issue-related-events-section": jql_for(keys) if keys else ""},
+        "excludeBody": False,
+    }
+    if ours:
+        keep = ours[0]
+        hook_id = _admin_id(keep)
+        known = hook_id in stored and site.webhook_secret
+        same = (
+            set(keep.get("events") or []) == set(ADMIN_EVENTS)
+            and _same_jql(
+                (keep.get("filters") or {}).get("issue-related-events-section"),
+                body["filters"]["issue-related-events-section"],
+            )
+            and keep.get("enabled", True)
+        )
+        if not (known and same):
+            # Jira never shows the secret: without it on file, rotate it.
+            secret = site.webhook_secret if known else secrets.token_urlsafe(32)
+            client.request(
+                "PUT", ADMIN_ONE.format(id=hook_id), json={**body, "enabled": True, "secret": secret}
+            )
+            site.webhook_secret = secret
+        for extra in ours[1:]:
+            client.request("DELETE", ADMIN_ONE.format(id=_admin_id(extra)))
+    else:
+        secret = secrets.token_urlsafe(32)
+        created = client.request("POST", ADMIN, json={**body, "secret": secret}) or {}
+        hook_id = _admin_id(created)
+        if not hook_id:
+            raise WebhookError("Jira did not return the new admin webhook's id.")
+        site.webhook_secret = secret
+        log.info("Registered Jira admin webhook %s for %s", hook_id, site)
+    site.webhook_ids = [hook_id]
+    site.webhook_expires_at = None  # admin webhooks do not expire

@@ -1,0 +1,269 @@
+"""The idempotency ledger: every Jira write for a FreshBooks object goes through here, so it happens once.
+
+Jira has no idempotency key, so:
+1. a `Link` row with a unique key per (tenant, FreshBooks object, purpose) is claimed before the call;
+2. the row is locked (SELECT ... FOR UPDATE) for the duration of the Jira call, so a second worker waits
+   and then sees the result instead of writing again;
+3. the create request carries a deterministic label and an entity property naming the FreshBooks object;
+4. an outcome we cannot know (timeout, connection reset, 5xx after sending) leaves the link "in doubt",
+   committed; before any later write for it we look in Jira (issues: JQL search on the label, retried
+   because search lags behind writes; worklogs: the issue's worklog list with properties) and adopt
+   what we find. A link left "pending" by a worker that died mid-call is treated the same way.
+5. a rejection (4xx, or no usable OAuth token) of a first attempt releases the claim: nothing was
+   written, so a replay starts afresh; after an unknown outcome the link stays in doubt.
+
+Call these functions outside any transaction (the in-doubt state must be committed before the error
+propagates). Deleted or rolled-back links are returned unchanged: nothing is re-created for them.
+"""
+
+import logging
+import re
+
+from django.db import IntegrityError, transaction
+
+from connector.jira.client import JiraError
+from connector.models import Link
+from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+log = logging.getLogger(__name__)
+
+PROPERTY_KEY = "ml-connector"
+UNSAFE_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]")  # labels are quoted in JQL: keep them plain
+# Seconds to wait between label searches while resolving an in-doubt create (JQL search lags writes).
+SEARCH_RETRY_DELAYS = (1.0, 2.0, 4.0)
+
+
+class LedgerError(Exception):
+    """A write that cannot be done safely (e.g. an update for an object never found in Jira)."""
+
+
+def dedupe_key(tenant, object_type, object_id, purpose):
+    return f"{tenant.pk}:{object_type}:{object_id}:{purpose}"
+
+
+def issue_label(tenant, object_type, object_id):
+    """The deterministic label of the issue for a FreshBooks object, e.g. "mlc-acme-invoice-123"."""
+    parts = ("mlc", tenant.slug, object_type, object_id)
+    return "-".join(UNSAFE_LABEL_CHARS.sub("_", str(part).strip()) for part in parts)
+
+
+def marker(tenant, object_type, object_id):
+    return {"tenant": tenant.slug, "object_type": object_type, "object_id": str(object_id)}
+
+
+def claim(tenant, object_type, object_id, purpose, event=None):
+    """The Link for this object and purpose, created if missing. Returns (link, claimed_now)."""
+    key = dedupe_key(tenant, object_type, object_id, purpose)
+    defaults = {"tenant": tenant, "purpose": purpose, "object_type": object_type,
+                "object_id": str(object_id), "event": event}  # fmt: skip
+    for _ in range(3):
+        try:
+            return Link.objects.get_or_create(dedupe_key=key, defaults=defaults)
+        except IntegrityError:  # lost a race between get and create on a backend that raced oddly
+            continue
+    return Link.objects.get(dedupe_key=key), False
+
+
+def _write_once(claim_args, event, find, write):
+    """The locked claim → (adopt or write) → record protocol shared by issues and worklogs.
+
+    `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
+    `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
+    """
+    for _ in range(3):
+        link, claimed_now = claim(*claim_args, event=event)
+        if link.state == Link.State.CREATED:
+            return link
+        error = None
+        with transaction.atomic():
+            locked = Link.objects.select_for_update().filter(pk=link.pk).first()
+            if locked is None:  # released by a worker whose write was rejected: claim again
+                continue
+            link = locked
+            if link.state in (Link.State.CREATED, Link.State.DELETED, Link.State.ROLLED_BACK):
+                return link
+            ids = None
+            doubtful = link.state == Link.State.IN_DOUBT or not claimed_now
+            if doubtful:
+                ids = find(link)
+                if ids:
+                    log.info("Adopted %s for %s after an unknown outcome", ids, link.dedupe_key)
+            if not ids:
+                try:
+                    ids = write(link)
+                except (JiraError, ReconnectRequired, TokenRefreshError) as exc:
+                    error = exc
+                    if getattr(exc, "ambiguous", False):
+                        link.state = Link.State.IN_DOUBT
+                        link.event = event or link.event
+                        link.save()
+                    elif not doubtful:
+                        link.delete()  # rejected, nothing written: a replay starts afresh without searching
+                    # else: an earlier outcome is still unknown; the link stays as it was.
+            if ids:
+                for name, value in ids.items():
+                    setattr(link, name, value)
+                link.state = Link.State.CREATED
+                link.event = event or link.event
+                link.save()
+        if error is not None:  # raised after the commit, so the in-doubt state survives
+            raise error
+        return link
+    raise LedgerError(
+        f"Could not claim {claim_args[1]} {claim_args[2]}: released repeatedly by other workers."
+    )
+
+
+def _issue_ids(issue):
+    return {"jira_issue_id": str(issue.get("id") or ""), "jira_issue_key": issue.get("key") or ""}
+
+
+def find_issue(client, tenant, object_type, object_id):
+    """The issue labelled for this object, searching again while Jira's search index catches up."""
+    label = issue_label(tenant, object_type, object_id)
+    jql = f'labels = "{label}" ORDER BY created ASC'
+    for delay in (0, *SEARCH_RETRY_DELAYS):
+        if delay:
+            client.sleep(delay)
+        issues = client.search_jql(jql, fields=("summary", "labels"), max_results=10)
+        issues = [
+            issue for issue in issues if label in ((issue.get("fields") or {}).get("labels") or [label])
+        ]
+        if issues:
+            if len(issues) > 1:
+                log.warning("%d Jira issues carry label %s; adopting the first", len(issues), label)
+            return issues[0]
+    return None
+
+
+def _with_label(fields, label):
+    labels = list(fields.get("labels") or [])
+    if label not in labels:
+        labels.append(label)
+    return {**fields, "labels": labels}
+
+
+def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None):
+    """The Link (state created) of the issue for this FreshBooks object, creating the issue at most once."""
+    object_id = str(object_id)
+    label = issue_label(tenant, object_type, object_id)
+
+    def find(link):
+        issue = find_issue(client, tenant, object_type, object_id)
+        return _issue_ids(issue) if issue else None
+
+    def write(link):
+        created = client.create_issue(
+            _with_label(fields, label), properties={PROPERTY_KEY: marker(tenant, object_type, object_id)}
+        )
+        return _issue_ids(created)
+
+    return _write_once((tenant, object_type, object_id, Link.Purpose.ISSUE), event, find, write)
+
+
+def _resolve(link, find):
+    """Make sure a link that is not `created` is resolved by looking in Jira; raise when nothing is there."""
+    if link.state == Link.State.CREATED:
+        return link
+    if link.state in (Link.State.IN_DOUBT, Link.State.PENDING):
+        with transaction.atomic():
+            link = Link.objects.select_for_update().get(pk=link.pk)
+            if link.state != Link.State.CREATED:
+                ids = find(link)
+                if ids:
+                    for name, value in ids.items():
+                        setattr(link, name, value)
+                    link.state = Link.State.CREATED
+                    link.save()
+        if link.state == Link.State.CREATED:
+            return link
+    raise LedgerError(
+        f"No Jira {link.purpose} for {link.object_type} {link.object_id} ({link.get_state_display()}); "
+        "replay the event that creates it."
+    )
+
+
+def update_issue(*, client, link, fields, event=None):
+    """Edit the linked issue (its ledger label is kept in the labels)."""
+    tenant = link.tenant
+    link = _resolve(
+        link,
+        lambda lk: (
+            _issue_ids(issue) if (issue := find_issue(client, tenant, lk.object_type, lk.object_id)) else None
+        ),
+    )
+    if "labels" in fields:
+        fields = _with_label(fields, issue_label(tenant, link.object_type, link.object_id))
+    fields = {name: value for name, value in fields.items() if name not in ("project", "issuetype")}
+    client.update_issue(link.jira_issue_key or link.jira_issue_id, fields)
+    return link
+
+
+def worklog_marker(tenant, time_entry_id):
+    return marker(tenant, "time_entry", time_entry_id)
+
+
+def find_worklog(client, tenant, issue_key, time_entry_id):
+    """The worklog on `issue_key` whose ml-connector property names this time entry."""
+    wanted = worklog_marker(tenant, time_entry_id)
+    for worklog in client.list_worklogs(issue_key):
+        for prop in worklog.get("properties") or []:
+            value = prop.get("value")
+            if (
+                prop.get("key") == PROPERTY_KEY
+                and isinstance(value, dict)
+                and all(str(value.get(name)) == wanted[name] for name in wanted)
+            ):
+                return worklog
+    return None
+
+
+def ensure_worklog(*, client, tenant, time_entry_id, issue_key, body, event=None):
+    """The Link (state created) of the worklog for this time entry on `issue_key`, added at most once."""
+    time_entry_id = str(time_entry_id)
+
+    def find(link):
+        worklog = find_worklog(client, tenant, issue_key, time_entry_id)
+        return {"jira_worklog_id": str(worklog["id"]), "jira_issue_key": issue_key} if worklog else None
+
+    def write(link):
+        link.jira_issue_key = issue_key  # kept when in doubt: the resolution looks at this issue
+        created = client.add_worklog(
+            issue_key, body, properties={PROPERTY_KEY: worklog_marker(tenant, time_entry_id)}
+        )
+        return {
+            "jira_worklog_id": str(created["id"]),
+            "jira_issue_key": issue_key,
+            "jira_issue_id": str(created.get("issueId") or ""),
+        }
+
+    return _write_once((tenant, "time_entry", time_entry_id, Link.Purpose.WORKLOG), event, find, write)
+
+
+def _find_linked_worklog(client, link):
+    if not link.jira_issue_key:
+        return None
+    worklog = find_worklog(client, link.tenant, link.jira_issue_key, link.object_id)
+    return {"jira_worklog_id": str(worklog["id"])} if worklog else None
+
+
+def update_worklog(*, client, link, body, event=None):
+    link = _resolve(link, lambda lk: _find_linked_worklog(client, lk))
+    client.update_worklog(link.jira_issue_key, link.jira_worklog_id, body)
+    return link
+
+
+def delete_worklog(*, client, link, event=None):
+    """Delete the linked worklog (already gone in Jira is fine); the link ends in state deleted."""
+    if link.state in (Link.State.DELETED, Link.State.ROLLED_BACK):
+        return link
+    try:
+        link = _resolve(link, lambda lk: _find_linked_worklog(client, lk))
+    except LedgerError:
+        pass  # never written: nothing to delete
+    else:
+        client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
+    link.state = Link.State.DELETED
+    link.event = event or link.event
+    link.save(update_fields=["state", "event", "updated_at"])
+    return link

@@ -1,0 +1,156 @@
+"""Connection checks shared by `manage.py check_connections`, the admin action "Test connection",
+`create_tenant` and the API-token Jira site form.
+
+Each check is cheap and read-only: FreshBooks identity plus one list call; Jira `myself`, the mapped
+projects and their creatable issue types.
+"""
+
+from dataclasses import dataclass
+
+from connector.freshbooks.client import FreshBooksClient, FreshBooksError
+from connector.jira.client import JiraClient, JiraError
+from tenants.models import JiraSite
+from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
+OK, FAIL = "ok", "FAIL"
+CONNECTION_ERRORS = (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError)
+
+
+class CheckError(Exception):
+    """A connection check failed; the message is one line an operator can act on."""
+
+
+@dataclass
+class Result:
+    tenant: str
+    side: str
+    status: str
+    detail: str
+
+    @property
+    def ok(self):
+        return self.status == OK
+
+
+def _no_sleep(_seconds):
+    """Checks answer now: no backoff waits on a site that does not answer."""
+
+
+def probe_jira_site(base_url, email, api_token):
+    """Reach an API-token site: returns (deployment, display name) or raises CheckError.
+
+    `serverInfo` tells Cloud from Server/Data Center (v3 exists on Cloud only, v2 on both); `myself`
+    proves the credentials.
+    """
+    site = JiraSite(
+        base_url=base_url.rstrip("/"), email=email, api_token=api_token, auth_method=JiraSite.AuthMethod.BASIC
+    )
+    info = None
+    for deployment in (JiraSite.Deployment.CLOUD, JiraSite.Deployment.SERVER):
+        site.deployment = deployment
+        try:
+            info = JiraClient(site, actor="check", sleep=_no_sleep).server_info()
+            break
+        except JiraError as exc:
+            if exc.status in (401, 403):
+                raise CheckError(f"Jira refused the credentials for {email}: {exc}") from exc
+            if exc.status != 404:
+                raise CheckError(f"Jira at {base_url} did not answer serverInfo: {exc}") from exc
+    if not isinstance(info, dict):
+        raise CheckError(f"{base_url} does not look like a Jira site (no serverInfo).")
+    kind = (info.get("deploymentType") or "").lower()
+    site.deployment = JiraSite.Deployment.CLOUD if kind == "cloud" else JiraSite.Deployment.SERVER
+    try:
+        me = JiraClient(site, actor="check", sleep=_no_sleep).myself()
+    except JiraError as exc:
+        if exc.status in (401, 403):
+            raise CheckError(f"Jira refused the credentials for {email}: {exc}") from exc
+        raise CheckError(f"Jira myself failed: {exc}") from exc
+    return site.deployment, (me or {}).get("displayName") or email
+
+
+def check_jira_project(site, project_key, issue_types=()):
+    """Raise CheckError unless the project exists and every name in `issue_types` is creatable there."""
+    client = JiraClient(site, actor="check", sleep=_no_sleep)
+    try:
+        client.project(project_key)
+    except JiraError as exc:
+        if exc.status == 404:
+            raise CheckError(f"project {project_key} not found (or not visible to this user)") from exc
+        raise CheckError(f"project {project_key}: {exc}") from exc
+    try:
+        creatable = {t.get("name") for t in client.issue_types(project_key)}
+    except JiraError as exc:
+        raise CheckError(f"issue types of {project_key}: {exc}") from exc
+    missing = sorted(set(issue_types) - creatable)
+    if missing:
+        raise CheckError(
+            f"issue type(s) {', '.join(missing)} cannot be created in {project_key} "
+            f"(creatable: {', '.join(sorted(filter(None, creatable))) or 'none'})"
+        )
+
+
+def check_freshbooks(tenant):
+    accounts = list(tenant.freshbooks_accounts.all())
+    if not accounts:
+        return [Result(tenant.slug, "freshbooks", FAIL, "not connected")]
+    results = []
+    for account in accounts:
+        label = account.business_name or account.account_id
+        client = FreshBooksClient(account, actor="check")
+        try:
+            me = client.me()
+            businesses = {
+                str((m.get("business") or {}).get("id")) for m in me.get("business_memberships") or []
+            }
+            if account.business_id not in businesses:
+                raise CheckError(f"{label}: the connected user is no longer a member of this business")
+            client.request(
+                "GET", LIST_CLIENTS.format(account_id=account.account_id), params={"page": 1, "per_page": 1}
+            )
+        except (CheckError, *CONNECTION_ERRORS) as exc:
+            results.append(Result(tenant.slug, "freshbooks", FAIL, f"{label}: {exc}"))
+            continue
+        results.append(Result(tenant.slug, "freshbooks", OK, f"{label} as {me.get('email') or 'user'}"))
+    return results
+
+
+def check_jira(tenant):
+    site = JiraSite.objects.filter(tenant=tenant).first()
+    if site is None:
+        return [Result(tenant.slug, "jira", FAIL, "no Jira site")]
+    try:
+        me = JiraClient(site, actor="check", sleep=_no_sleep).myself() or {}
+    except CONNECTION_ERRORS as exc:
+        return [Result(tenant.slug, "jira", FAIL, f"{site}: {exc}")]
+    results = [Result(tenant.slug, "jira", OK, f"{site} as {me.get('displayName') or me.get('name') or '?'}")]
+    wanted = {}
+    for mapping in tenant.mappings.filter(enabled=True):
+        wanted.setdefault(mapping.project_key, set()).add(mapping.issue_type)
+    if not wanted:
+        results.append(Result(tenant.slug, "jira", FAIL, "no enabled mappings"))
+    for project_key, issue_types in sorted(wanted.items()):
+        try:
+            check_jira_project(site, project_key, issue_types)
+        except (CheckError, *CONNECTION_ERRORS) as exc:
+            results.append(Result(tenant.slug, "jira", FAIL, str(exc)))
+        else:
+            types = ", ".join(sorted(issue_types))
+            results.append(Result(tenant.slug, "jira", OK, f"project {project_key}: {types} creatable"))
+    return results
+
+
+def check_tenant(tenant):
+    return check_freshbooks(tenant) + check_jira(tenant)
+
+
+def format_table(results):
+    rows = [("TENANT", "SIDE", "STATUS", "DETAIL")] + [
+        (r.tenant, r.side, r.status, r.detail) for r in results
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    )

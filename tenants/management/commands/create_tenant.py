@@ -1,0 +1,110 @@
+"""Create a tenant with its API-token Jira site and default mappings, then print the next steps."""
+
+import os
+import re
+import sys
+from getpass import getpass
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.urls import reverse
+from django.utils.text import slugify
+
+from connector.defaults import create_default_mappings
+from tenants.checks import CheckError, check_jira_project, probe_jira_site
+from tenants.models import ConnectionStatus, JiraSite, Tenant
+
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a tenant: its Jira site (email + API token; the token is read from the JIRA_API_TOKEN "
+        "environment variable or prompted for, never passed as an argument) and the default mappings to "
+        "--jira-project. The site is checked first (serverInfo decides Cloud or Server/Data Center; "
+        "myself proves the credentials; the project must exist) unless --skip-check is given. Prints the URL "
+        "at which to connect the tenant's FreshBooks business."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="Display name, e.g. 'Acme Corp'.")
+        parser.add_argument("--slug", required=True, help="Short unique id used in URLs, e.g. 'acme'.")
+        parser.add_argument(
+            "--jira-url", required=True, help="Jira site URL, e.g. https://acme.atlassian.net"
+        )
+        parser.add_argument(
+            "--jira-email", required=True, help="Email (Cloud) or user name (Server) of the Jira user."
+        )
+        parser.add_argument(
+            "--jira-project", required=True, help="Project key the default mappings write to."
+        )
+        parser.add_argument(
+            "--skip-check",
+            action="store_true",
+            help="Do not contact Jira now (the site is saved as Cloud and 'not connected' until checked).",
+        )
+
+    def handle(self, *args, **options):
+        name, slug = options["name"].strip(), options["slug"].strip()
+        jira_url = options["jira_url"].strip().rstrip("/")
+        email = options["jira_email"].strip()
+        project = options["jira_project"].strip().upper()
+        if not name:
+            raise CommandError("--name must not be empty.")
+        if slug != slugify(slug) or not slug:
+            raise CommandError(
+                f"--slug {slug!r} must be lower-case letters, digits and hyphens, e.g. 'acme-corp'."
+            )
+        if not re.match(r"^https?://[^/\s]+", jira_url):
+            raise CommandError(
+                f"--jira-url {jira_url!r} must be an http(s) URL, e.g. https://acme.atlassian.net"
+            )
+        if not PROJECT_KEY.match(project):
+            raise CommandError(f"--jira-project {project!r} is not a Jira project key (e.g. FIN).")
+        if Tenant.objects.filter(slug=slug).exists():
+            raise CommandError(f"A tenant with slug {slug!r} already exists.")
+        token = self.api_token()
+
+        deployment, status = JiraSite.Deployment.CLOUD, ConnectionStatus.DISCONNECTED
+        if not options["skip_check"]:
+            try:
+                deployment, user = probe_jira_site(jira_url, email, token)
+                probe = JiraSite(base_url=jira_url, email=email, api_token=token, deployment=deployment)
+                check_jira_project(probe, project, {"Task"})
+            except CheckError as exc:
+                raise CommandError(f"{exc} (use --skip-check to create the tenant anyway)") from exc
+            status = ConnectionStatus.CONNECTED
+            self.stdout.write(
+                f"Jira {jira_url}: {JiraSite.Deployment(deployment).label}, signed in as {user}."
+            )
+
+        with transaction.atomic():
+            tenant = Tenant.objects.create(name=name, slug=slug)
+            JiraSite.objects.create(
+                tenant=tenant, base_url=jira_url, email=email, api_token=token, deployment=deployment,
+                auth_method=JiraSite.AuthMethod.BASIC, status=status,
+            )  # fmt: skip
+            mappings = create_default_mappings(tenant, project)
+
+        connect_url = settings.PUBLIC_BASE_URL + reverse("freshbooks-oauth-connect", args=[slug])
+        self.stdout.write(
+            self.style.SUCCESS(f"Created tenant {name} ({slug}) with {len(mappings)} mappings to {project}.")
+        )
+        self.stdout.write(
+            "Next steps:\n"
+            f"  1. Connect FreshBooks (signed in to the admin as staff): {connect_url}\n"
+            f"  2. Register the FreshBooks webhooks: manage.py register_webhooks --tenant {slug}\n"
+            f"  3. Check both sides: manage.py check_connections --tenant {slug}"
+        )
+
+    def api_token(self):
+        token = os.environ.get("JIRA_API_TOKEN", "").strip()
+        if token:
+            return token
+        if not sys.stdin.isatty():
+            raise CommandError("Set JIRA_API_TOKEN (no terminal to prompt for the Jira API token).")
+        token = getpass("Jira API token: ").strip()
+        if not token:
+            raise CommandError("A Jira API token is required.")
+        return token

@@ -1,0 +1,122 @@
+"""FreshBooks record routes for the fake FreshBooks: single GETs with FreshBooks' envelopes and error shapes.
+
+State: ``fb.state["records"][kind][str(id)] = record`` for kinds invoice, payment, expense, expense_category,
+client, bill, bill_vendor (accounting: ``/accounting/account/{account_id}/…``, envelope
+``{"response": {"result": {"<key>": record}}}``), time_entry and project (``/timetracking/business/{id}/…`` and
+``/projects/business/{id}/…``, bare envelopes). ``include[]=category`` on an expense embeds its category.
+Unknown ids answer 404 in FreshBooks' shape for that API family. Requests need a bearer token the fake issued.
+
+Helpers: ``load(path)`` reads a fixture under tests/fixtures/freshbooks and ``record_of(path)`` unwraps it;
+``put(fb, kind, record)`` stores a record under its id.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+from connector.freshbooks.client import ACCOUNTING_RESOURCES
+from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID, unauthorized
+from tests.fakes.server import Response
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "freshbooks"
+RESOURCE_KIND = {resource: (kind, key) for kind, (resource, key) in ACCOUNTING_RESOURCES.items()}
+
+
+def load(path):
+    return json.loads((FIXTURES / path).read_text())
+
+
+def record_of(path):
+    """The single record inside a fixture, whatever its envelope."""
+    data = load(path)
+    if "response" in data:
+        return next(iter(data["response"]["result"].values()))
+    return data.get("time_entry") or data.get("project")
+
+
+def record_id(kind, record):
+    if kind == "bill_vendor":
+        return str(record.get("vendorid") or record.get("id"))
+    if kind == "expense_category":
+        return str(record.get("categoryid") or record.get("id"))
+    return str(record["id"])
+
+
+def put(fb, kind, record):
+    """Store a (copied) record; returns the copy, which tests may change in place."""
+    record = copy.deepcopy(record)
+    with fb.lock:
+        fb.state.setdefault("records", {}).setdefault(kind, {})[record_id(kind, record)] = record
+    return record
+
+
+def get(fb, kind, object_id):
+    with fb.lock:
+        found = fb.state.setdefault("records", {}).get(kind, {}).get(str(object_id))
+        return copy.deepcopy(found)
+
+
+def accounting_not_found(kind, object_id):
+    return Response(
+        404,
+        {"response": {"errors": [{"errno": 1012, "field": "id", "message": f"The requested {kind} could not be found.",
+                                  "object": kind, "value": str(object_id)}]}},
+    )  # fmt: skip
+
+
+def install_record_routes(fb):
+    fb.state.setdefault("records", {})
+
+    @fb.route("GET", r"/accounting/account/(?P<account>[^/]+)/(?P<resource>[a-z_]+/[a-z_]+)/(?P<id>[^/]+)")
+    def accounting(request):
+        denied = unauthorized(fb, request)
+        if denied:
+            return denied
+        kind, key = RESOURCE_KIND.get(request.match["resource"], (None, None))
+        if kind is None or request.match["account"] != fb.state.get("account_id", ACCOUNT_ID):
+            return accounting_not_found(kind or "resource", request.match["id"])
+        record = get(fb, kind, request.match["id"])
+        if record is None:
+            return accounting_not_found(key, request.match["id"])
+        includes = request.query.get("include[]", [])
+        if kind == "expense" and "category" in includes:
+            record["category"] = get(fb, "expense_category", record.get("categoryid"))
+        return {"response": {"result": {key: record}}}
+
+    @fb.route("GET", r"/timetracking/business/(?P<business>\d+)/time_entries/(?P<id>\d+)")
+    def time_entry(request):
+        denied = unauthorized(fb, request)
+        if denied:
+            return denied
+        record = get(fb, "time_entry", request.match["id"])
+        if record is None or request.match["business"] != fb.state.get("business_id", BUSINESS_ID):
+            return Response(404, {"error": "Requested resource could not be found."})
+        return {"time_entry": record}
+
+    @fb.route("GET", r"/projects/business/(?P<business>\d+)/project/(?P<id>\d+)")
+    def project(request):
+        denied = unauthorized(fb, request)
+        if denied:
+            return denied
+        record = get(fb, "project", request.match["id"])
+        if record is None or request.match["business"] != fb.state.get("business_id", BUSINESS_ID):
+            return Response(404, {"error": "Requested resource could not be found."})
+        return {"project": record, "abilities": []}
+
+    return fb
+
+
+def install_fixture_records(fb):
+    """Every vendor-shaped sample record the tests use, stored under its id."""
+    records = {
+        "invoice": record_of("java-sdk/get_invoice_response.json"),
+        "payment": record_of("java-sdk/get_payment_response.json"),
+        "expense": record_of("java-sdk/get_expense_response.json"),
+        "client": record_of("java-sdk/get_client_response.json"),
+        "time_entry": record_of("java-sdk/get_time_entry_response.json"),
+        "project": record_of("java-sdk/get_project_response.json"),
+        "bill": record_of("synthetic/get_bill_response.json"),
+        "bill_vendor": record_of("synthetic/get_bill_vendor_response.json"),
+        "expense_category": record_of("synthetic/get_expense_category_response.json"),
+    }
+    return {kind: put(fb, kind, record) for kind, record in records.items()}

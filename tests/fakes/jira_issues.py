@@ -1,0 +1,407 @@
+"""Issue, worklog, search, property and user routes for FakeJira, behaving like Jira Cloud v3 (or v2 on a
+FakeJira(deployment="server"): plain-text descriptions, /rest/api/2/search with startAt/total).
+
+State (in ``jira.state``):
+- ``projects`` (from FakeJira), ``custom_fields``: ids settable on the create screen.
+- ``issues``: {key: {"id", "key", "fields", "properties": {key: value}, "hidden_searches"}}.
+- ``worklogs``: {issue key: [{"id", "issueId", "started", "timeSpentSeconds", "comment", "properties": [...]}]}.
+- ``users``: [{"accountId", "emailAddress", "displayName", "active", "name"}].
+- ``search_lag``: newly created issues stay invisible to the next N searches (Jira's index lags writes).
+- ``create_delay``: seconds to sleep inside POST /issue (widens races in concurrency tests).
+- ``fail_next`` (handled by FakeJira.dispatch): see tests/fakes/jira.py.
+"""
+
+import re
+import time
+from datetime import datetime
+
+from tests.fakes.jira import JIRA_DATETIME
+from tests.fakes.server import Response
+
+CLAUSE = re.compile(
+    r"""\s*(?P<field>[\w.]+)\s*(?:(?P<eq>=)\s*(?P<value>"[^"]*"|[^\s()]+)|(?P<in>in)\s*\((?P<values>[^)]*)\))\s*""",
+    re.IGNORECASE,
+)
+
+
+def errors(status=400, messages=(), **field_errors):
+    return Response(status, {"errorMessages": list(messages), "errors": field_errors})
+
+
+def _unquote(value):
+    value = value.strip()
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def parse_jql(jql):
+    """[(field, {values})] for `a = "x" AND b in (...) ORDER BY ...`; ValueError when unsupported."""
+    where = re.split(r"\border\s+by\b", jql, flags=re.IGNORECASE)[0].strip()
+    if not where:
+        raise ValueError("The JQL query must be bounded (add a condition).")
+    clauses = []
+    for part in re.split(r"\s+and\s+", where, flags=re.IGNORECASE):
+        found = CLAUSE.fullmatch(part)
+        if not found:
+            raise ValueError(f"Error in the JQL Query: unsupported clause '{part.strip()}'.")
+        if found["eq"]:
+            values = {_unquote(found["value"])}
+        else:
+            values = {_unquote(v) for v in found["values"].split(",") if v.strip()}
+        clauses.append((found["field"].lower(), values))
+    return clauses
+
+
+def install_issue_routes(jira):
+    jira.state.setdefault("custom_fields", [])
+    jira.state.update(search_lag=0, create_delay=0.0, issue_counters={})
+    cloud = jira.deployment == "cloud"
+
+    def next_key(project):
+        with jira.lock:
+            counters = jira.state["issue_counters"]
+            counters[project] = counters.get(project, 0) + 1
+            return f"{project}-{counters[project]}"
+
+    def find(key_or_id):
+        for issue in jira.state["issues"].values():
+            if key_or_id in (issue["key"], issue["id"]):
+                return issue
+        return None
+
+    def not_found(what="Issue"):
+        return errors(404, [f"{what} does not exist or you do not have permission to see it."])
+
+    def check_text(value):
+        """A rich-text value: ADF on Cloud v3, a plain string on Server v2 (Jira's messages)."""
+        if cloud:
+            if not (isinstance(value, dict) and value.get("type") == "doc" and value.get("version") == 1):
+                return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+            for node in _walk(value):
+                if node.get("type") == "text" and not node.get("text"):
+                    return "INVALID_INPUT"  # Jira rejects empty text nodes
+            return None
+        return None if isinstance(value, str) else "Operation value must be a string"
+
+    def check_fields(fields, creating, project=None):
+        problems = {}
+        if creating:
+            project = jira.state["projects"].get((fields.get("project") or {}).get("key", ""))
+            if not project:
+                return {"project": "Specify a valid project ID or key"}, None
+            type_name = (fields.get("issuetype") or {}).get("name")
+            if type_name not in project["issueTypes"]:
+                problems["issuetype"] = "Specify a valid issue type"
+            if not (fields.get("summary") or "").strip():
+                problems["summary"] = "You must specify a summary of the issue."
+        if "summary" in fields and len(fields["summary"] or "") > 255:
+            problems["summary"] = "Summary can't exceed 255 characters."
+        if "summary" in fields and "\n" in (fields["summary"] or ""):
+            problems["summary"] = "Field 'summary' cannot contain newline characters."
+        if fields.get("description") is not None:
+            problem = check_text(fields["description"])
+            if problem:
+                problems["description"] = problem
+        for label in fields.get("labels") or []:
+            if not isinstance(label, str) or re.search(r"\s", label):
+                problems["labels"] = f"The label '{label}' can't contain spaces."
+            elif len(label) > 255:
+                problems["labels"] = "The label must not exceed 255 characters."
+        parent = (fields.get("parent") or {}).get("key")
+        if parent and not find(parent):
+            problems["parent"] = f"Could not find issue by id or key '{parent}'."
+        for name in fields:
+            if name.startswith("customfield_") and name not in jira.state["custom_fields"]:
+                problems[name] = (
+                    f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+                )
+        for role in ("reporter", "assignee"):
+            user = fields.get(role)
+            if user:
+                ident = user.get("accountId") if cloud else user.get("name")
+                if not any(ident in (u.get("accountId"), u.get("name")) for u in jira.state["users"]):
+                    problems[role] = f"Specify a valid {'accountId' if cloud else 'user name'} for {role}."
+        return problems, project
+
+    @jira.api("POST", "issue")
+    def create_issue(request):
+        body = request.json() or {}
+        fields = body.get("fields") or {}
+        problems, project = check_fields(fields, creating=True)
+        if problems:
+            return errors(400, **problems)
+        if jira.state["create_delay"]:
+            time.sleep(jira.state["create_delay"])
+        issue_id, key = jira.new_id(), next_key(project["key"])
+        with jira.lock:
+            jira.state["issues"][key] = {
+                "id": issue_id,
+                "key": key,
+                "fields": dict(fields),
+                "properties": {p["key"]: p.get("value") for p in body.get("properties") or []},
+                "hidden_searches": jira.state["search_lag"],
+                "created": time.time(),
+            }
+        return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{request.path}/{issue_id}"})
+
+    def issue_json(issue, request):
+        wanted = [f for f in (request.arg("fields") or "*all").split(",") if f]
+        fields = issue["fields"]
+        if "*all" not in wanted and "*navigable" not in wanted:
+            fields = {name: value for name, value in fields.items() if name in wanted}
+        found = {"id": issue["id"], "key": issue["key"], "self": f"{jira.url}/rest/api/x/issue/{issue['id']}",
+                 "fields": fields}  # fmt: skip
+        names = [p for p in (request.arg("properties") or "").split(",") if p]
+        if names:
+            found["properties"] = {n: issue["properties"][n] for n in names if n in issue["properties"]}
+        return found
+
+    @jira.api("GET", r"issue/(?P<key>[^/]+)")
+    def get_issue(request):
+        issue = find(request.match["key"])
+        return issue_json(issue, request) if issue else not_found()
+
+    @jira.api("PUT", r"issue/(?P<key>[^/]+)")
+    def edit_issue(request):
+        issue = find(request.match["key"])
+        if not issue:
+            return not_found()
+        fields = (request.json() or {}).get("fields") or {}
+        for fixed in ("project", "issuetype"):
+            if fixed in fields:
+                return errors(400, **{fixed: "Field cannot be set on an edit screen."})
+        problems, _ = check_fields(fields, creating=False)
+        if problems:
+            return errors(400, **problems)
+        with jira.lock:
+            issue["fields"].update(fields)
+        return Response(204)
+
+    @jira.api("DELETE", r"issue/(?P<key>[^/]+)")
+    def delete_issue(request):
+        issue = find(request.match["key"])
+        if not issue:
+            return not_found()
+        with jira.lock:
+            del jira.state["issues"][issue["key"]]
+            jira.state["worklogs"].pop(issue["key"], None)
+        return Response(204)
+
+    @jira.api("GET", r"issue/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)")
+    def get_property(request):
+        issue = find(request.match["key"])
+        if not issue:
+            return not_found()
+        if request.match["prop"] not in issue["properties"]:
+            return errors(404, [f"The property with key '{request.match['prop']}' does not exist."])
+        return {"key": request.match["prop"], "value": issue["properties"][request.match["prop"]]}
+
+    # Search
+    def matches(issue, clauses):
+        for field, values in clauses:
+            fields = issue["fields"]
+            if field == "labels":
+                ok = bool(values & set(fields.get("labels") or []))
+            elif field == "project":
+                ok = (fields.get("project") or {}).get("key") in values
+            elif field in ("key", "issuekey", "id"):
+                ok = bool(values & {issue["key"], issue["id"]})
+            else:
+                raise ValueError(f"Field '{field}' is not supported by the fake.")
+            if not ok:
+                return False
+        return True
+
+    def search(jql, request):
+        try:
+            clauses = parse_jql(jql or "")
+        except ValueError as exc:
+            return None, errors(400, [str(exc)])
+        with jira.lock:
+            found = []
+            for issue in sorted(jira.state["issues"].values(), key=lambda i: int(i["id"])):
+                if issue["hidden_searches"] > 0:  # not indexed yet
+                    issue["hidden_searches"] -= 1
+                    continue
+                try:
+                    if matches(issue, clauses):
+                        found.append(issue)
+                except ValueError as exc:
+                    return None, errors(400, [str(exc)])
+        return [issue_json(issue, request) for issue in found], None
+
+    def search_jql(request, params):
+        fields_arg = params.get("fields")
+        if isinstance(fields_arg, list):
+            fields_arg = ",".join(fields_arg)
+        request.query["fields"] = [fields_arg or "id"]  # Jira's default: ids only
+        found, problem = search(params.get("jql"), request)
+        if problem:
+            return problem
+        if (fields_arg or "id") == "id":
+            found = [{"id": issue["id"]} for issue in found]
+        start = int(params.get("nextPageToken") or 0)
+        size = int(params.get("maxResults") or 50)
+        page = found[start : start + size]
+        body = {"issues": page, "isLast": start + size >= len(found)}
+        if not body["isLast"]:
+            body["nextPageToken"] = str(start + size)
+        return body
+
+    if cloud:
+
+        @jira.api("GET", "search/jql")
+        def search_jql_get(request):
+            return search_jql(request, {k: request.arg(k) for k in request.query})
+
+        @jira.api("POST", "search/jql")
+        def search_jql_post(request):
+            return search_jql(request, request.json() or {})
+
+        @jira.api("GET", "search")
+        @jira.api("POST", "search")
+        def removed_search(request):
+            return errors(
+                410,
+                [
+                    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+                    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
+                ],
+            )
+
+    else:
+
+        @jira.api("GET", "search")
+        def search_v2(request):
+            found, problem = search(request.arg("jql"), request)
+            if problem:
+                return problem
+            start, size = int(request.arg("startAt") or 0), int(request.arg("maxResults") or 50)
+            return {
+                "startAt": start,
+                "maxResults": size,
+                "total": len(found),
+                "issues": found[start : start + size],
+            }
+
+    # Worklogs
+    def worklog_json(issue, worklog, request):
+        found = {key: value for key, value in worklog.items() if key != "properties"}
+        found["self"] = f"{jira.url}/rest/api/x/issue/{issue['id']}/worklog/{worklog['id']}"
+        if "properties" in (request.arg("expand") or "").split(","):
+            found["properties"] = worklog["properties"]
+        return found
+
+    def check_worklog(body, creating):
+        problems = {}
+        if creating and not body.get("started"):
+            problems["started"] = "Started date is required."
+        if body.get("started") and not JIRA_DATETIME.match(body["started"]):
+            problems["started"] = (
+                "Invalid date format. Please enter the date in the format \"yyyy-MM-dd'T'HH:mm:ss.SSSZ\"."
+            )
+        seconds = body.get("timeSpentSeconds")
+        if creating and seconds is None and not body.get("timeSpent"):
+            problems["timeLogged"] = "You must indicate the time spent working."
+        if seconds is not None and seconds < 60:
+            problems["timeLogged"] = "Time Spent must be at least one minute."
+        if body.get("comment") is not None:
+            problem = check_text(body["comment"])
+            if problem:
+                problems["comment"] = problem
+        return problems
+
+    @jira.api("POST", r"issue/(?P<key>[^/]+)/worklog")
+    def add_worklog(request):
+        issue = find(request.match["key"])
+        if not issue:
+            return not_found()
+        body = request.json() or {}
+        problems = check_worklog(body, creating=True)
+        if problems:
+            return errors(400, **problems)
+        worklog = {
+            "id": jira.new_id(),
+            "issueId": issue["id"],
+            "started": body["started"],
+            "timeSpentSeconds": body.get("timeSpentSeconds"),
+            "comment": body.get("comment"),
+            "created": datetime.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "properties": list(body.get("properties") or []),
+        }
+        with jira.lock:
+            jira.state["worklogs"].setdefault(issue["key"], []).append(worklog)
+        return Response(201, worklog_json(issue, worklog, request))
+
+    @jira.api("GET", r"issue/(?P<key>[^/]+)/worklog")
+    def list_worklogs(request):
+        issue = find(request.match["key"])
+        if not issue:
+            return not_found()
+        worklogs = jira.state["worklogs"].get(issue["key"], [])
+        start, size = int(request.arg("startAt") or 0), int(request.arg("maxResults") or 5000)
+        page = [worklog_json(issue, w, request) for w in worklogs[start : start + size]]
+        return {"startAt": start, "maxResults": size, "total": len(worklogs), "worklogs": page}
+
+    def find_worklog(request):
+        issue = find(request.match["key"])
+        for worklog in jira.state["worklogs"].get(issue["key"] if issue else "", []):
+            if worklog["id"] == request.match["id"]:
+                return issue, worklog
+        return issue, None
+
+    @jira.api("GET", r"issue/(?P<key>[^/]+)/worklog/(?P<id>\d+)")
+    def get_worklog(request):
+        issue, worklog = find_worklog(request)
+        return worklog_json(issue, worklog, request) if worklog else not_found("Worklog")
+
+    @jira.api("PUT", r"issue/(?P<key>[^/]+)/worklog/(?P<id>\d+)")
+    def update_worklog(request):
+        issue, worklog = find_worklog(request)
+        if not worklog:
+            return not_found("Worklog")
+        body = request.json() or {}
+        problems = check_worklog(body, creating=False)
+        if problems:
+            return errors(400, **problems)
+        with jira.lock:
+            for name in ("started", "timeSpentSeconds", "comment"):
+                if name in body:
+                    worklog[name] = body[name]
+        return worklog_json(issue, worklog, request)
+
+    @jira.api("DELETE", r"issue/(?P<key>[^/]+)/worklog/(?P<id>\d+)")
+    def delete_worklog(request):
+        issue, worklog = find_worklog(request)
+        if not worklog:
+            return not_found("Worklog")
+        with jira.lock:
+            jira.state["worklogs"][issue["key"]].remove(worklog)
+        return Response(204)
+
+    # Users
+    @jira.api("GET", "user/search")
+    def user_search(request):
+        query = (request.arg("query") or request.arg("username") or "").lower()
+        if not query:
+            return errors(
+                400, ["One of the query parameters 'query', 'accountId' or 'property' is required."]
+            )
+        found = [
+            u for u in jira.state["users"]
+            if query in (u.get("emailAddress") or "").lower() or query in (u.get("displayName") or "").lower()
+        ]  # fmt: skip
+        return [
+            {"accountId": u.get("accountId"), "displayName": u.get("displayName"), "active": u.get("active", True),
+             **({"emailAddress": u["emailAddress"]} if u.get("emailAddress") and not u.get("hide_email") else {}),
+             **({} if cloud else {"name": u.get("name"), "key": u.get("name")})}
+            for u in found
+        ]  # fmt: skip
+
+    return jira
+
+
+def _walk(node):
+    yield node
+    for child in node.get("content") or []:
+        if isinstance(child, dict):
+            yield from _walk(child)

@@ -1,0 +1,112 @@
+"""Saving a mapping in the admin: template errors and unknown Jira project/issue type/fields are form errors;
+an unreachable Jira site still saves, with a warning that the check could not be done."""
+
+import pytest
+
+from connector.models import IssueMapping
+from tenants.models import JiraSite
+
+ADD_URL = "/admin/connector/issuemapping/add/"
+
+
+def form_data(tenant, **overrides):
+    data = {
+        "tenant": tenant.pk,
+        "name": "Invoice created",
+        "event": "invoice.create",
+        "payment_kind": "",
+        "condition": "",
+        "project_key": "FIN",
+        "issue_type": "Task",
+        "summary_template": "Invoice {{ invoice_number }}",
+        "description_template": "",
+        "labels": '["freshbooks", "invoice"]',
+        "parent_key": "",
+        "custom_fields": "{}",
+        "reporter_from": "",
+        "assignee_from": "",
+        "enabled": "on",
+        "order": 0,
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def site(tenant, fake_jira):
+    fake_jira.state["custom_fields"] = ["customfield_10071"]
+    return JiraSite.objects.create(
+        tenant=tenant, base_url=fake_jira.url, email="ops@acme.test", api_token="jira-api-token"
+    )
+
+
+def errors(response):
+    return {name: list(errs) for name, errs in response.context["adminform"].form.errors.items()}
+
+
+def test_valid_mapping_is_checked_against_jira_and_saved(staff_client, tenant, site, fake_jira):
+    response = staff_client.post(
+        ADD_URL, form_data(tenant, custom_fields='{"customfield_10071": "{{ invoice_number }}"}'), follow=True
+    )
+    assert response.status_code == 200
+    assert IssueMapping.objects.filter(tenant=tenant, project_key="FIN").exists()
+    assert fake_jira.calls("GET", r"/createmeta/FIN/issuetypes/\d+$")
+    assert not any(m.level_tag == "warning" for m in response.context["messages"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("summary_template", "Invoice {% if %}", "Template error"),
+        ("description_template", "{{ amount|nope }}", "Invalid filter"),
+        ("condition", "{% endif %}", "Template error"),
+        ("labels", '["ok", "{% bad %}"]', "Label '{% bad %}'"),
+        ("labels", '"freshbooks"', "JSON list"),
+        ("custom_fields", '{"customfield_10071": "{{ x|nope }}"}', "customfield_10071: "),
+    ],
+)
+def test_template_errors_are_shown_on_their_field(staff_client, tenant, site, field, value, message):
+    response = staff_client.post(ADD_URL, form_data(tenant, **{field: value}))
+    assert response.status_code == 200
+    assert message in " ".join(errors(response)[field])
+    assert not IssueMapping.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"project_key": "NOPE"}, "project_key", "Jira has no project “NOPE”"),
+        ({"issue_type": "Story"}, "issue_type", "no issue type “Story”. Available: Bug, Epic, Task."),
+        ({"custom_fields": '{"customfield_99999": "x"}'}, "custom_fields", "customfield_99999"),
+        ({"parent_key": "FIN-404"}, "parent_key", "Jira has no issue “FIN-404”"),
+    ],
+)
+def test_unknown_jira_ids_are_form_errors(staff_client, tenant, site, overrides, field, message):
+    response = staff_client.post(ADD_URL, form_data(tenant, **overrides))
+    assert response.status_code == 200
+    assert message in " ".join(errors(response)[field])
+    assert not IssueMapping.objects.exists()
+
+
+def test_unreachable_site_saves_with_a_warning(staff_client, tenant, fake_server):
+    gone = fake_server("gone")
+    url = gone.url
+    gone.close()
+    JiraSite.objects.create(tenant=tenant, base_url=url, email="ops@acme.test", api_token="t")
+    response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
+    assert IssueMapping.objects.filter(tenant=tenant).exists()
+    warnings = [str(m) for m in response.context["messages"] if m.level_tag == "warning"]
+    assert len(warnings) == 1 and "without checking" in warnings[0] and "could not be asked" in warnings[0]
+
+
+def test_rejected_credentials_also_save_with_a_warning(staff_client, tenant, fake_jira):
+    JiraSite.objects.create(tenant=tenant, base_url=fake_jira.url, email="ops@acme.test", api_token="wrong")
+    response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
+    assert IssueMapping.objects.exists()
+    assert any("401" in str(m) for m in response.context["messages"] if m.level_tag == "warning")
+
+
+def test_tenant_without_a_site_saves_with_a_warning(staff_client, tenant):
+    response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
+    assert IssueMapping.objects.exists()
+    assert any("no Jira site" in str(m) for m in response.context["messages"])
