@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
 from audit.models import Attempt, Event
@@ -32,10 +33,10 @@ class EventAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "tenant",
-        "source",
         "name",
         "object_id",
         "status",
+        "detail",
         "jira_key",
         "attempts",
         "received_at",
@@ -67,6 +68,33 @@ class EventAdmin(admin.ModelAdmin):
         "record_pretty",
     )
 
+    change_form_template = "admin/audit/event/change_form.html"  # adds a "Replay" button
+
+    def get_urls(self):
+        from django.urls import path
+
+        replay_one = path(
+            "<path:object_id>/replay/",
+            self.admin_site.admin_view(self.replay_view),
+            name="audit_event_replay",
+        )
+        return [replay_one, *super().get_urls()]
+
+    def replay_view(self, request, object_id):
+        """POST: replay this one event (the same path as the list action), then back to its page."""
+        from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+        from django.urls import reverse
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        event = self.get_object(request, object_id)
+        if event is None:
+            raise Http404("No event with that id.")
+        if not self.has_view_permission(request, event):
+            raise PermissionDenied
+        self.replay_selected(request, Event.objects.filter(pk=event.pk))
+        return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
+
     @admin.action(description="Replay selected events")
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
@@ -80,6 +108,12 @@ class EventAdmin(admin.ModelAdmin):
             )
         for event, reason in result.refused:
             self.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
+
+    @admin.display(description="Detail", ordering="status_detail")
+    def detail(self, obj):
+        """Why an event failed or was skipped, at a glance (the full text is on the event's page)."""
+        text = obj.status_detail
+        return text if len(text) <= 80 else text[:79] + "…"
 
     @admin.display(description="Payload (decrypted)")
     def payload_pretty(self, obj):

@@ -161,7 +161,26 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "filters": {
+        # django-q2 logs one INFO line per enqueued task: noise on the webhook hot path (one per delivery).
+        "no_enqueued_lines": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": lambda record: not (record.name == "django-q" and record.msg.startswith("Enqueued")),
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": sys.stderr,
+            "filters": ["no_enqueued_lines"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # At DEBUG these log token requests and answers (client secret, codes, tokens): never let them.
+        "requests_oauthlib": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+    },
 }

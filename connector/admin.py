@@ -21,6 +21,28 @@ class IssueMappingAdmin(admin.ModelAdmin):
     search_fields = ("name", "event", "project_key", "tenant__name")
     list_select_related = ("tenant",)
     form = IssueMappingForm  # templates compile; project, issue type and fields checked against Jira
+    help_texts = {
+        "payment_kind": "Only for payment events: which payments this mapping is for (see the README for how "
+        "received, failed and refunded are told apart). Leave “Any” for other events.",
+        "summary_template": "One line; cut to 255 characters with an ellipsis. Context keys are listed below.",
+        "description_template": "Plain text: blank lines make paragraphs, lines starting with “- ” bullet "
+        "lists, URLs links (Jira Cloud gets ADF, Server plain text).",
+        "labels": 'A JSON list of label templates, e.g. ["freshbooks", "{{ kind }}"]; spaces become dashes.',
+        "custom_fields": 'A JSON object of Jira field id → template, e.g. {"customfield_10071": '
+        '"{{ invoice_number }}"}; field ids are checked against Jira on save.',
+        "reporter_from": "Set the reporter to the Jira user matched to the FreshBooks client or vendor "
+        "(Jira user matches, else a Jira user search by email); left unset when no user matches.",
+        "assignee_from": "Same as reporter, for the assignee.",
+        "order": "Lower runs first when several mappings match an event.",
+    }
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in self.help_texts:
+            field.help_text = self.help_texts[db_field.name]
+        if db_field.name == "summary_template":
+            field.widget.attrs.update(rows=2)
+        return field
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -44,16 +66,26 @@ class IssueMappingAdmin(admin.ModelAdmin):
         import json
 
         from django.core.exceptions import PermissionDenied
-        from django.shortcuts import get_object_or_404
+        from django.http import Http404
         from django.template.response import TemplateResponse
 
+        from connector.jira.adf import to_text
         from connector.preview import preview
 
-        mapping = get_object_or_404(IssueMapping, pk=object_id)
+        mapping = self.get_object(request, object_id)  # None for a missing or malformed id: a 404, not a 500
+        if mapping is None:
+            raise Http404("No issue mapping with that id.")
         if not self.has_view_permission(request, mapping):
             raise PermissionDenied
         result = preview(mapping)
         body = json.dumps(result["body"], indent=2, ensure_ascii=False) if result["body"] else ""
+        fields = (result["body"] or {}).get("fields", {})
+        description = fields.get("description", "")
+        rendered = {
+            "summary": fields.get("summary", ""),
+            "description": to_text(description) if isinstance(description, dict) else description,
+            "labels": ", ".join(fields.get("labels", [])),
+        }
         context = {
             **self.admin_site.each_context(request),
             "title": f"Preview: {mapping.name}",
@@ -61,6 +93,7 @@ class IssueMappingAdmin(admin.ModelAdmin):
             "original": mapping,
             "result": result,
             "body_json": body,
+            "rendered": rendered,
         }
         return TemplateResponse(request, "admin/connector/issuemapping/preview.html", context)
 
@@ -68,6 +101,8 @@ class IssueMappingAdmin(admin.ModelAdmin):
         from connector.context import COMMON_DOCS, CONTEXT_DOCS
 
         context["context_docs"] = {"common": COMMON_DOCS, **CONTEXT_DOCS}
+        mapping = context.get("original")
+        context["mapping_kind"] = mapping.event.split(".", 1)[0] if mapping and mapping.event else ""
         return super().render_change_form(request, context, *args, **kwargs)
 
 
@@ -78,6 +113,19 @@ class WorklogRuleAdmin(admin.ModelAdmin):
     list_editable = ("order", "enabled")
     search_fields = ("match_value", "issue_key", "tenant__name")
     list_select_related = ("tenant",)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        help_texts = {
+            "match_value": "The FreshBooks project, client or service id; leave empty for “Jira issue key in "
+            "the entry's note”.",
+            "issue_key": "The Jira issue the worklog goes to, e.g. FIN-12; leave empty for “Jira issue key in "
+            "the entry's note” (the key found in the note is used, once checked to exist).",
+            "order": "Rules are tried from the lowest order; the first match wins.",
+        }
+        if field is not None and db_field.name in help_texts:
+            field.help_text = help_texts[db_field.name]
+        return field
 
 
 @admin.register(JiraUserMatch)

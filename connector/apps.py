@@ -2,10 +2,12 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 JIRA_WEBHOOK_SCHEDULE = "refresh-jira-webhooks"
+STALE_EVENTS_SCHEDULE = "requeue-stale-events"
 
 
 def create_schedules(using="default", **kwargs):
-    """Daily refresh of Jira webhooks (dynamic ones expire after 30 days). Idempotent: runs after every migrate."""
+    """Daily refresh of Jira webhooks (dynamic ones expire after 30 days) and a 10-minute sweep of events a
+    stopped worker left processing. Idempotent: runs after every migrate."""
     from django_q.models import Schedule
 
     func = "connector.jira.webhooks.refresh_all"
@@ -13,6 +15,12 @@ def create_schedules(using="default", **kwargs):
         name=JIRA_WEBHOOK_SCHEDULE,
         defaults={"func": func},  # an operator's changes to the timing survive later migrations
         create_defaults={"func": func, "schedule_type": Schedule.DAILY, "repeats": -1},
+    )
+    func = "connector.tasks.requeue_stale"
+    Schedule.objects.using(using).update_or_create(
+        name=STALE_EVENTS_SCHEDULE,
+        defaults={"func": func},
+        create_defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 10, "repeats": -1},
     )
 
 

@@ -138,7 +138,8 @@ def money(value):
     if value in (None, ""):
         return "", code
     try:
-        return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)), code
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return str(amount if amount else abs(amount)), code  # never "-0.00"
     except InvalidOperation:
         return "", code
 
@@ -203,6 +204,17 @@ def build_context(kind, record, *, related=None, tenant=None, account=None, even
     return context
 
 
+def _totals(record, total):
+    """amount, currency, outstanding and paid of an invoice or bill (money as two-decimal strings)."""
+    amount, currency = money(total)
+    return {
+        "amount": amount,
+        "currency": currency or _text(record.get("currency_code")),
+        "outstanding": money(record.get("outstanding"))[0],
+        "paid": money(record.get("paid"))[0],
+    }
+
+
 def _invoice(record, related):
     client = related.get("client") or {
         "id": record.get("customerid"),
@@ -211,7 +223,6 @@ def _invoice(record, related):
         "organization": record.get("current_organization") or record.get("organization"),
         "email": None,
     }
-    amount, currency = money(record.get("amount"))
     status = (
         record.get("v3_status") or record.get("display_status") or INVOICE_STATUS.get(record.get("status"))
     )
@@ -221,10 +232,7 @@ def _invoice(record, related):
         "client_name": organization.strip() or person_name(record) or person_name(client),
         "organization": organization,
         "client": client,
-        "amount": amount,
-        "currency": currency or _text(record.get("currency_code")),
-        "outstanding": money(record.get("outstanding"))[0],
-        "paid": money(record.get("paid"))[0],
+        **_totals(record, record.get("amount")),
         "create_date": _text(record.get("create_date")),
         "due_date": _text(record.get("due_date")),
         "status": _text(status),
@@ -246,15 +254,11 @@ def _invoice(record, related):
 
 def _bill(record, related):
     vendor = related.get("vendor") or record.get("vendor") or {}
-    amount, currency = money(record.get("amount") or record.get("total_amount"))
     return {
         "bill_number": _text(record.get("bill_number")),
         "vendor_name": _text(vendor.get("vendor_name")),
         "vendor": vendor,
-        "amount": amount,
-        "currency": currency or _text(record.get("currency_code")),
-        "outstanding": money(record.get("outstanding"))[0],
-        "paid": money(record.get("paid"))[0],
+        **_totals(record, record.get("amount") or record.get("total_amount")),
         "issue_date": _text(record.get("issue_date")),
         "due_date": _text(record.get("due_date")),
         "status": _text(record.get("status")),

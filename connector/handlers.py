@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from connector import ledger
 from connector.context import build_context, payment_kind
 from connector.freshbooks.client import FreshBooksError
+from connector.jira.client import JiraError
 from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
 
 AUTO_MATCH_NOTE = "Found by Jira user search on the FreshBooks email"
@@ -65,13 +66,21 @@ class Job:
 # FreshBooks fetching -------------------------------------------------------------------------------------
 
 
+def _get(job, kind, object_id, includes=()):
+    if kind == "time_entry":  # time tracking and projects live under the business, not the account
+        return job.fb.get_time_entry(object_id)
+    if kind == "project":
+        return job.fb.get_project(object_id)
+    return job.fb.get_record(kind, object_id, includes)
+
+
 def fetch(job, kind, object_id, includes=()):
     """The record, or Skip when FreshBooks no longer has it (deleted before we got to it)."""
     try:
-        return job.fb.get_record(kind, object_id, includes)
+        return _get(job, kind, object_id, includes)
     except FreshBooksError as exc:
         if exc.status == 404:
-            raise Skip(f"{kind} {object_id} no longer exists in FreshBooks") from exc
+            raise Skip(f"{kind.replace('_', ' ')} {object_id} no longer exists in FreshBooks") from exc
         raise
 
 
@@ -80,7 +89,7 @@ def fetch_related(job, kind, object_id, includes=()):
     if object_id in (None, "", 0, "0"):
         return None
     try:
-        return job.fb.get_record(kind, object_id, includes)
+        return _get(job, kind, object_id, includes)
     except FreshBooksError as exc:
         if exc.status == 404:
             job.notes.append(f"{kind} {object_id} not found in FreshBooks")
@@ -155,7 +164,11 @@ def users_for(job, mapping, persons):
         source = getattr(mapping, f"{role}_from")
         if not source:
             continue
-        user = match_user(job, source, persons.get(source))
+        try:
+            user = match_user(job, source, persons.get(source))
+        except JiraError as exc:  # e.g. no "Browse users" permission: the issue is still worth creating
+            job.notes.append(f"{role} left unset: Jira user search failed ({exc})")
+            continue
         if user:
             found[f"{role}_id"] = user
         else:
@@ -283,7 +296,15 @@ def worklog_body(job, entry):
     started = entry.get("started_at") or entry.get("created_at")
     if not started:
         raise Skip("the time entry has no start time")
-    body = {"timeSpentSeconds": max(60, int(entry.get("duration") or 0)), "started": jira_started(started)}
+    try:
+        body = {
+            "timeSpentSeconds": max(60, int(float(entry.get("duration") or 0))),  # Jira's minimum is 60
+            "started": jira_started(started),
+        }
+    except (TypeError, ValueError) as exc:  # FreshBooks sent something we cannot read: fail readably
+        raise FreshBooksError(
+            f"time entry {entry.get('id')}: unreadable duration {entry.get('duration')!r} or start {started!r}"
+        ) from exc
     note = (entry.get("note") or "").strip()
     if note:
         body["comment"] = to_adf(note) if job.jira.cloud else note
@@ -332,19 +353,8 @@ def handle_time_entry(job):
         return job.done(
             link.jira_issue_key, f"worklog {link.jira_worklog_id} deleted from {link.jira_issue_key}"
         )
-    try:
-        entry = job.fb.get_time_entry(job.event.object_id)
-    except FreshBooksError as exc:
-        if exc.status == 404:
-            raise Skip(f"time entry {job.event.object_id} no longer exists in FreshBooks") from exc
-        raise
-    project = None
-    if entry.get("project_id"):
-        try:
-            project = job.fb.get_project(entry["project_id"])
-        except FreshBooksError as exc:
-            if exc.status != 404:
-                raise
+    entry = fetch(job, "time_entry", job.event.object_id)
+    project = fetch_related(job, "project", entry.get("project_id"))
     job.store({"time_entry": entry, **({"project": project} if project else {})})
     if (entry.get("timer") or {}).get("is_running"):
         raise Skip("the timer is still running: the worklog is written when it stops (time_entry.update)")

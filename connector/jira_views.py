@@ -57,7 +57,7 @@ def _read(request):
 def _json(body):
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     return data if isinstance(data, dict) and isinstance(data.get("webhookEvent"), str) else None
 
@@ -75,7 +75,7 @@ def dynamic_webhook(request):
     data = _json(body)
     if data is None:
         return _error(400, "Body is not a Jira webhook.")
-    site = webhooks.site_for_webhook_ids(data.get("matchedWebhookIds"))
+    site = webhooks.site_for_webhook_ids(data.get("matchedWebhookIds"), data)
     if site is None:
         return _error(404, "No site registered these webhooks.")
     return _receive(request, site, data)
@@ -101,20 +101,20 @@ def admin_webhook(request, site_uuid):
 def _receive(request, site, data):
     if not site.tenant.active:
         return _error(403, "Tenant is inactive.")
-    identifier = (request.META.get(IDENTIFIER) or "").strip()
+    identifier = _text(request.META.get(IDENTIFIER)).strip()
     # The identifier is unique within a site: scope it by site so two sites never collide.
     delivery_id = f"{site.uuid}:{identifier}" if identifier else ""
     if len(delivery_id) > Event._meta.get_field("delivery_id").max_length:
         return _error(400, "Delivery identifier too long.")
-    name = data["webhookEvent"][:64]
+    name = _text(data["webhookEvent"])[:64]
     issue, worklog = _dict(data.get("issue")), _dict(data.get("worklog"))
-    object_id = str(worklog.get("id") or issue.get("id") or "")[:64]
+    object_id = _text(worklog.get("id") or issue.get("id"))[:64]
     with transaction.atomic():
         try:
             with transaction.atomic():
                 event = Event.objects.create(
                     tenant=site.tenant, source=Event.Source.JIRA, name=name, object_id=object_id,
-                    delivery_id=delivery_id, payload=data, jira_key=str(issue.get("key") or "")[:32],
+                    delivery_id=delivery_id, payload=data, jira_key=_text(issue.get("key"))[:32],
                     status=Event.Status.PROCESSING, started_at=timezone.now(), attempts=1,
                 )  # fmt: skip
         except IntegrityError:
@@ -137,6 +137,11 @@ def _dict(value):
     return value if isinstance(value, dict) else {}
 
 
+def _text(value):
+    """A payload value as text for the clear columns and lookups (PostgreSQL text cannot hold NUL)."""
+    return str(value or "").replace("\x00", "")
+
+
 def _issue_links(site, issue_id, key):
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if key:
@@ -147,12 +152,12 @@ def _issue_links(site, issue_id, key):
 def issue_deleted(site, data):
     """The issue is gone, and with it every worklog the connector logged on it."""
     issue = _dict(data.get("issue"))
-    links = _issue_links(site, str(issue.get("id") or ""), str(issue.get("key") or ""))
+    links = _issue_links(site, _text(issue.get("id")), _text(issue.get("key")))
     return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
 
 
 def worklog_deleted(site, data):
-    worklog_id = str(_dict(data.get("worklog")).get("id") or "")
+    worklog_id = _text(_dict(data.get("worklog")).get("id"))
     if not worklog_id:
         return 0
     links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
@@ -162,11 +167,11 @@ def worklog_deleted(site, data):
 def issue_updated(site, data):
     """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key)."""
     issue = _dict(data.get("issue"))
-    issue_id, key = str(issue.get("id") or ""), str(issue.get("key") or "")
+    issue_id, key = _text(issue.get("id")), _text(issue.get("key"))
     items = _dict(data.get("changelog")).get("items")
     items = items if isinstance(items, list) else []
     old_keys = [
-        str(item.get("fromString"))
+        _text(item.get("fromString"))
         for item in items
         if isinstance(item, dict) and str(item.get("field", "")).lower() == "key" and item.get("fromString")
     ]

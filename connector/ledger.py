@@ -16,10 +16,11 @@ Call these functions outside any transaction (the in-doubt state must be committ
 propagates). Deleted or rolled-back links are returned unchanged: nothing is re-created for them.
 """
 
+import functools
 import logging
 import re
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from connector.jira.client import JiraError
 from connector.models import Link
@@ -70,6 +71,10 @@ def _write_once(claim_args, event, find, write):
     `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
     `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
     """
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        raise LedgerError(  # a rollback would lose the in-doubt state and let a replay write twice
+            "The ledger was called inside a database transaction; Jira writes must run outside one."
+        )
     for _ in range(3):
         link, claimed_now = claim(*claim_args, event=event)
         if link.state == Link.State.CREATED:
@@ -136,7 +141,14 @@ def find_issue(client, tenant, object_type, object_id):
     return None
 
 
-def _with_label(fields, label):
+def _found_issue_ids(client, tenant, link):
+    """The ids of the issue labelled for the link's object, or None."""
+    issue = find_issue(client, tenant, link.object_type, link.object_id)
+    return _issue_ids(issue) if issue else None
+
+
+def with_label(fields, label):
+    """`fields` with `label` added to its labels (once)."""
     labels = list(fields.get("labels") or [])
     if label not in labels:
         labels.append(label)
@@ -148,16 +160,13 @@ def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None):
     object_id = str(object_id)
     label = issue_label(tenant, object_type, object_id)
 
-    def find(link):
-        issue = find_issue(client, tenant, object_type, object_id)
-        return _issue_ids(issue) if issue else None
-
     def write(link):
         created = client.create_issue(
-            _with_label(fields, label), properties={PROPERTY_KEY: marker(tenant, object_type, object_id)}
+            with_label(fields, label), properties={PROPERTY_KEY: marker(tenant, object_type, object_id)}
         )
         return _issue_ids(created)
 
+    find = functools.partial(_found_issue_ids, client, tenant)
     return _write_once((tenant, object_type, object_id, Link.Purpose.ISSUE), event, find, write)
 
 
@@ -167,7 +176,13 @@ def _resolve(link, find):
         return link
     if link.state in (Link.State.IN_DOUBT, Link.State.PENDING):
         with transaction.atomic():
-            link = Link.objects.select_for_update().get(pk=link.pk)
+            locked = Link.objects.select_for_update().filter(pk=link.pk).first()
+            if locked is None:  # released meanwhile: the create was rejected, nothing is in Jira
+                raise LedgerError(
+                    f"No Jira {link.purpose} for {link.object_type} {link.object_id} (its create was "
+                    "rejected); replay the event that creates it."
+                )
+            link = locked
             if link.state != Link.State.CREATED:
                 ids = find(link)
                 if ids:
@@ -186,14 +201,9 @@ def _resolve(link, find):
 def update_issue(*, client, link, fields, event=None):
     """Edit the linked issue (its ledger label is kept in the labels)."""
     tenant = link.tenant
-    link = _resolve(
-        link,
-        lambda lk: (
-            _issue_ids(issue) if (issue := find_issue(client, tenant, lk.object_type, lk.object_id)) else None
-        ),
-    )
+    link = _resolve(link, functools.partial(_found_issue_ids, client, tenant))
     if "labels" in fields:
-        fields = _with_label(fields, issue_label(tenant, link.object_type, link.object_id))
+        fields = with_label(fields, issue_label(tenant, link.object_type, link.object_id))
     fields = {name: value for name, value in fields.items() if name not in ("project", "issuetype")}
     client.update_issue(link.jira_issue_key or link.jira_issue_id, fields)
     return link
@@ -265,5 +275,6 @@ def delete_worklog(*, client, link, event=None):
         client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
     link.state = Link.State.DELETED
     link.event = event or link.event
-    link.save(update_fields=["state", "event", "updated_at"])
+    if Link.objects.filter(pk=link.pk).exists():  # a rejected create released it: nothing to record
+        link.save(update_fields=["state", "event", "updated_at"])
     return link

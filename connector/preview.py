@@ -54,11 +54,8 @@ def preview(mapping):
         return result
     object_id = str(record.get("id") or "")
     label = ledger.issue_label(tenant, kind, object_id)
-    fields["labels"] = (
-        [*fields.get("labels", []), label] if label not in fields.get("labels", []) else fields["labels"]
-    )
     result["body"] = {
-        "fields": fields,
+        "fields": ledger.with_label(fields, label),
         "properties": [{"key": ledger.PROPERTY_KEY, "value": ledger.marker(tenant, kind, object_id)}],
     }
     result["sample"] = f"{kind} {object_id}"

@@ -60,17 +60,30 @@ def condition_holds(mapping, context):
     return render_text(mapping.condition, context).strip().lower() not in FALSE_WORDS
 
 
+def java_length(text):
+    """The length Jira checks: Java chars (UTF-16 units), so an emoji counts twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(text, limit):
+    """`text` cut to at most `limit` Java chars (never splitting a character)."""
+    text = text[:limit]
+    while java_length(text) > limit:
+        text = text[:-1]
+    return text
+
+
 def truncate_summary(text):
-    """One line of at most 255 characters, ending in "…" when cut."""
+    """One line of at most 255 characters as Jira counts them (UTF-16 units), ending in "…" when cut."""
     line = WHITESPACE.sub(" ", text or "").strip()
-    if len(line) <= SUMMARY_MAX:
+    if java_length(line) <= SUMMARY_MAX:
         return line
-    return line[: SUMMARY_MAX - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    return _fit(line, SUMMARY_MAX - len(ELLIPSIS)).rstrip() + ELLIPSIS
 
 
 def sanitize_label(text):
-    """A Jira label: no whitespace (runs become "-"), at most 255 characters."""
-    return WHITESPACE.sub("-", (text or "").strip())[:255]
+    """A Jira label: no whitespace (runs become "-"), at most 255 characters (as Jira counts them)."""
+    return _fit(WHITESPACE.sub("-", (text or "").strip()), 255)
 
 
 def _value(rendered):

@@ -78,6 +78,27 @@ def stale(event):
     )
 
 
+def requeue_stale(limit=500):
+    """Scheduled every 10 minutes: re-queue events whose worker was stopped mid-processing.
+
+    An event left processing longer than the task timeout is taken over by the next process_event
+    (see `stale`); this makes sure such a run happens without waiting for an operator's replay.
+    """
+    from django.conf import settings
+
+    cutoff = timezone.now() - timedelta(seconds=int(settings.Q_CLUSTER.get("timeout") or 300))
+    ids = list(
+        Event.objects.filter(status=Event.Status.PROCESSING, started_at__lt=cutoff)
+        .order_by("started_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.warning("Re-queued %d event(s) left processing by a stopped worker: %s", len(ids), ids)
+    return len(ids)
+
+
 def claim(event_id):
     """The event, now processing, or None when it is not ours to process (gone, running, or finished)."""
     with transaction.atomic():

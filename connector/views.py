@@ -82,7 +82,10 @@ class FreshBooksWebhookView(APIView):
             "ascii",
         ):
             return _error(415, f"Expected {FORM}.")
-        body = raw.read(limit + 1)
+        try:
+            body = raw.read(limit + 1)
+        except OSError:  # the sender went away mid-body (Django's UnreadablePostError)
+            return _error(400, "Incomplete body.")
         if len(body) > limit:
             return _error(413, f"Body larger than {limit} bytes.")
         try:

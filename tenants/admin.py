@@ -75,7 +75,15 @@ class FreshBooksWebhookForm(SecretFieldsForm):
 
 class FreshBooksAccountInline(admin.TabularInline):
     model = FreshBooksAccount
-    fields = ("business_name", "account_id", "business_id", "status", "last_error", "token_expires_at")
+    fields = (
+        "business_name",
+        "account_id",
+        "business_id",
+        "status",
+        "last_error",
+        "token_expires_at",
+        "rejected_deliveries",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -72,7 +72,9 @@ class FreshBooksAccount(OAuthTokens):
         constraints = [
             models.UniqueConstraint(
                 fields=["account_id", "business_id"], name="uniq_freshbooks_account_business"
-            )
+            ),
+            # A tenant syncs one FreshBooks business: the ledger's keys and labels are per tenant.
+            models.UniqueConstraint(fields=["tenant"], name="one_freshbooks_business_per_tenant"),
         ]
 
     def __str__(self):

@@ -14,16 +14,18 @@ import logging
 import secrets
 import time
 from datetime import timedelta
+from functools import wraps
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from connector import http
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
@@ -144,6 +146,36 @@ def _failure(request, error, vendor):
     return TemplateResponse(request, "tenants/connect_failed.html", context, status=error.status)
 
 
+def _step(vendor, method):
+    """A staff-only callback or choice view: a ConnectError ends on the failure page; a saved connection
+    (the step's return value, unless it is a page) goes back to the tenant page with a success message."""
+    noun = "FreshBooks business" if vendor == "freshbooks" else "Jira site"
+
+    def decorate(step):
+        @wraps(step)
+        @require_http_methods([method])
+        @staff_member_required
+        def view(request):
+            try:
+                result = step(request)
+            except ConnectError as error:
+                return _failure(request, error, vendor)
+            except IntegrityError:  # another sign-in saved the same connection at this moment
+                error = ConnectError(
+                    "Another sign-in connected this at the same moment. Reload the tenant page.", 409
+                )
+                return _failure(request, error, vendor)
+            if isinstance(result, HttpResponse):
+                return result
+            name = getattr(result, "business_name", "") or str(result)
+            messages.success(request, f"{noun} {name} is connected to {result.tenant}.")
+            return redirect("admin:tenants_tenant_change", result.tenant_id)
+
+        return view
+
+    return decorate
+
+
 def _token_fields(token):
     scope = token.get("scope") or ""
     return {
@@ -179,15 +211,16 @@ def connect(request, vendor, slug):
 
 def _memberships(me):
     found = []
-    for membership in me.get("business_memberships") or []:
-        business = membership.get("business") or {}
-        if business.get("account_id") and business.get("id") is not None:
+    memberships = me.get("business_memberships")
+    for membership in memberships if isinstance(memberships, list) else []:
+        business = membership.get("business") if isinstance(membership, dict) else None
+        if isinstance(business, dict) and business.get("account_id") and business.get("id") is not None:
             found.append(
                 {
                     "account_id": str(business["account_id"]),
                     "business_id": str(business["id"]),
-                    "name": business.get("name") or "",
-                    "role": membership.get("role") or "",
+                    "name": str(business.get("name") or ""),
+                    "role": str(membership.get("role") or ""),
                 }
             )
     return found
@@ -207,6 +240,16 @@ def _save_freshbooks(tenant, token, business, identity_id):
                 status=409,
                 tenant=tenant,
             )
+        other = (
+            FreshBooksAccount.objects.filter(tenant=tenant).exclude(pk=getattr(existing, "pk", None)).first()
+        )
+        if other:
+            raise ConnectError(
+                f"Tenant {tenant} already syncs the FreshBooks business {other}. A tenant syncs one business: "
+                "create another tenant for this one, or delete the current FreshBooks account in the admin first.",
+                status=409,
+                tenant=tenant,
+            )
         account = existing or FreshBooksAccount(
             tenant=tenant, account_id=business["account_id"], business_id=business["business_id"]
         )
@@ -218,32 +261,27 @@ def _save_freshbooks(tenant, token, business, identity_id):
     return account
 
 
-@require_GET
-@staff_member_required
+@_step("freshbooks", "GET")
 def freshbooks_callback(request):
-    try:
-        tenant = _take_state(request, "freshbooks")
-        _vendor_error(request, tenant, "freshbooks")
-        token = _exchange(FreshBooksProvider(), request.GET["code"], tenant)
-        me = (
-            _get_json(settings.FRESHBOOKS_API_URL + FRESHBOOKS_ME, token["access_token"], tenant, "the user")
-        ).get("response") or {}
-        businesses = _memberships(me)
-        if not businesses:
-            raise ConnectError("This FreshBooks user has no business to connect.", tenant=tenant)
-        if len(businesses) > 1:
-            request.session[_pending_key("freshbooks")] = {
-                "tenant": tenant.pk,
-                "token": _seal(token),
-                "choices": businesses,
-                "identity_id": me.get("identity_id") or me.get("id"),
-            }
-            return _choice_page(request, "freshbooks", tenant, businesses)
-        account = _save_freshbooks(tenant, token, businesses[0], me.get("identity_id") or me.get("id"))
-    except ConnectError as error:
-        return _failure(request, error, "freshbooks")
-    messages.success(request, f"FreshBooks business {account.business_name} is connected to {tenant}.")
-    return redirect("admin:tenants_tenant_change", tenant.pk)
+    tenant = _take_state(request, "freshbooks")
+    _vendor_error(request, tenant, "freshbooks")
+    token = _exchange(FreshBooksProvider(), request.GET["code"], tenant)
+    me = _get_json(settings.FRESHBOOKS_API_URL + FRESHBOOKS_ME, token["access_token"], tenant, "the user")
+    me = me.get("response") if isinstance(me, dict) else None
+    if not isinstance(me, dict):
+        raise ConnectError("FreshBooks answered users/me without a user.", status=502, tenant=tenant)
+    businesses = _memberships(me)
+    if not businesses:
+        raise ConnectError("This FreshBooks user has no business to connect.", tenant=tenant)
+    if len(businesses) > 1:
+        request.session[_pending_key("freshbooks")] = {
+            "tenant": tenant.pk,
+            "token": _seal(token),
+            "choices": businesses,
+            "identity_id": me.get("identity_id") or me.get("id"),
+        }
+        return _choice_page(request, "freshbooks", tenant, businesses)
+    return _save_freshbooks(tenant, token, businesses[0], me.get("identity_id") or me.get("id"))
 
 
 def _choice_page(request, vendor, tenant, choices):
@@ -274,16 +312,10 @@ def _take_pending(request, vendor, field):
     return tenant, token, chosen, pending
 
 
-@require_POST
-@staff_member_required
+@_step("freshbooks", "POST")
 def freshbooks_choose(request):
-    try:
-        tenant, token, business, pending = _take_pending(request, "freshbooks", "business_id")
-        account = _save_freshbooks(tenant, token, business, pending.get("identity_id"))
-    except ConnectError as error:
-        return _failure(request, error, "freshbooks")
-    messages.success(request, f"FreshBooks business {account.business_name} is connected to {tenant}.")
-    return redirect("admin:tenants_tenant_change", tenant.pk)
+    tenant, token, business, pending = _take_pending(request, "freshbooks", "business_id")
+    return _save_freshbooks(tenant, token, business, pending.get("identity_id"))
 
 
 # --- Jira (Atlassian OAuth 2.0 3LO) --------------------------------------------------------------------------
@@ -292,13 +324,15 @@ def freshbooks_choose(request):
 def _sites(resources):
     found = []
     for resource in resources if isinstance(resources, list) else []:
-        scopes = resource.get("scopes") or []
-        if resource.get("id") and resource.get("url") and (not scopes or any("jira" in s for s in scopes)):
+        if not isinstance(resource, dict) or not isinstance(resource.get("url"), str):
+            continue
+        scopes = resource.get("scopes") if isinstance(resource.get("scopes"), list) else []
+        if resource.get("id") and resource["url"] and (not scopes or any("jira" in str(s) for s in scopes)):
             found.append(
                 {
-                    "cloud_id": resource["id"],
+                    "cloud_id": str(resource["id"]),
                     "url": resource["url"].rstrip("/"),
-                    "name": resource.get("name", ""),
+                    "name": str(resource.get("name") or ""),
                 }
             )
     return found
@@ -318,40 +352,28 @@ def _save_jira(tenant, token, site_info):
     return site
 
 
-@require_GET
-@staff_member_required
+@_step("jira", "GET")
 def jira_callback(request):
-    try:
-        tenant = _take_state(request, "jira")
-        _vendor_error(request, tenant, "jira")
-        token = _exchange(AtlassianProvider(), request.GET["code"], tenant)
-        resources = _get_json(
-            settings.ATLASSIAN_API_URL + ACCESSIBLE_RESOURCES, token["access_token"], tenant, "the Jira sites"
-        )
-        sites = _sites(resources)
-        if not sites:
-            raise ConnectError("This Atlassian account gave access to no Jira site.", tenant=tenant)
-        if len(sites) > 1:
-            request.session[_pending_key("jira")] = {
-                "tenant": tenant.pk,
-                "token": _seal(token),
-                "choices": sites,
-            }
-            return _choice_page(request, "jira", tenant, sites)
-        site = _save_jira(tenant, token, sites[0])
-    except ConnectError as error:
-        return _failure(request, error, "jira")
-    messages.success(request, f"Jira site {site.site_name or site.base_url} is connected to {tenant}.")
-    return redirect("admin:tenants_tenant_change", tenant.pk)
+    tenant = _take_state(request, "jira")
+    _vendor_error(request, tenant, "jira")
+    token = _exchange(AtlassianProvider(), request.GET["code"], tenant)
+    resources = _get_json(
+        settings.ATLASSIAN_API_URL + ACCESSIBLE_RESOURCES, token["access_token"], tenant, "the Jira sites"
+    )
+    sites = _sites(resources)
+    if not sites:
+        raise ConnectError("This Atlassian account gave access to no Jira site.", tenant=tenant)
+    if len(sites) > 1:
+        request.session[_pending_key("jira")] = {
+            "tenant": tenant.pk,
+            "token": _seal(token),
+            "choices": sites,
+        }
+        return _choice_page(request, "jira", tenant, sites)
+    return _save_jira(tenant, token, sites[0])
 
 
-@require_POST
-@staff_member_required
+@_step("jira", "POST")
 def jira_choose(request):
-    try:
-        tenant, token, site_info, _ = _take_pending(request, "jira", "cloud_id")
-        site = _save_jira(tenant, token, site_info)
-    except ConnectError as error:
-        return _failure(request, error, "jira")
-    messages.success(request, f"Jira site {site.site_name or site.base_url} is connected to {tenant}.")
-    return redirect("admin:tenants_tenant_change", tenant.pk)
+    tenant, token, site_info, _ = _take_pending(request, "jira", "cloud_id")
+    return _save_jira(tenant, token, site_info)

@@ -39,6 +39,34 @@ def fake_server():
 
 
 @pytest.fixture
+def fb_auth(settings):
+    """The fake FreshBooks with its OAuth routes (authorize page, token endpoint, users/me); settings point at it."""
+    from tests.fakes.freshbooks import make_fake_freshbooks
+    from tests.fakes.freshbooks_auth import install_auth_routes
+
+    server = install_auth_routes(make_fake_freshbooks())
+    settings.FRESHBOOKS_API_URL = settings.FRESHBOOKS_AUTH_URL = server.url
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def atl(settings):
+    """A fake auth.atlassian.com, with a fake Jira Cloud as the api.atlassian.com gateway (`atl.jira`)."""
+    from tests.fakes.atlassian import CLOUD_ID, make_fake_atlassian
+    from tests.fakes.jira import FakeJira, install_core_routes
+
+    jira = install_core_routes(FakeJira(cloud_id=CLOUD_ID))
+    auth = make_fake_atlassian(jira)
+    settings.ATLASSIAN_AUTH_URL, settings.ATLASSIAN_API_URL = auth.url, jira.url
+    auth.jira = jira
+    yield auth
+    auth.close()
+    jira.close()
+    assert not jira.spec_errors, jira.spec_errors
+
+
+@pytest.fixture
 def fake_jira():
     """A fake Jira Cloud site (Basic auth): core, issue, worklog, search and user routes.
 

@@ -2,22 +2,24 @@
 half-saved, choice pages, staff-only access, and the admin pieces (tenant page, add tenant, API-token site)."""
 
 import json
+import logging
 import re
+import threading
+import time
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from django.contrib.messages import get_messages
+from django.db import connection, connections, transaction
 from django.urls import reverse
 
 from connector.jira.client import JiraClient
 from connector.models import IssueMapping
-from tenants import views
+from tenants import tokens, views
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
-from tests.fakes.atlassian import CLOUD_ID, make_fake_atlassian, site
-from tests.fakes.freshbooks import make_fake_freshbooks
-from tests.fakes.freshbooks_auth import install_auth_routes
+from tests.fakes.atlassian import CLOUD_ID, site
 from tests.fakes.jira import FakeJira, install_core_routes
 
 pytestmark = pytest.mark.django_db
@@ -26,26 +28,6 @@ TWO_BUSINESSES = [
     {"account_id": "ABC123", "business_id": "439000", "name": "Commonwealth Systems"},
     {"account_id": "ABC124", "business_id": "438000", "name": "Bayern Corporation"},
 ]
-
-
-@pytest.fixture
-def fb(settings):
-    server = install_auth_routes(make_fake_freshbooks())
-    settings.FRESHBOOKS_API_URL = settings.FRESHBOOKS_AUTH_URL = server.url
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def atl(settings):
-    jira = install_core_routes(FakeJira(cloud_id=CLOUD_ID))
-    auth = make_fake_atlassian(jira)
-    settings.ATLASSIAN_AUTH_URL, settings.ATLASSIAN_API_URL = auth.url, jira.url
-    auth.jira = jira
-    yield auth
-    auth.close()
-    jira.close()
-    assert not jira.spec_errors, jira.spec_errors
 
 
 def start(client, vendor, slug="acme"):
@@ -75,10 +57,10 @@ def token_requests(server, path):
 # --- FreshBooks ------------------------------------------------------------------------------------------------
 
 
-def test_freshbooks_connect_attaches_the_business(staff_client, tenant, fb, settings):
+def test_freshbooks_connect_attaches_the_business(staff_client, tenant, fb_auth, settings):
     authorize_url = start(staff_client, "freshbooks")
     query = parse_qs(urlsplit(authorize_url).query)
-    assert authorize_url.startswith(fb.url + "/oauth/authorize?")
+    assert authorize_url.startswith(fb_auth.url + "/oauth/authorize?")
     assert query["redirect_uri"] == [settings.PUBLIC_BASE_URL + "/oauth/freshbooks/callback/"]
     assert {"user:profile:read", "user:invoices:read", "user:time_entries:read"} <= set(
         query["scope"][0].split()
@@ -94,7 +76,7 @@ def test_freshbooks_connect_attaches_the_business(staff_client, tenant, fb, sett
     account = FreshBooksAccount.objects.get(tenant=tenant)
     assert (account.account_id, account.business_id, account.business_name) == ("6BApk", "6543", "Acme Books")
     assert account.status == ConnectionStatus.CONNECTED
-    assert account.access_token in fb.state["access_tokens"] and account.refresh_token.startswith(
+    assert account.access_token in fb_auth.state["access_tokens"] and account.refresh_token.startswith(
         "fb-refresh-"
     )
     assert account.token_expires_at is not None and account.identity_id == "12345"
@@ -103,23 +85,23 @@ def test_freshbooks_connect_attaches_the_business(staff_client, tenant, fb, sett
     assert "Acme Books" in page and "Connect FreshBooks" in page
 
 
-def test_freshbooks_bad_state_is_refused_and_nothing_saved(staff_client, tenant, fb):
+def test_freshbooks_bad_state_is_refused_and_nothing_saved(staff_client, tenant, fb_auth):
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     response = staff_client.get(path, {**params, "state": params["state"][:-2] + "xx"})
     assert response.status_code == 403
     assert "does not match this session" in response.content.decode()
     assert any("FreshBooks was not connected" in m for m in messages_of(response))
     assert not FreshBooksAccount.objects.exists()
-    assert not token_requests(fb, "/auth/oauth/token"), "the code must not be exchanged on a bad state"
+    assert not token_requests(fb_auth, "/auth/oauth/token"), "the code must not be exchanged on a bad state"
 
 
-def test_freshbooks_callback_without_a_started_flow_is_refused(staff_client, tenant, fb):
+def test_freshbooks_callback_without_a_started_flow_is_refused(staff_client, tenant, fb_auth):
     response = staff_client.get("/oauth/freshbooks/callback/", {"code": "fb-code-x", "state": "guess"})
     assert response.status_code == 403
     assert not FreshBooksAccount.objects.exists()
 
 
-def test_freshbooks_replayed_state_is_refused(staff_client, tenant, fb):
+def test_freshbooks_replayed_state_is_refused(staff_client, tenant, fb_auth):
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     assert staff_client.get(path, params).status_code == 302
     FreshBooksAccount.objects.all().delete()
@@ -128,10 +110,10 @@ def test_freshbooks_replayed_state_is_refused(staff_client, tenant, fb):
     assert replay.status_code == 403
     assert "already used" in replay.content.decode()
     assert not FreshBooksAccount.objects.exists()
-    assert len(token_requests(fb, "/auth/oauth/token")) == 1
+    assert len(token_requests(fb_auth, "/auth/oauth/token")) == 1
 
 
-def test_freshbooks_state_expires_after_ten_minutes(staff_client, tenant, fb, monkeypatch):
+def test_freshbooks_state_expires_after_ten_minutes(staff_client, tenant, fb_auth, monkeypatch):
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     now = views.time.time()
     monkeypatch.setattr(views.time, "time", lambda: now + 601)
@@ -141,7 +123,7 @@ def test_freshbooks_state_expires_after_ten_minutes(staff_client, tenant, fb, mo
     assert not FreshBooksAccount.objects.exists()
 
 
-def test_state_is_bound_to_the_session(client, staff_user, django_user_model, tenant, fb):
+def test_state_is_bound_to_the_session(client, staff_user, django_user_model, tenant, fb_auth):
     client.force_login(staff_user)
     path, params = vendor_page_link(start(client, "freshbooks"), "approve")
     other = django_user_model.objects.create_user("other", password="x-pass-123", is_staff=True)
@@ -150,36 +132,36 @@ def test_state_is_bound_to_the_session(client, staff_user, django_user_model, te
     assert not FreshBooksAccount.objects.exists()
 
 
-def test_freshbooks_denied_consent(staff_client, tenant, fb):
+def test_freshbooks_denied_consent(staff_client, tenant, fb_auth):
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "deny")
     response = staff_client.get(path, params)
     assert response.status_code == 400
     assert "Access was not granted on FreshBooks" in response.content.decode()
     assert any("was not connected" in m for m in messages_of(response))
     assert not FreshBooksAccount.objects.exists()
-    assert not token_requests(fb, "/auth/oauth/token")
+    assert not token_requests(fb_auth, "/auth/oauth/token")
 
 
-def test_freshbooks_token_exchange_error(staff_client, tenant, fb):
-    fb.state["token_error"] = (400, {"error": "invalid_grant", "error_description": "Code expired"})
+def test_freshbooks_token_exchange_error(staff_client, tenant, fb_auth):
+    fb_auth.state["token_error"] = (400, {"error": "invalid_grant", "error_description": "Code expired"})
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     response = staff_client.get(path, params)
     assert response.status_code == 502
     body = response.content.decode()
     assert "token exchange failed" in body and "Code expired" in body
     assert not FreshBooksAccount.objects.exists()
-    assert not fb.calls("GET", "/auth/api/v1/users/me")
+    assert not fb_auth.calls("GET", "/auth/api/v1/users/me")
 
 
-def test_freshbooks_several_businesses_choice_page(staff_client, tenant, fb):
-    fb.state["memberships"] = TWO_BUSINESSES
+def test_freshbooks_several_businesses_choice_page(staff_client, tenant, fb_auth):
+    fb_auth.state["memberships"] = TWO_BUSINESSES
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     page = staff_client.get(path, params)
     assert page.status_code == 200
     html = page.content.decode()
     assert "Commonwealth Systems" in html and "Bayern Corporation" in html
     assert not FreshBooksAccount.objects.exists(), "nothing is saved before the choice"
-    issued = {t for t in fb.state["access_tokens"] if t.startswith("fb-access-")}
+    issued = {t for t in fb_auth.state["access_tokens"] if t.startswith("fb-access-")}
     session_dump = json.dumps(dict(staff_client.session.items()))
     assert issued and not any(t in session_dump for t in issued), "the pending token is stored encrypted"
 
@@ -198,8 +180,8 @@ def test_freshbooks_several_businesses_choice_page(staff_client, tenant, fb):
     assert FreshBooksAccount.objects.count() == 1
 
 
-def test_freshbooks_choice_must_be_one_offered_and_expires(staff_client, tenant, fb, monkeypatch):
-    fb.state["memberships"] = TWO_BUSINESSES
+def test_freshbooks_choice_must_be_one_offered_and_expires(staff_client, tenant, fb_auth, monkeypatch):
+    fb_auth.state["memberships"] = TWO_BUSINESSES
     path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
     staff_client.get(path, params)
     assert staff_client.post("/oauth/freshbooks/choose/", {"choice": "999"}).status_code == 400
@@ -213,7 +195,7 @@ def test_freshbooks_choice_must_be_one_offered_and_expires(staff_client, tenant,
     assert not FreshBooksAccount.objects.exists()
 
 
-def test_freshbooks_business_of_another_tenant_is_not_taken_over(staff_client, tenant, fb):
+def test_freshbooks_business_of_another_tenant_is_not_taken_over(staff_client, tenant, fb_auth):
     other = Tenant.objects.create(name="Other", slug="other")
     FreshBooksAccount.objects.create(
         tenant=other, account_id="6BApk", business_id="6543", access_token="keep"
@@ -226,7 +208,20 @@ def test_freshbooks_business_of_another_tenant_is_not_taken_over(staff_client, t
     assert account.tenant == other and account.access_token == "keep"
 
 
-def test_reconnect_updates_the_same_account(staff_client, tenant, fb):
+def test_a_tenant_syncs_one_business_a_second_one_is_refused(staff_client, tenant, fb_auth):
+    """Ledger keys are per tenant: a second business on the same tenant would collide on equal object ids."""
+    FreshBooksAccount.objects.create(
+        tenant=tenant, account_id="OTHER1", business_id="1", business_name="Old Books", access_token="keep"
+    )
+    path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
+    response = staff_client.get(path, params)
+    assert response.status_code == 409
+    assert "already syncs the FreshBooks business Old Books" in unescape(response.content.decode())
+    account = FreshBooksAccount.objects.get()
+    assert (account.account_id, account.access_token) == ("OTHER1", "keep")
+
+
+def test_reconnect_updates_the_same_account(staff_client, tenant, fb_auth):
     FreshBooksAccount.objects.create(
         tenant=tenant, account_id="6BApk", business_id="6543", access_token="old",
         status=ConnectionStatus.NEEDS_RECONNECT, last_error="refused",
@@ -239,7 +234,7 @@ def test_reconnect_updates_the_same_account(staff_client, tenant, fb):
 
 
 @pytest.mark.parametrize("vendor", ["freshbooks", "jira"])
-def test_non_staff_users_are_blocked(client, django_user_model, tenant, fb, atl, vendor):
+def test_non_staff_users_are_blocked(client, django_user_model, tenant, fb_auth, atl, vendor):
     for logged_in in (False, True):
         if logged_in:
             user = django_user_model.objects.create_user("customer", password="cust-pass-123", is_staff=False)
@@ -249,7 +244,9 @@ def test_non_staff_users_are_blocked(client, django_user_model, tenant, fb, atl,
         assert not any(k.startswith("oauth_") for k, _v in client.session.items())
         callback = client.get(f"/oauth/{vendor}/callback/", {"code": "c", "state": "s"})
         assert callback.status_code == 302 and callback["Location"].startswith("/admin/login/")
-    assert not token_requests(fb, "/auth/oauth/token") and not token_requests(atl, "/oauth/token")
+        choose = client.post(f"/oauth/{vendor}/choose/", {"choice": "x"})
+        assert choose.status_code == 302 and choose["Location"].startswith("/admin/login/")
+    assert not token_requests(fb_auth, "/auth/oauth/token") and not token_requests(atl, "/oauth/token")
     assert not FreshBooksAccount.objects.exists() and not JiraSite.objects.exists()
 
 
@@ -429,3 +426,71 @@ def test_admin_site_url_change_is_checked_again(staff_client, tenant, fake_jira)
     assert len(fake_jira.calls()) == before
     site.refresh_from_db()
     assert site.site_name == "Acme" and site.api_token == "jira-api-token"
+
+
+@pytest.mark.parametrize("me", [[], {"response": ["not", "a", "user"]}, {"response": {"business_memberships": [
+    "x", {"business": "y"}, {"business": {"id": 1}}]}}])  # fmt: skip
+def test_freshbooks_odd_users_me_is_a_clear_failure(staff_client, tenant, fb_auth, me):
+    fb_auth.route("GET", "/auth/api/v1/users/me", first=True)(lambda request: me)
+    response = staff_client.get(*vendor_page_link(start(staff_client, "freshbooks"), "approve"))
+    assert response.status_code in (400, 502)
+    assert "FreshBooks was not connected" in " ".join(messages_of(response))
+    assert not FreshBooksAccount.objects.exists()
+
+
+def test_jira_odd_accessible_resources_are_skipped(staff_client, tenant, atl):
+    atl.state["sites"] = ["x", {"id": "c1", "url": 5}, {"id": "c2", "url": "https://b.atlassian.net", "scopes": "x"},
+                         site()]  # fmt: skip
+    response = staff_client.get(*vendor_page_link(start(staff_client, "jira"), "approve"))
+    assert response.status_code == 200, "two usable sites: the choice page"
+    assert "b.atlassian.net" in response.content.decode() and not JiraSite.objects.exists()
+
+
+def test_debug_logging_never_shows_oauth_secrets(staff_client, tenant, fb_auth, caplog):
+    with caplog.at_level(logging.DEBUG):
+        assert (
+            staff_client.get(*vendor_page_link(start(staff_client, "freshbooks"), "approve")).status_code
+            == 302
+        )
+        account = FreshBooksAccount.objects.get()
+        account.token_expires_at = None
+        tokens.access_token(account)  # a refresh
+    assert any(r.levelno == logging.DEBUG for r in caplog.records), "debug logging was on"
+    old = fb_auth.calls("POST", "/auth/oauth/token")[0].form()
+    for secret in (account.access_token, account.refresh_token, old["code"], old["client_secret"]):
+        assert secret not in caplog.text
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row and index locks")
+@pytest.mark.django_db(transaction=True)
+def test_business_saved_by_another_sign_in_at_the_same_moment_is_a_409(staff_client, tenant, fb_auth):
+    """The rival's insert is not committed yet when ours starts; ours waits on the unique index, then loses."""
+    path, params = vendor_page_link(start(staff_client, "freshbooks"), "approve")
+    inserted = threading.Event()
+
+    def rival():
+        try:
+            with transaction.atomic():
+                FreshBooksAccount.objects.create(
+                    tenant=tenant, account_id="6BApk", business_id="6543", access_token="rival"
+                )
+                inserted.set()
+                with connection.cursor() as cursor:
+                    for _ in range(200):  # commit once our insert waits for this transaction
+                        cursor.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND datname = current_database()"
+                        )
+                        if cursor.fetchone()[0]:
+                            break
+                        time.sleep(0.05)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    assert inserted.wait(10)
+    response = staff_client.get(path, params)
+    thread.join(15)
+    assert response.status_code == 409 and "at the same moment" in response.content.decode()
+    assert FreshBooksAccount.objects.get().access_token == "rival"

@@ -3,19 +3,16 @@ the loopback fakes: success output, failure output and exit codes, nothing half-
 
 import io
 import sys
-from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from django.utils import timezone
 
-from connector.defaults import create_default_mappings
 from connector.models import IssueMapping
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
-from tests.fakes.freshbooks import ACCESS_TOKEN, ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
-from tests.fakes.freshbooks_auth import install_auth_routes
+from tests import processing
+from tests.fakes.freshbooks import ACCESS_TOKEN
 from tests.fakes.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
 
 pytestmark = pytest.mark.django_db
@@ -102,12 +99,19 @@ def test_create_tenant_token_is_never_an_argument(fake_jira, monkeypatch, no_tty
         ({"project": "no key"}, "is not a Jira project key"),
         ({"slug": "Not A Slug"}, "must be lower-case"),
         ({"url": "acme.atlassian.net"}, "must be an http"),
+        ({"name": "N" * 201}, "--name: Ensure this value has at most 200"),
+        ({"slug": "s" * 65}, "--slug: Ensure this value has at most 64"),
+        ({"url": "https://" + "a" * 300 + ".net"}, "--jira-url: "),
+        ({"email": "not an email"}, "--jira-email: Enter a valid email"),
     ],
 )
 def test_create_tenant_failures_save_nothing(fake_jira, monkeypatch, no_tty, change, message):
     monkeypatch.setenv("JIRA_API_TOKEN", change.get("token", API_TOKEN))
     args = create_args(change.get("url", fake_jira.url), slug=change.get("slug", "globex"),
                        project=change.get("project", "FIN"))  # fmt: skip
+    for option, flag in (("name", "--name"), ("email", "--jira-email")):
+        if option in change:
+            args[args.index(flag) + 1] = change[option]
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert not Tenant.objects.exists() and not JiraSite.objects.exists() and not IssueMapping.objects.exists()
@@ -131,36 +135,15 @@ def test_create_tenant_skip_check_creates_an_unchecked_site(monkeypatch, no_tty)
 
 
 @pytest.fixture
-def fb(settings):
-    server = install_auth_routes(make_fake_freshbooks())
-    settings.FRESHBOOKS_API_URL = settings.FRESHBOOKS_AUTH_URL = server.url
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def connected(tenant, fb, fake_jira):
-    FreshBooksAccount.objects.create(
-        tenant=tenant, account_id=ACCOUNT_ID, business_id=BUSINESS_ID, business_name="Acme Books",
-        access_token=ACCESS_TOKEN, refresh_token="fb-refresh-token", status=ConnectionStatus.CONNECTED,
-        token_expires_at=timezone.now() + timedelta(hours=6),
-    )  # fmt: skip
-    JiraSite.objects.create(
-        tenant=tenant,
-        base_url=fake_jira.url,
-        email=EMAIL,
-        api_token=API_TOKEN,
-        status=ConnectionStatus.CONNECTED,
-    )
-    create_default_mappings(tenant, "FIN")
-    return tenant
+def connected(tenant, fb_auth, fake_jira):
+    return processing.connect(tenant, fb_auth, fake_jira)
 
 
 def rows(out):
     return [line.split(None, 3) for line in out.splitlines() if line.startswith("acme")]
 
 
-def test_check_connections_all_ok(connected, fb, fake_jira):
+def test_check_connections_all_ok(connected, fb_auth, fake_jira):
     out, _ = run("check_connections")
     table = rows(out)
     assert table[0][:3] == ["acme", "freshbooks", "ok"] and "Acme Books" in table[0][3]
@@ -169,14 +152,14 @@ def test_check_connections_all_ok(connected, fb, fake_jira):
     assert out.splitlines()[0].split() == ["TENANT", "SIDE", "STATUS", "DETAIL"]
     assert "All 3 checks passed" in out
     # one identity call and one cheap read on FreshBooks; myself, project and createmeta on Jira
-    assert len(fb.calls("GET", "/auth/api/v1/users/me")) == 1
-    assert fb.calls("GET", "/users/clients")[0].query["per_page"] == ["1"]
+    assert len(fb_auth.calls("GET", "/auth/api/v1/users/me")) == 1
+    assert fb_auth.calls("GET", "/users/clients")[0].query["per_page"] == ["1"]
     assert fake_jira.calls("GET", "/rest/api/3/issue/createmeta/FIN/issuetypes")
 
 
-def test_check_connections_failure_table(connected, fb, fake_jira, capsys):
-    fb.state["access_tokens"].clear()
-    fb.state["refresh_tokens"].clear()
+def test_check_connections_failure_table(connected, fb_auth, fake_jira, capsys):
+    fb_auth.state["access_tokens"].clear()
+    fb_auth.state["refresh_tokens"].clear()
     IssueMapping.objects.filter(event="bill.create").update(project_key="NOPE")
     IssueMapping.objects.filter(event="expense.create").update(issue_type="Story")
     out, err = io.StringIO(), io.StringIO()
@@ -194,7 +177,7 @@ def test_check_connections_failure_table(connected, fb, fake_jira, capsys):
     assert account.status == ConnectionStatus.NEEDS_RECONNECT and account.access_token == ACCESS_TOKEN
 
 
-def test_check_connections_missing_connections(tenant, fb):
+def test_check_connections_missing_connections(tenant, fb_auth):
     out = io.StringIO()
     with pytest.raises(SystemExit):
         call_command("check_connections", stdout=out, stderr=io.StringIO())
@@ -208,7 +191,7 @@ def test_check_connections_unknown_tenant(db):
         run("check_connections", "--tenant", "nobody")
 
 
-def test_admin_test_connection_action(connected, staff_client, fb, fake_jira, tenant):
+def test_admin_test_connection_action(connected, staff_client, fb_auth, fake_jira, tenant):
     other = Tenant.objects.create(name="Other", slug="other")
     response = staff_client.post(
         reverse("admin:tenants_tenant_changelist"),

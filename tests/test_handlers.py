@@ -201,6 +201,8 @@ def test_assignee_found_by_email_is_cached_and_unmatched_is_noted(connected, fb,
     [
         pytest.param({"current_organization": "Ü" + "x" * 299, "organization": ""}, id="300-char-client"),
         pytest.param({"current_organization": "Société Générale — Zürich 東京 🚀"}, id="non-ascii"),
+        # Jira counts UTF-16 units: 300 emoji are 600 "characters" to it (review-sync).
+        pytest.param({"current_organization": "🚀" * 300, "organization": ""}, id="300-emoji-client"),
         pytest.param({"amount": {"amount": "0", "code": "CAD"}}, id="zero-amount"),
         pytest.param({"amount": {"amount": "-12.5", "code": "EUR"}}, id="negative-amount"),
         pytest.param(
@@ -353,3 +355,51 @@ def test_build_context_money_and_names():
     assert context["amount"] == "7.01" and context["currency"] == "USD"
     assert context["client_name"] == "Ana Silva"
     assert build_context("invoice", {"id": 1})["amount"] == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["invoice", "bill", "payment", "expense", "time_entry", "client"])
+def test_template_context_is_plain_data_that_cannot_reach_secrets(connected, kind):
+    """Templates see names and ids, never a model (tenant.jira_site.api_token, account.access_token)."""
+    from connector.preview import load_sample
+    from connector.render import render_text
+
+    record, related = load_sample(kind) or ({"id": 1}, {})
+    account = connected.freshbooks_accounts.get()
+    context = build_context(kind, record, related=related, tenant=connected, account=account)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        if isinstance(value, list):
+            return all(plain(item) for item in value)
+        return value is None or isinstance(value, (str, int, float, bool))
+
+    assert plain(context)
+    leak = "{{ tenant.jira_site.api_token }}{{ account.access_token }}{{ tenant.freshbooks_accounts.all }}"
+    assert render_text(leak, context) == ""
+
+
+def test_money_is_two_decimals_and_zero_is_never_negative():
+    assert money({"amount": "41.9", "code": "CAD"}) == ("41.90", "CAD")
+    assert money({"amount": "-0.00", "code": "USD"}) == ("0.00", "USD")
+    assert money("-0.004") == ("0.00", "")
+    assert money("-12.345") == ("-12.35", "")
+    assert money({"amount": None, "code": "EUR"}) == ("", "EUR")
+
+
+@pytest.mark.django_db
+def test_a_refused_user_search_leaves_the_assignee_unset_and_still_creates_the_issue(connected, fb, jira):
+    """Jira refusing the user search (no "Browse users" permission) is not a reason to lose the issue."""
+    jira.state["fail_next"] = [
+        {"method": "GET", "path": r"/user/search$", "status": 403,
+         "body": {"errorMessages": ["You do not have the permission to browse users."]}},
+    ]  # fmt: skip
+    IssueMapping.objects.filter(tenant=connected, event="invoice.create").update(assignee_from="client")
+
+    event = process(connected, "invoice.create", 987654)
+
+    assert event.status == "succeeded", event.status_detail
+    assert "assignee" not in only_issue(jira)
+    assert "assignee left unset: Jira user search failed" in event.status_detail
+    assert "permission to browse users" in event.status_detail

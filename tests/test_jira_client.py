@@ -73,6 +73,16 @@ def test_endless_429_gives_up_as_transient_not_ambiguous(client, sleeps):
 
 
 @responses.activate
+def test_rate_limit_waits_stay_within_the_task_budget(client, sleeps):
+    """Long Retry-After answers: the call gives up (transient) before the django-q2 task timeout would kill it."""
+    responses.post(f"{API}/issue", status=429, headers={"Retry-After": "50"}, json={})
+    with pytest.raises(JiraError) as raised:
+        client.create_issue(ISSUE["fields"])
+    assert raised.value.transient and raised.value.status == 429
+    assert sum(sleeps) <= 120 and sleeps == [50.0, 50.0, 20.0]
+
+
+@responses.activate
 def test_5xx_on_get_is_retried(client, sleeps):
     responses.get(f"{API}/issue/FIN-1", status=503, json={})
     responses.get(f"{API}/issue/FIN-1", json={"id": "1", "key": "FIN-1", "fields": {}})
@@ -161,16 +171,17 @@ def test_find_user_by_email(client):
     assert client.find_user("") is None
 
 
-@responses.activate
-def test_oauth_401_refreshes_once_and_retries(site, sleeps):
+def oauth_site(site):
+    """Make `site` an OAuth 2.0 site; returns the gateway URL of /myself."""
     site.auth_method = JiraSite.AuthMethod.OAUTH2
     site.cloud_id = "cloud-1"
     site.access_token, site.refresh_token = "old-access", "refresh-1"
     site.token_expires_at = timezone.now() + timedelta(hours=1)
     site.save()
-    gateway = f"{settings.ATLASSIAN_API_URL}/ex/jira/cloud-1/rest/api/3/myself"
-    responses.get(gateway, status=401, json={"message": "Unauthorized"})
-    responses.get(gateway, json={"accountId": "a"})
+    return f"{settings.ATLASSIAN_API_URL}/ex/jira/cloud-1/rest/api/3/myself"
+
+
+def answer_token_refresh():
     responses.post(
         f"{settings.ATLASSIAN_AUTH_URL}/oauth/token",
         json={
@@ -180,6 +191,14 @@ def test_oauth_401_refreshes_once_and_retries(site, sleeps):
             "token_type": "Bearer",
         },
     )
+
+
+@responses.activate
+def test_oauth_401_refreshes_once_and_retries(site, sleeps):
+    gateway = oauth_site(site)
+    responses.get(gateway, status=401, json={"message": "Unauthorized"})
+    responses.get(gateway, json={"accountId": "a"})
+    answer_token_refresh()
     assert JiraClient(site, sleep=sleeps).myself() == {"accountId": "a"}
     auth = [c.request.headers.get("Authorization") for c in responses.calls if "/ex/jira/" in c.request.url]
     assert auth == ["Bearer old-access", "Bearer new-access"]
@@ -189,22 +208,9 @@ def test_oauth_401_refreshes_once_and_retries(site, sleeps):
 
 @responses.activate
 def test_oauth_second_401_is_an_error_not_a_loop(site, sleeps):
-    site.auth_method = JiraSite.AuthMethod.OAUTH2
-    site.cloud_id = "cloud-1"
-    site.access_token, site.refresh_token = "old-access", "refresh-1"
-    site.token_expires_at = timezone.now() + timedelta(hours=1)
-    site.save()
-    gateway = f"{settings.ATLASSIAN_API_URL}/ex/jira/cloud-1/rest/api/3/myself"
+    gateway = oauth_site(site)
     responses.get(gateway, status=401, json={"message": "Unauthorized"})
-    responses.post(
-        f"{settings.ATLASSIAN_AUTH_URL}/oauth/token",
-        json={
-            "access_token": "new-access",
-            "refresh_token": "refresh-2",
-            "expires_in": 3600,
-            "token_type": "Bearer",
-        },
-    )
+    answer_token_refresh()
     with pytest.raises(JiraError) as raised:
         JiraClient(site, sleep=sleeps).myself()
     assert raised.value.status == 401

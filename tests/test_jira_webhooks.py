@@ -315,3 +315,24 @@ def test_admin_actions_register_refresh_and_show_why_it_failed(staff_client, bas
     listing = staff_client.get("/admin/tenants/jirasite/").content.decode()
     assert "Failing: Jira refused to register the admin webhook" in listing
     assert reloaded(basic_site).webhook_secret not in listing
+
+
+def test_token_refreshed_during_registration_is_kept_when_jira_answers_oddly(
+    oauth_site, oauth_jira, settings
+):
+    """Atlassian rotates refresh tokens: the new one must be saved even when the registration then fails."""
+    from tests.fakes.atlassian import make_fake_atlassian
+
+    auth = make_fake_atlassian(oauth_jira)
+    settings.ATLASSIAN_AUTH_URL = auth.url
+    auth.state["refresh_tokens"].add("atl-refresh")
+    JiraSite.objects.filter(pk=oauth_site.pk).update(token_expires_at=timezone.now() - timedelta(minutes=1))
+    oauth_jira.route("GET", r"/rest/api/3/webhook", first=True)(lambda request: ["not a page"])
+    try:
+        assert not webhooks.register(reloaded(oauth_site))
+    finally:
+        auth.close()
+    site = reloaded(oauth_site)
+    assert "unexpected shape" in site.webhook_error
+    assert site.refresh_token != "atl-refresh" and site.refresh_token in auth.state["refresh_tokens"]
+    assert site.status == ConnectionStatus.CONNECTED

@@ -52,8 +52,8 @@ def basic_site(tenant):
 
 @pytest.fixture
 def oauth_site(tenant):
-    return JiraSite.objects.create(
-        tenant=tenant, base_url="https://acme.atlassian.net", cloud_id="cloud-1",
+    return JiraSite.objects.create(  # the site the samples were captured from (their "self" links)
+        tenant=tenant, base_url="https://zulipp.atlassian.net", cloud_id="cloud-1",
         auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
     )  # fmt: skip
 
@@ -201,6 +201,57 @@ def test_dynamic_webhook_with_a_valid_jwt_is_routed_by_matched_ids(client, oauth
     assert response.status_code == 200
     assert states(links)["issue"] == "deleted"
     assert Event.objects.get().tenant == oauth_site.tenant
+
+
+def test_same_webhook_id_on_two_sites_is_routed_by_the_sending_site(client, oauth_site, links):
+    """Webhook ids are numbered per Jira site: another customer's site may hold id 1001 too."""
+    from tenants.models import Tenant
+
+    other_tenant = Tenant.objects.create(name="Other", slug="other")
+    JiraSite.objects.create(
+        tenant=other_tenant, base_url="https://other.atlassian.net", cloud_id="cloud-2",
+        auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
+    )  # fmt: skip
+    other_link = link(other_tenant, 9, jira_issue_id="10000", jira_issue_key="TEST-1")
+    body = issue_deleted_sample() | {"matchedWebhookIds": [1001]}  # sent by zulipp.atlassian.net
+    assert post_dynamic(client, body).status_code == 200
+    assert states(links)["issue"] == "deleted"
+    assert Link.objects.get(pk=other_link.pk).state == Link.State.CREATED, "the other customer's link is kept"
+    assert Event.objects.get().tenant == oauth_site.tenant
+
+    gateway = copy.deepcopy(body)  # self links through api.atlassian.com name the cloud id instead
+    gateway["issue"]["self"] = "https://api.atlassian.com/ex/jira/cloud-2/rest/api/2/issue/10000"
+    gateway["user"]["self"] = "https://api.atlassian.com/ex/jira/cloud-2/rest/api/2/user?accountId=1"
+    assert post_dynamic(client, gateway).status_code == 200
+    assert Link.objects.get(pk=other_link.pk).state == Link.State.DELETED
+    Link.objects.filter(pk=other_link.pk).update(state=Link.State.CREATED)
+
+    JiraSite.objects.filter(pk=oauth_site.pk).delete()  # now only a site with another URL holds 1001
+    assert post_dynamic(client, body).status_code == 404
+    assert Link.objects.get(pk=other_link.pk).state == Link.State.CREATED and Event.objects.count() == 2
+
+
+def test_non_ascii_signature_header_is_a_401_not_a_500(client, basic_site, links):
+    response = post_admin(client, basic_site, WORKLOG, signature="sha256=\u00e9\u00e9")
+    assert response.status_code == 401
+    assert not Event.objects.exists()
+
+
+def test_nul_characters_are_stored_without_error(client, basic_site, links):
+    """PostgreSQL text cannot hold NUL: a payload (and an identifier) carrying one is still handled."""
+    body = sample("worklog_deleted.json")
+    body["worklog"]["id"] = "10033\u0000"
+    body["issue"] = {"id": "1\u0000", "key": "FIN-\u00001"}
+    response = post_admin(client, basic_site, body, identifier="delivery\u00001")
+    assert response.status_code == 200
+    event = Event.objects.get()
+    assert (event.object_id, event.jira_key, event.payload) == ("10033", "FIN-1", body)
+    assert states(links)["worklog"] == "deleted"
+
+
+def test_absurdly_deep_json_is_a_400(client, basic_site, links):
+    assert post_admin(client, basic_site, b"[" * 20000 + b"]" * 20000).status_code == 400
+    assert not Event.objects.exists()
 
 
 # --- rejections: 4xx and nothing left behind ------------------------------------------------------------

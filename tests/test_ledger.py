@@ -412,3 +412,29 @@ def test_a_worker_arriving_during_an_in_doubt_create_adopts(tenant, fake_jira, s
     assert sum(isinstance(r, JiraError) for r in results) == 1
     assert len(issues(fake_jira)) == 1 and len(creates(fake_jira)) == 1
     assert Link.objects.get().state == Link.State.CREATED
+
+
+# review-sync -------------------------------------------------------------------------------------------
+
+
+def test_the_ledger_refuses_to_write_inside_an_outer_transaction(client, tenant, fake_jira):
+    from django.db import transaction
+
+    with transaction.atomic(), pytest.raises(ledger.LedgerError, match="inside a database transaction"):
+        ensure(client, tenant)
+    assert not creates(fake_jira) and not Link.objects.exists()
+
+
+def test_an_update_for_a_claim_released_meanwhile_fails_with_a_ledger_error(client, tenant, issue_key):
+    """A worker held a pending link whose create was then rejected (link deleted): say so, no crash."""
+    stale = Link.objects.create(
+        tenant=tenant, dedupe_key="gone", object_type="invoice", object_id="7", state=Link.State.PENDING
+    )
+    worklog = Link.objects.create(
+        tenant=tenant, dedupe_key="gone-wl", purpose=Link.Purpose.WORKLOG, object_type="time_entry",
+        object_id="8", jira_issue_key=issue_key, state=Link.State.PENDING,
+    )  # fmt: skip
+    Link.objects.filter(pk__in=[stale.pk, worklog.pk]).delete()
+    with pytest.raises(ledger.LedgerError, match="replay the event that creates it"):
+        ledger.update_issue(client=client, link=stale, fields={"summary": "x"})
+    assert ledger.delete_worklog(client=client, link=worklog).state == Link.State.DELETED

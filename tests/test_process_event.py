@@ -211,3 +211,32 @@ def test_five_time_entry_deliveries_at_once_give_one_worklog(connected, fb, jira
 
     assert len(worklogs(jira)) == 1
     assert set(Event.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        pytest.param(
+            {"response": {"errors": [{"errno": 1011, "message": "This invoice has been deleted."}]}},
+            "unexpected answer: This invoice has been deleted.",
+            id="errors-envelope-with-200",
+        ),
+        pytest.param({"response": {"result": {"invoice": None}}}, "unexpected answer", id="null-record"),
+        pytest.param("<html>down for maintenance</html>", "not JSON: <html>down", id="html-page"),
+    ],
+)
+def test_an_odd_freshbooks_answer_fails_the_event_with_its_text(connected, fb, jira, answer, expected):
+    """Not an "Internal error: KeyError" (review-sync): the event says what FreshBooks answered."""
+    import re
+
+    from tests.fakes.server import Response
+
+    fb.routes.insert(
+        0, ("GET", re.compile(r"/accounting/.*/invoices/invoices/\d+\Z"), lambda r: Response(200, answer))
+    )
+
+    event = process(connected, "invoice.create", 987654)
+
+    assert event.status == "failed" and expected in event.status_detail
+    assert "Internal error" not in event.status_detail and not created_issues(jira)

@@ -49,9 +49,9 @@ def register(*args):
     return out.getvalue()
 
 
-def test_register_twice_leaves_exactly_one_callback_per_needed_event(fb, account):
+def test_register_twice_leaves_exactly_one_callback_per_needed_event(fb, account, settings):
     uri = callbacks.webhook_uri()
-    assert uri == "https://connector.example.test/webhooks/freshbooks/"
+    assert uri == settings.PUBLIC_BASE_URL + "/webhooks/freshbooks/"
     first = register("--tenant", "acme")
     assert "created" in first
     second = register("--tenant", "acme")

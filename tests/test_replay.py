@@ -149,3 +149,28 @@ def test_preview_reports_template_errors_and_kinds_without_samples(connected, st
 def test_preview_needs_staff(client, db):
     response = client.get(reverse("admin:connector_issuemapping_preview", args=[1]))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_command_sync_survives_a_bug_in_one_event_and_reports_it(connected, fb, jira, monkeypatch):
+    """A bug while processing one event marks it failed; the command goes on (no traceback) — review-sync.
+
+    The handler is replaced to stand for "a bug in our code": nothing else can make process_event raise."""
+    from connector import handlers
+
+    def broken(job):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(handlers.HANDLERS, "bill", broken)
+    bad = make_event(connected, "bill.create", 1803, status="failed")
+    good = make_event(connected, "invoice.create", 987654, status="failed")
+
+    out = replay_cmd("--status", "failed", "--sync")
+
+    assert (
+        f"#{bad.pk} bill.create 1803 → failed" in out
+        and f"#{good.pk} invoice.create 987654 → succeeded" in out
+    )
+    bad.refresh_from_db()
+    assert bad.status_detail == "Internal error: RuntimeError: boom"
+    assert len(issues(jira)) == 1

@@ -16,10 +16,9 @@ from connector.freshbooks.client import FreshBooksClient
 from connector.jira.client import JiraClient
 from tenants import tasks, tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
-from tests.fakes.atlassian import CLOUD_ID, make_fake_atlassian
-from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
-from tests.fakes.freshbooks_auth import REFRESH_TOKEN, install_auth_routes
-from tests.fakes.jira import FakeJira, install_core_routes
+from tests.fakes.atlassian import CLOUD_ID
+from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID
+from tests.fakes.freshbooks_auth import REFRESH_TOKEN
 from tests.fakes.server import Response
 
 postgres_only = pytest.mark.skipif(
@@ -29,14 +28,6 @@ postgres_only = pytest.mark.skipif(
 TOKEN_PATH = "/auth/oauth/token"
 
 
-@pytest.fixture
-def fb(settings):
-    server = install_auth_routes(make_fake_freshbooks())
-    settings.FRESHBOOKS_API_URL = settings.FRESHBOOKS_AUTH_URL = server.url
-    yield server
-    server.close()
-
-
 def make_account(tenant, *, expires_in, access="old-access", refresh=REFRESH_TOKEN, **extra):
     return FreshBooksAccount.objects.create(
         tenant=tenant, account_id=ACCOUNT_ID, business_id=BUSINESS_ID, access_token=access, refresh_token=refresh,
@@ -44,8 +35,8 @@ def make_account(tenant, *, expires_in, access="old-access", refresh=REFRESH_TOK
     )  # fmt: skip
 
 
-def refresh_requests(fb):
-    return [r for r in fb.calls("POST", TOKEN_PATH) if r.form().get("grant_type") == "refresh_token"]
+def refresh_requests(fb_auth):
+    return [r for r in fb_auth.calls("POST", TOKEN_PATH) if r.form().get("grant_type") == "refresh_token"]
 
 
 def run_threads(count, target):
@@ -69,13 +60,13 @@ def run_threads(count, target):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_twenty_concurrent_callers_cause_one_refresh(tenant, fb):
+def test_twenty_concurrent_callers_cause_one_refresh(tenant, fb_auth):
     account = make_account(tenant, expires_in=-timedelta(minutes=1))
 
     def slow_refresh(request):
         time.sleep(0.3)  # widen the window in which the other 19 callers queue up
 
-    fb.state["on_refresh"] = slow_refresh
+    fb_auth.state["on_refresh"] = slow_refresh
     barrier = threading.Barrier(20)
     seen = {}
 
@@ -86,19 +77,19 @@ def test_twenty_concurrent_callers_cause_one_refresh(tenant, fb):
 
     run_threads(20, caller)
 
-    assert len(refresh_requests(fb)) == 1
+    assert len(refresh_requests(fb_auth)) == 1
     account.refresh_from_db()
     assert account.access_token.startswith("fb-access-") and account.refresh_token != REFRESH_TOKEN
     assert set(seen.values()) == {account.access_token} and len(seen) == 20
-    me_calls = fb.calls("GET", "/auth/api/v1/users/me")
+    me_calls = fb_auth.calls("GET", "/auth/api/v1/users/me")
     assert [c.headers["authorization"] for c in me_calls] == [f"Bearer {account.access_token}"] * 20
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_lost_race_then_invalid_grant_recovers_by_rereading(tenant, fb):
+def test_lost_race_then_invalid_grant_recovers_by_rereading(tenant, fb_auth):
     account = make_account(tenant, expires_in=-timedelta(minutes=1))
-    fb.state["access_tokens"].add("winner-access")
+    fb_auth.state["access_tokens"].add("winner-access")
 
     def another_worker_wins(request):
         # Another worker (holding the same refresh token) saves its new pair; its write waits for our lock ...
@@ -132,45 +123,48 @@ def test_lost_race_then_invalid_grant_recovers_by_rereading(tenant, fb):
         # ... and the vendor has already rotated the refresh token we sent.
         return Response(400, {"error": "invalid_grant", "error_description": "refresh token already used"})
 
-    fb.state["on_refresh"] = another_worker_wins
+    fb_auth.state["on_refresh"] = another_worker_wins
 
     assert tokens.access_token(account) == "winner-access"
     assert FreshBooksClient(account).me()["identity_id"] == 12345
     account.refresh_from_db()
     assert account.status == ConnectionStatus.CONNECTED and account.last_error == ""
     assert account.refresh_token == "winner-refresh"
-    assert len(refresh_requests(fb)) == 1
+    assert len(refresh_requests(fb_auth)) == 1
 
 
 @pytest.mark.django_db
-def test_a_401_triggers_one_refresh_and_one_retry(tenant, fb):
+def test_a_401_triggers_one_refresh_and_one_retry(tenant, fb_auth):
     account = make_account(tenant, expires_in=timedelta(hours=6), access="revoked-access")  # looks fresh
 
     me = FreshBooksClient(account).me()
 
     assert me["identity_id"] == 12345
-    calls = fb.calls("GET", "/auth/api/v1/users/me")
+    calls = fb_auth.calls("GET", "/auth/api/v1/users/me")
     assert len(calls) == 2 and calls[0].headers["authorization"] == "Bearer revoked-access"
-    assert len(refresh_requests(fb)) == 1
+    assert len(refresh_requests(fb_auth)) == 1
     account.refresh_from_db()
     assert calls[1].headers["authorization"] == f"Bearer {account.access_token}"
-    assert account.refresh_token.startswith("fb-refresh-") and REFRESH_TOKEN not in fb.state["refresh_tokens"]
+    assert (
+        account.refresh_token.startswith("fb-refresh-")
+        and REFRESH_TOKEN not in fb_auth.state["refresh_tokens"]
+    )
 
 
 @pytest.mark.django_db
-def test_a_second_401_is_not_retried_forever(tenant, fb):
+def test_a_second_401_is_not_retried_forever(tenant, fb_auth):
     account = make_account(tenant, expires_in=timedelta(hours=6), access="revoked-access")
-    fb.state["on_refresh"] = lambda request: Response(
+    fb_auth.state["on_refresh"] = lambda request: Response(
         200,
         {"access_token": "also-rejected", "refresh_token": "r2", "expires_in": 43200, "token_type": "Bearer"},
     )
     with pytest.raises(Exception, match="401"):
         FreshBooksClient(account).me()
-    assert len(fb.calls("GET", "/auth/api/v1/users/me")) == 2 and len(refresh_requests(fb)) == 1
+    assert len(fb_auth.calls("GET", "/auth/api/v1/users/me")) == 2 and len(refresh_requests(fb_auth)) == 1
 
 
 @pytest.mark.django_db
-def test_invalid_grant_marks_needs_reconnect_and_keeps_credentials(tenant, fb):
+def test_invalid_grant_marks_needs_reconnect_and_keeps_credentials(tenant, fb_auth):
     account = make_account(tenant, expires_in=-timedelta(minutes=1), refresh="dead-refresh")
 
     with pytest.raises(tokens.ReconnectRequired, match="connect again"):
@@ -182,13 +176,13 @@ def test_invalid_grant_marks_needs_reconnect_and_keeps_credentials(tenant, fb):
     assert (account.access_token, account.refresh_token) == ("old-access", "dead-refresh")
     with pytest.raises(tokens.ReconnectRequired):  # no further refresh attempt burns anything
         tokens.access_token(account)
-    assert len(refresh_requests(fb)) == 1
+    assert len(refresh_requests(fb_auth)) == 1
 
 
 @pytest.mark.django_db
-def test_token_endpoint_outage_is_transient(tenant, fb):
+def test_token_endpoint_outage_is_transient(tenant, fb_auth):
     account = make_account(tenant, expires_in=-timedelta(minutes=1))
-    fb.state["on_refresh"] = lambda request: Response(503, "<h1>Service Unavailable</h1>")
+    fb_auth.state["on_refresh"] = lambda request: Response(503, "<h1>Service Unavailable</h1>")
     with pytest.raises(tokens.TokenRefreshError):
         tokens.access_token(account)
     account.refresh_from_db()
@@ -196,29 +190,19 @@ def test_token_endpoint_outage_is_transient(tenant, fb):
 
 
 @pytest.mark.django_db
-def test_refresh_margin(tenant, fb):
+def test_refresh_margin(tenant, fb_auth):
     soon = make_account(tenant, expires_in=timedelta(minutes=2), access="soon")
     assert tokens.access_token(soon) != "soon"
-    assert len(refresh_requests(fb)) == 1
+    assert len(refresh_requests(fb_auth)) == 1
     later = FreshBooksAccount.objects.get(pk=soon.pk)
     later.token_expires_at = timezone.now() + timedelta(hours=1)
     assert tokens.access_token(later) == later.access_token
-    assert len(refresh_requests(fb)) == 1
-
-
-@pytest.fixture
-def atlassian(settings):
-    jira = install_core_routes(FakeJira(cloud_id=CLOUD_ID))
-    auth = make_fake_atlassian(jira)
-    settings.ATLASSIAN_AUTH_URL, settings.ATLASSIAN_API_URL = auth.url, jira.url
-    yield auth, jira
-    auth.close()
-    jira.close()
+    assert len(refresh_requests(fb_auth)) == 1
 
 
 @pytest.mark.django_db
-def test_jira_oauth_site_uses_the_same_refresh_path(tenant, atlassian):
-    auth, jira = atlassian
+def test_jira_oauth_site_uses_the_same_refresh_path(tenant, atl):
+    auth, jira = atl, atl.jira
     auth.state["refresh_tokens"].add("atl-refresh-0")
     site = JiraSite.objects.create(
         tenant=tenant, base_url="https://acme.atlassian.net", cloud_id=CLOUD_ID,
@@ -236,8 +220,8 @@ def test_jira_oauth_site_uses_the_same_refresh_path(tenant, atlassian):
 
 
 @pytest.mark.django_db
-def test_scheduled_task_refreshes_idle_connections_only(tenant, fb, atlassian):
-    auth, _jira = atlassian
+def test_scheduled_task_refreshes_idle_connections_only(tenant, fb_auth, atl):
+    auth = atl
     idle = make_account(
         tenant, expires_in=timedelta(hours=6), last_refreshed_at=timezone.now() - timedelta(days=8)
     )

@@ -159,3 +159,14 @@ def test_worklog_applied_but_answered_500_then_replay_gives_one_worklog(rules, f
     assert event.status == "succeeded", event.status_detail
     assert len(worklogs(jira)) == 1
     assert event.attempt_set.filter(action__endswith="/worklog", http_status=500).exists()  # history kept
+
+
+@pytest.mark.django_db
+def test_an_unreadable_start_fails_the_event_readably_not_as_an_internal_error(rules, fb, jira):
+    put(fb, "time_entry", {**fb.samples["time_entry"], "started_at": "yesterday-ish"})
+
+    event = process(rules, "time_entry.create", ENTRY)
+
+    assert event.status == "failed"
+    assert "unreadable duration 9840 or start 'yesterday-ish'" in event.status_detail
+    assert not worklogs(jira)

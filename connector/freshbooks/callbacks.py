@@ -63,7 +63,11 @@ def _same_uri(a, b):
 
 
 def _sync_row(account, callback, uri):
-    """Create or refresh the row for a FreshBooks callback; a row is verified only with a verifier."""
+    """Create or refresh the row for a FreshBooks callback.
+
+    Only confirm_verification() makes a row verified (FreshBooks accepted our verifier); a row stops being
+    verified when FreshBooks says its callback is not.
+    """
     row, _ = FreshBooksWebhook.objects.get_or_create(
         account=account,
         callback_id=int(callback["callbackid"]),
@@ -71,12 +75,8 @@ def _sync_row(account, callback, uri):
     )
     row.event = callback["event"]
     row.uri = callback.get("uri") or uri
-    verified = bool(callback.get("verified")) and bool(row.verifier)
-    if verified and not row.verified:
-        row.verified_at = timezone.now()
-    row.verified = verified
-    if not verified:
-        row.verified_at = None
+    if row.verified and not callback.get("verified"):
+        row.verified, row.verified_at = False, None
     row.save()
     return row
 

@@ -38,6 +38,11 @@ def error_message(response):
         body = response.json()
     except ValueError:
         return response.text[:300] or f"HTTP {response.status_code}"
+    return body_message(body)
+
+
+def body_message(body):
+    """The error text inside a decoded FreshBooks answer (or the answer itself, shortened)."""
     if isinstance(body, dict):
         errors = (
             (body.get("response") or {}).get("errors") if isinstance(body.get("response"), dict) else None
@@ -87,7 +92,24 @@ class FreshBooksClient:
             )
         if response.status_code == 204 or not response.content:
             return {}
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:  # e.g. a maintenance page served with 200
+            raise FreshBooksError(
+                f"FreshBooks {method} {path} → {response.status_code}: not JSON: {response.text[:200]}",
+                status=response.status_code,
+                transient=True,
+            ) from exc
+
+    @staticmethod
+    def _unwrap(body, path, *keys):
+        """body[key1][key2]…, a record (dict); FreshBooksError (with its message) for any other answer."""
+        found = body
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            raise FreshBooksError(f"FreshBooks GET {path}: unexpected answer: {body_message(body)}")
+        return found
 
     # Identity
     def me(self):
@@ -99,15 +121,15 @@ class FreshBooksClient:
         resource, key = ACCOUNTING_RESOURCES[kind]
         path = ACCOUNTING.format(account_id=self.account.account_id, resource=resource, object_id=object_id)
         params = [("include[]", name) for name in includes] or None
-        return self.request("GET", path, params=params)["response"]["result"][key]
+        return self._unwrap(self.request("GET", path, params=params), path, "response", "result", key)
 
     def get_time_entry(self, object_id):
         path = TIMETRACKING.format(business_id=self.account.business_id, object_id=object_id)
-        return self.request("GET", path)["time_entry"]
+        return self._unwrap(self.request("GET", path), path, "time_entry")
 
     def get_project(self, object_id):
         path = PROJECT.format(business_id=self.account.business_id, object_id=object_id)
-        return self.request("GET", path)["project"]
+        return self._unwrap(self.request("GET", path), path, "project")
 
     # Callbacks (webhooks)
     def list_callbacks(self):

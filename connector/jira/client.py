@@ -30,6 +30,9 @@ USER_SEARCH = "user/search"
 
 MAX_RATE_LIMIT_WAITS = 6
 MAX_WAIT_SECONDS = 60.0
+# All waiting inside one call stays well under the django-q2 task timeout (Q_TIMEOUT, 300 s by default):
+# past it the call fails as transient (auto-retry or replay) instead of being killed mid-wait.
+MAX_TOTAL_WAIT_SECONDS = 120.0
 IDEMPOTENT = {"GET", "PUT", "DELETE", "HEAD"}
 
 
@@ -80,7 +83,8 @@ class JiraClient:
             return {"headers": {"Authorization": f"Bearer {token or tokens.access_token(self.site)}"}}
         return {"auth": HTTPBasicAuth(self.site.email, self.site.api_token)}
 
-    def _backoff(self, attempt, response=None):
+    def _backoff(self, attempt, response=None, budget=MAX_WAIT_SECONDS):
+        """Sleep before the next try (Retry-After, else exponential with jitter); returns the seconds slept."""
         retry_after = response.headers.get("Retry-After") if response is not None else None
         try:
             delay = float(retry_after) if retry_after is not None else None
@@ -88,7 +92,9 @@ class JiraClient:
             delay = None
         if delay is None:
             delay = min(MAX_WAIT_SECONDS, 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-        self.sleep(min(delay, MAX_WAIT_SECONDS))
+        delay = max(0.0, min(delay, MAX_WAIT_SECONDS, budget))
+        self.sleep(delay)
+        return delay
 
     def request(self, method, path, *, json=None, params=None, action=None):
         """Call Jira and return the decoded JSON (None for an empty answer); raise JiraError otherwise."""
@@ -96,6 +102,7 @@ class JiraClient:
         auth = self._auth()
         refreshed = False
         attempt = 0
+        waited = 0.0
         while True:
             attempt += 1
             headers = {"Accept": "application/json", **auth.pop("headers", {})}
@@ -108,8 +115,8 @@ class JiraClient:
                 raise JiraError(f"Jira unreachable: {exc}", transient=True) from exc
             except requests.RequestException as exc:
                 # The request may have reached Jira (read timeout, connection reset after sending).
-                if method in IDEMPOTENT and attempt < 3:
-                    self._backoff(attempt)
+                if method in IDEMPOTENT and attempt < 3 and waited < MAX_TOTAL_WAIT_SECONDS:
+                    waited += self._backoff(attempt, budget=MAX_TOTAL_WAIT_SECONDS - waited)
                     auth = self._auth()
                     continue
                 raise JiraError(
@@ -120,12 +127,12 @@ class JiraClient:
                 refreshed = True
                 auth = self._auth(tokens.refresh(self.site, stale_token=headers["Authorization"][7:]))
                 continue
-            if status == 429 and attempt <= MAX_RATE_LIMIT_WAITS:
-                self._backoff(attempt, response)
+            if status == 429 and attempt <= MAX_RATE_LIMIT_WAITS and waited < MAX_TOTAL_WAIT_SECONDS:
+                waited += self._backoff(attempt, response, budget=MAX_TOTAL_WAIT_SECONDS - waited)
                 auth = self._auth()
                 continue
-            if status >= 500 and method in IDEMPOTENT and attempt < 3:
-                self._backoff(attempt, response)
+            if status >= 500 and method in IDEMPOTENT and attempt < 3 and waited < MAX_TOTAL_WAIT_SECONDS:
+                waited += self._backoff(attempt, response, budget=MAX_TOTAL_WAIT_SECONDS - waited)
                 auth = self._auth()
                 continue
             break

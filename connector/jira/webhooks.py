@@ -12,12 +12,14 @@ Registration is idempotent: Jira is listed first, and a webhook that already mat
 running it twice, or in a fresh process, never adds a second set.
 """
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import jwt
 from django.conf import settings
@@ -27,6 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from connector.jira.client import JiraClient, JiraError
+from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
 from tenants.tokens import ReconnectRequired, TokenRefreshError
 
@@ -45,6 +48,7 @@ REFRESH_WITHIN = timedelta(days=7)
 PAGE_SIZE = 100
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 FAILURES = (JiraError, ReconnectRequired, TokenRefreshError)
+ODD_ANSWER = (ValueError, TypeError, AttributeError, KeyError)  # Jira answered in a shape it should not
 
 
 class WebhookError(Exception):
@@ -117,8 +121,9 @@ def verify_hub_signature(secret, body, header):
     method, _, given = header.strip().partition("=")
     if method.lower() != "sha256" or not given:
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # Bytes: a header with non-ASCII characters is just a mismatch (compare_digest refuses such str).
+    return hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "replace"))
 
 
 def verify_jwt(authorization):
@@ -136,16 +141,41 @@ def verify_jwt(authorization):
     )
 
 
-def site_for_webhook_ids(matched_ids):
-    """The OAuth site that registered one of ``matchedWebhookIds`` (None when no site did)."""
+def _host(url):
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # e.g. a malformed IPv6 literal
+        return ""
+
+
+def _senders(data):
+    """Hosts and cloud ids named by the ``self`` links of the delivery's issue, worklog, comment and user:
+    ``https://<site>/rest/...`` or ``https://api.atlassian.com/ex/jira/<cloud id>/rest/...``."""
+    named = set()
+    for part in ("issue", "worklog", "comment", "user"):
+        value = data.get(part)
+        link = value.get("self") if isinstance(value, dict) else None
+        if isinstance(link, str):
+            gateway = re.search(r"/ex/jira/([^/]+)/", link)
+            named.add(gateway.group(1) if gateway else _host(link))
+    return named - {""}
+
+
+def site_for_webhook_ids(matched_ids, data=None):
+    """The OAuth site that registered one of ``matchedWebhookIds`` (None when no site, or not one site, did).
+
+    Webhook ids are numbered per Jira site, so two customers' sites can hold the same id: when the payload's
+    ``self`` links name the sending site, only a site with that URL (or cloud id) qualifies.
+    """
     wanted = set(_ids(matched_ids if isinstance(matched_ids, list) else []))
     if not wanted:
         return None
     sites = JiraSite.objects.filter(auth_method=JiraSite.AuthMethod.OAUTH2).select_related("tenant")
-    for site in sites.exclude(webhook_ids=[]):
-        if wanted & set(_ids(site.webhook_ids)):
-            return site
-    return None
+    found = [site for site in sites.exclude(webhook_ids=[]) if wanted & set(_ids(site.webhook_ids))]
+    named = _senders(data or {})
+    if named:
+        found = [site for site in found if {_host(site.base_url), site.cloud_id} & named]
+    return found[0] if len(found) == 1 else None
 
 
 # --- registration and refresh ----------------------------------------------------------------------
@@ -182,6 +212,12 @@ def refresh_all():
 
 
 def _run(site, actor, refreshing, force=False):
+    if site.auth_method == JiraSite.AuthMethod.OAUTH2 and site.status == ConnectionStatus.CONNECTED:
+        # Refresh an expiring token (committed on its own) before the long lock below: a rotated refresh
+        # token must never ride on a transaction that a failure rolls back. A failure here is met again by
+        # the first call below, which reports it on the site.
+        with contextlib.suppress(ReconnectRequired, TokenRefreshError):
+            tokens.access_token(site)
     with transaction.atomic():
         # One registration per site at a time (admin action vs. the daily task).
         locked = JiraSite.objects.select_for_update().select_related("tenant").get(pk=site.pk)
@@ -193,7 +229,10 @@ def _run(site, actor, refreshing, force=False):
                 _sync_dynamic(locked, client, refreshing=refreshing, force=force)
             else:
                 _sync_admin(locked, client)
-        except (*FAILURES, WebhookError) as exc:
+        except (*FAILURES, WebhookError, *ODD_ANSWER) as exc:
+            # Caught rather than rolled back, so a token refreshed by a 401 on the way is kept.
+            if isinstance(exc, ODD_ANSWER):
+                log.exception("Unexpected answer from Jira while syncing webhooks of %s", locked)
             reason = _explain(locked, exc)
             JiraSite.objects.filter(pk=locked.pk).update(webhook_error=reason, updated_at=timezone.now())
             locked.refresh_from_db()  # drop half-made changes; the last good registration stays
@@ -220,6 +259,8 @@ def _explain(site, exc):
         )
     if isinstance(exc, JiraError) and exc.status in (401, 403):
         return f"{exc} — check that the app has the manage:jira-webhook scope, or reconnect."
+    if isinstance(exc, ODD_ANSWER):
+        return f"Jira answered in an unexpected shape ({type(exc).__name__}: {exc}); details in the log."
     return str(exc)
 
 

@@ -93,7 +93,9 @@ def install_issue_routes(jira):
                 problems["issuetype"] = "Specify a valid issue type"
             if not (fields.get("summary") or "").strip():
                 problems["summary"] = "You must specify a summary of the issue."
-        if "summary" in fields and len(fields["summary"] or "") > 255:
+        if (
+            "summary" in fields and len((fields["summary"] or "").encode("utf-16-le")) // 2 > 255
+        ):  # Java chars
             problems["summary"] = "Summary can't exceed 255 characters."
         if "summary" in fields and "\n" in (fields["summary"] or ""):
             problems["summary"] = "Field 'summary' cannot contain newline characters."
@@ -104,7 +106,7 @@ def install_issue_routes(jira):
         for label in fields.get("labels") or []:
             if not isinstance(label, str) or re.search(r"\s", label):
                 problems["labels"] = f"The label '{label}' can't contain spaces."
-            elif len(label) > 255:
+            elif len(label.encode("utf-16-le")) // 2 > 255:
                 problems["labels"] = "The label must not exceed 255 characters."
         parent = (fields.get("parent") or {}).get("key")
         if parent and not find(parent):

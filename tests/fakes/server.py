@@ -95,11 +95,14 @@ class FakeServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def route(self, method, pattern):
-        """Register a handler for METHOD and a path regex (named groups land in request.match)."""
+    def route(self, method, pattern, first=False):
+        """Register a handler for METHOD and a path regex (named groups land in request.match).
+
+        The first matching route answers; `first=True` puts this one before those already installed."""
 
         def decorator(func):
-            self.routes.append((method.upper(), re.compile(pattern + r"\Z"), func))
+            entry = (method.upper(), re.compile(pattern + r"\Z"), func)
+            self.routes.insert(0 if first else len(self.routes), entry)
             return func
 
         return decorator

@@ -6,6 +6,7 @@ import sys
 from getpass import getpass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.urls import reverse
@@ -64,6 +65,7 @@ class Command(BaseCommand):
             raise CommandError(f"--jira-project {project!r} is not a Jira project key (e.g. FIN).")
         if Tenant.objects.filter(slug=slug).exists():
             raise CommandError(f"A tenant with slug {slug!r} already exists.")
+        self.validate(Tenant(name=name, slug=slug), JiraSite(base_url=jira_url, email=email))
         token = self.api_token()
 
         deployment, status = JiraSite.Deployment.CLOUD, ConnectionStatus.DISCONNECTED
@@ -97,6 +99,17 @@ class Command(BaseCommand):
             f"  2. Register the FreshBooks webhooks: manage.py register_webhooks --tenant {slug}\n"
             f"  3. Check both sides: manage.py check_connections --tenant {slug}"
         )
+
+    def validate(self, tenant, site):
+        """The models' own checks (lengths, email, URL), as one line instead of a database error."""
+        try:
+            tenant.full_clean(validate_unique=False)
+            site.full_clean(exclude=["tenant"], validate_unique=False)
+        except ValidationError as exc:
+            options = {"name": "--name", "slug": "--slug", "base_url": "--jira-url", "email": "--jira-email"}
+            raise CommandError(
+                "; ".join(f"{options.get(f, f)}: {' '.join(m)}" for f, m in exc.message_dict.items())
+            ) from exc
 
     def api_token(self):
         token = os.environ.get("JIRA_API_TOKEN", "").strip()
