@@ -129,6 +129,9 @@ class EventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):  # the audit trail is append-only
+        return False
+
 
 @admin.register(Attempt)
 class AttemptAdmin(admin.ModelAdmin):
@@ -162,4 +165,7 @@ class AttemptAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # the audit trail is append-only
         return False

@@ -149,6 +149,16 @@ class LinkAdmin(admin.ModelAdmin):
     )
     list_filter = ("state", "purpose", "object_type", "tenant")
     search_fields = ("dedupe_key", "object_id", "jira_issue_key", "jira_issue_id")
-    readonly_fields = ("created_at", "updated_at")
-    raw_id_fields = ("event",)
+
+    # The ledger writes links; an operator may only correct a state (e.g. mark a link deleted in Jira).
+    readonly_fields = (
+        "dedupe_key", "tenant", "purpose", "object_type", "object_id", "jira_issue_id", "jira_issue_key",
+        "jira_worklog_id", "event", "created_at", "updated_at",
+    )  # fmt: skip
     list_select_related = ("tenant",)
+
+    def has_add_permission(self, request):  # a hand-made link would block the real write
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # deleting one would let a replay write twice
+        return False
