@@ -28,8 +28,21 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
+class AppendOnly:
+    """The audit trail is written by the connector only: operators read it, nobody edits or deletes it."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AppendOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "tenant",
@@ -123,18 +136,9 @@ class EventAdmin(admin.ModelAdmin):
     def record_pretty(self, obj):
         return pretty(obj.record)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # the audit trail is append-only
-        return False
-
 
 @admin.register(Attempt)
-class AttemptAdmin(admin.ModelAdmin):
+class AttemptAdmin(AppendOnly, admin.ModelAdmin):
     list_display = ("id", "event", "actor", "action", "http_status", "duration_ms", "created_at")
     list_filter = ("http_status", "actor")
     search_fields = ("action", "error", "=event__id")
@@ -160,12 +164,3 @@ class AttemptAdmin(admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # the audit trail is append-only
-        return False

@@ -2,8 +2,6 @@
 (the system Chromium, headless, driven by Playwright). Replay from the admin only queues the event for the
 worker, so no vendor fake is needed: nothing here calls FreshBooks or Jira."""
 
-import os
-
 import pytest
 from django_q.models import OrmQ
 from playwright.sync_api import expect
@@ -13,31 +11,7 @@ from connector.defaults import create_default_mappings
 from connector.models import IssueMapping
 from tenants.models import Tenant
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (Debian package chromium)"
-    ),
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
+pytestmark = pytest.mark.browser
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,8 +1,6 @@
 """Acceptance: an operator connects FreshBooks and Jira from the admin in a real browser (the system Chromium,
 headless, driven by Playwright), approving on fake vendor authorize pages served on loopback."""
 
-import os
-
 import pytest
 
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
@@ -11,14 +9,7 @@ from tests.fakes.freshbooks import make_fake_freshbooks
 from tests.fakes.freshbooks_auth import install_auth_routes
 from tests.fakes.jira import FakeJira, install_core_routes
 
-CHROMIUM = "/usr/bin/chromium"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (Debian package chromium)"
-    ),
-]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
@@ -35,23 +26,6 @@ def vendors(settings, live_server):
     for server in (fb, atlassian, jira):
         server.close()
     assert not jira.spec_errors
-
-
-@pytest.fixture
-def page(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
 
 
 @pytest.mark.django_db(transaction=True)
