@@ -59,7 +59,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("tenant",)
     inlines = [AttemptInline]
-    actions = ["replay_selected"]
+    actions = ["replay_selected", "rollback_selected"]
     exclude = ("payload", "record")
     readonly_fields = (
         "tenant",
@@ -81,7 +81,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         "record_pretty",
     )
 
-    change_form_template = "admin/audit/event/change_form.html"  # adds a "Replay" button
+    change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
 
     def get_urls(self):
         from django.urls import path
@@ -91,7 +91,12 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
             self.admin_site.admin_view(self.replay_view),
             name="audit_event_replay",
         )
-        return [replay_one, *super().get_urls()]
+        rollback_one = path(
+            "<path:object_id>/rollback/",
+            self.admin_site.admin_view(self.rollback_view),
+            name="audit_event_rollback",
+        )
+        return [replay_one, rollback_one, *super().get_urls()]
 
     def replay_view(self, request, object_id):
         """POST: replay this one event (the same path as the list action), then back to its page."""
@@ -107,6 +112,52 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
             raise PermissionDenied
         self.replay_selected(request, Event.objects.filter(pk=event.pk))
         return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
+
+    def rollback_view(self, request, object_id):
+        """GET: the confirmation page for this one event; POST with post=yes: roll it back, back to its page."""
+        from django.http import Http404, HttpResponseRedirect
+        from django.urls import reverse
+
+        event = self.get_object(request, object_id)
+        if event is None:
+            raise Http404("No event with that id.")
+        if not self.has_view_permission(request, event):
+            raise PermissionDenied
+        response = self.rollback_selected(request, Event.objects.filter(pk=event.pk))
+        return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
+
+    @admin.action(description="Roll back selected events (deletes their Jira issues/worklogs)")
+    def rollback_selected(self, request, queryset):
+        """Django's two-step pattern: a confirmation page listing what will be deleted in Jira, then (on its
+        POST with post=yes) the rollback itself, one message per event."""
+        from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+        from django.template.response import TemplateResponse
+
+        from connector.ledger import describe
+        from connector.rollback import RollbackError, created_links, rollback
+
+        events = list(queryset.order_by("received_at", "id"))
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            actor = f"admin:{request.user.get_username()}"
+            for event in events:
+                try:
+                    removed = rollback(event, actor=actor)
+                except RollbackError as exc:
+                    self.message_user(request, f"Not rolled back #{event.pk}: {exc}.", messages.WARNING)
+                else:
+                    self.message_user(
+                        request, f"Rolled back #{event.pk}: deleted {', '.join(removed)}.", messages.SUCCESS
+                    )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Roll back events?",
+            "opts": self.model._meta,
+            "events": [(event, [describe(link) for link in created_links(event)]) for event in events],
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "single": request.resolver_match.url_name == "audit_event_rollback",
+        }
+        return TemplateResponse(request, "admin/audit/event/rollback_confirmation.html", context)
 
     @admin.action(description="Replay selected events")
     def replay_selected(self, request, queryset):

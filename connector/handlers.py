@@ -372,6 +372,8 @@ def handle_time_entry(job):
         client=job.jira, tenant=job.tenant, time_entry_id=job.event.object_id, issue_key=issue_key,
         body=body, event=job.event,
     )  # fmt: skip
+    if link.state != Link.State.CREATED:  # deleted in Jira or rolled back: never re-created
+        raise Skip(f"the worklog of this time entry was {link.get_state_display().lower()}: not re-created")
     if existed and job.action == "update":  # an in-doubt create was resolved: bring it up to date
         ledger.update_worklog(client=job.jira, link=link, body=body, event=job.event)
     return job.done(link.jira_issue_key, f"worklog {link.jira_worklog_id} on {link.jira_issue_key}")

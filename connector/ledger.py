@@ -65,16 +65,20 @@ def claim(tenant, object_type, object_id, purpose, event=None):
     return Link.objects.get(dedupe_key=key), False
 
 
+def _outside_transaction():
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        raise LedgerError(  # a rollback would lose the in-doubt state and let a replay write twice
+            "The ledger was called inside a database transaction; Jira writes must run outside one."
+        )
+
+
 def _write_once(claim_args, event, find, write):
     """The locked claim → (adopt or write) → record protocol shared by issues and worklogs.
 
     `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
     `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
     """
-    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
-        raise LedgerError(  # a rollback would lose the in-doubt state and let a replay write twice
-            "The ledger was called inside a database transaction; Jira writes must run outside one."
-        )
+    _outside_transaction()
     for _ in range(3):
         link, claimed_now = claim(*claim_args, event=event)
         if link.state == Link.State.CREATED:
@@ -278,3 +282,38 @@ def delete_worklog(*, client, link, event=None):
     if Link.objects.filter(pk=link.pk).exists():  # a rejected create released it: nothing to record
         link.save(update_fields=["state", "event", "updated_at"])
     return link
+
+
+def describe(link):
+    """What a link stands for in Jira, e.g. "issue FIN-1" or "worklog 10001 on FIN-7"."""
+    if link.purpose == Link.Purpose.WORKLOG:
+        return f"worklog {link.jira_worklog_id} on {link.jira_issue_key}"
+    return f"issue {link.jira_issue_key or link.jira_issue_id}"
+
+
+def rollback_link(*, client, link, event=None):
+    """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
+    rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
+    A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
+    _outside_transaction()
+    with transaction.atomic():
+        locked = Link.objects.select_for_update().filter(pk=link.pk).first()
+        if locked is None or locked.state != Link.State.CREATED:
+            state = "released" if locked is None else locked.get_state_display().lower()
+            raise LedgerError(f"{describe(link)} is {state} now: nothing to roll back")
+        link = locked
+        try:
+            if link.purpose == Link.Purpose.WORKLOG:
+                removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
+            else:
+                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id)
+        except (JiraError, ReconnectRequired, TokenRefreshError) as exc:
+            error = exc  # raised after the commit, so the failed attempt stays in the audit trail
+        else:
+            error = None
+            link.state = Link.State.ROLLED_BACK
+            link.event = event or link.event
+            link.save(update_fields=["state", "event", "updated_at"])
+    if error is not None:
+        raise error
+    return link, removed
