@@ -11,26 +11,35 @@ os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
 
 class OAuthProvider:
+    """A provider is declared by class attributes; URLs and credentials are read from settings at call time
+    (tests point the base URLs at loopback fakes): `authorize = ("SETTING", "/path")`, likewise `token`."""
+
     name = ""
     scopes: list[str] = []
     extra_authorize_params: dict[str, str] = {}
     callback_url_name = ""
+    authorize: tuple[str, str] = ("", "")
+    token: tuple[str, str] = ("", "")
+    client_id_setting = ""
+    client_secret_setting = ""
 
     @property
     def authorize_url(self):
-        raise NotImplementedError
+        base, path = self.authorize
+        return getattr(settings, base) + path
 
     @property
     def token_url(self):
-        raise NotImplementedError
+        base, path = self.token
+        return getattr(settings, base) + path
 
     @property
     def client_id(self):
-        raise NotImplementedError
+        return getattr(settings, self.client_id_setting)
 
     @property
     def client_secret(self):
-        raise NotImplementedError
+        return getattr(settings, self.client_secret_setting)
 
     def redirect_uri(self):
         from django.urls import reverse
@@ -85,10 +94,9 @@ class FreshBooksProvider(OAuthProvider):
         "user:billable_items:read",
     ]
 
-    authorize_url = property(lambda self: f"{settings.FRESHBOOKS_AUTH_URL}/oauth/authorize")
-    token_url = property(lambda self: f"{settings.FRESHBOOKS_API_URL}/auth/oauth/token")
-    client_id = property(lambda self: settings.FRESHBOOKS_CLIENT_ID)
-    client_secret = property(lambda self: settings.FRESHBOOKS_CLIENT_SECRET)
+    authorize = ("FRESHBOOKS_AUTH_URL", "/oauth/authorize")
+    token = ("FRESHBOOKS_API_URL", "/auth/oauth/token")
+    client_id_setting, client_secret_setting = "FRESHBOOKS_CLIENT_ID", "FRESHBOOKS_CLIENT_SECRET"
 
 
 class AtlassianProvider(OAuthProvider):
@@ -97,10 +105,9 @@ class AtlassianProvider(OAuthProvider):
     scopes = ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook", "offline_access"]
     extra_authorize_params = {"audience": "api.atlassian.com", "prompt": "consent"}
 
-    authorize_url = property(lambda self: f"{settings.ATLASSIAN_AUTH_URL}/authorize")
-    token_url = property(lambda self: f"{settings.ATLASSIAN_AUTH_URL}/oauth/token")
-    client_id = property(lambda self: settings.ATLASSIAN_CLIENT_ID)
-    client_secret = property(lambda self: settings.ATLASSIAN_CLIENT_SECRET)
+    authorize = ("ATLASSIAN_AUTH_URL", "/authorize")
+    token = ("ATLASSIAN_AUTH_URL", "/oauth/token")
+    client_id_setting, client_secret_setting = "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET"
 
 
 def provider_for(connection):

@@ -28,13 +28,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from connector import http
+from connector.freshbooks import client as freshbooks_api
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 from tenants.oauth import AtlassianProvider, FreshBooksProvider
 
 log = logging.getLogger(__name__)
 
 STATE_TTL = 600  # seconds a state (and a pending choice) stays valid
-FRESHBOOKS_ME = "/auth/api/v1/users/me"
 ACCESSIBLE_RESOURCES = "/oauth/token/accessible-resources"
 PROVIDERS = {"freshbooks": FreshBooksProvider, "jira": AtlassianProvider}
 LABELS = {"freshbooks": "FreshBooks", "jira": "Jira"}
@@ -266,7 +266,7 @@ def freshbooks_callback(request):
     tenant = _take_state(request, "freshbooks")
     _vendor_error(request, tenant, "freshbooks")
     token = _exchange(FreshBooksProvider(), request.GET["code"], tenant)
-    me = _get_json(settings.FRESHBOOKS_API_URL + FRESHBOOKS_ME, token["access_token"], tenant, "the user")
+    me = _get_json(settings.FRESHBOOKS_API_URL + freshbooks_api.ME, token["access_token"], tenant, "the user")
     me = me.get("response") if isinstance(me, dict) else None
     if not isinstance(me, dict):
         raise ConnectError("FreshBooks answered users/me without a user.", status=502, tenant=tenant)
