@@ -1,4 +1,11 @@
+from pathlib import Path
+
 import pytest
+
+from connector.sandbox import jira as sandbox_jira
+
+# The vendor fakes are the sandbox's (connector/sandbox); in tests, fake Jira checks every request against the spec.
+sandbox_jira.SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "jira" / "jira-openapi.json"
 
 
 @pytest.fixture
@@ -24,7 +31,7 @@ def tenant(db):
 @pytest.fixture
 def fake_server():
     """A factory of loopback FakeServers, all shut down after the test."""
-    from tests.fakes.server import FakeServer
+    from connector.sandbox.server import FakeServer
 
     servers = []
 
@@ -41,8 +48,8 @@ def fake_server():
 @pytest.fixture
 def fb_auth(settings):
     """The fake FreshBooks with its OAuth routes (authorize page, token endpoint, users/me); settings point at it."""
-    from tests.fakes.freshbooks import make_fake_freshbooks
-    from tests.fakes.freshbooks_auth import install_auth_routes
+    from connector.sandbox.freshbooks import make_fake_freshbooks
+    from connector.sandbox.freshbooks_auth import install_auth_routes
 
     server = install_auth_routes(make_fake_freshbooks())
     settings.FRESHBOOKS_API_URL = settings.FRESHBOOKS_AUTH_URL = server.url
@@ -53,8 +60,8 @@ def fb_auth(settings):
 @pytest.fixture
 def atl(settings):
     """A fake auth.atlassian.com, with a fake Jira Cloud as the api.atlassian.com gateway (`atl.jira`)."""
-    from tests.fakes.atlassian import CLOUD_ID, make_fake_atlassian
-    from tests.fakes.jira import FakeJira, install_core_routes
+    from connector.sandbox.atlassian import CLOUD_ID, make_fake_atlassian
+    from connector.sandbox.jira import FakeJira, install_core_routes
 
     jira = install_core_routes(FakeJira(cloud_id=CLOUD_ID))
     auth = make_fake_atlassian(jira)
@@ -71,8 +78,8 @@ def fake_jira():
     """A fake Jira Cloud site (Basic auth): core, issue, worklog, search and user routes.
 
     Fails the test on any request that does not conform to the Jira Cloud OpenAPI spec."""
-    from tests.fakes.jira import FakeJira, install_core_routes
-    from tests.fakes.jira_issues import install_issue_routes
+    from connector.sandbox.jira import FakeJira, install_core_routes
+    from connector.sandbox.jira_issues import install_issue_routes
 
     jira = install_issue_routes(install_core_routes(FakeJira()))
     yield jira

@@ -3,11 +3,11 @@ headless, driven by Playwright), approving on fake vendor authorize pages served
 
 import pytest
 
+from connector.sandbox.atlassian import CLOUD_ID, make_fake_atlassian
+from connector.sandbox.freshbooks import make_fake_freshbooks
+from connector.sandbox.freshbooks_auth import install_auth_routes
+from connector.sandbox.jira import FakeJira, install_core_routes
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
-from tests.fakes.atlassian import CLOUD_ID, make_fake_atlassian
-from tests.fakes.freshbooks import make_fake_freshbooks
-from tests.fakes.freshbooks_auth import install_auth_routes
-from tests.fakes.jira import FakeJira, install_core_routes
 
 pytestmark = pytest.mark.browser
 

@@ -17,10 +17,10 @@ from django.urls import reverse
 
 from connector.jira.client import JiraClient
 from connector.models import IssueMapping
+from connector.sandbox.atlassian import CLOUD_ID, site
+from connector.sandbox.jira import FakeJira, install_core_routes
 from tenants import tokens, views
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
-from tests.fakes.atlassian import CLOUD_ID, site
-from tests.fakes.jira import FakeJira, install_core_routes
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from connector.models import IssueMapping
+from connector.sandbox.freshbooks import ACCESS_TOKEN
+from connector.sandbox.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 from tests import processing
-from tests.fakes.freshbooks import ACCESS_TOKEN
-from tests.fakes.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
 
 pytestmark = pytest.mark.django_db
 

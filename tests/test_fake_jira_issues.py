@@ -4,8 +4,8 @@ import pytest
 import requests
 
 from connector.jira.adf import to_adf
-from tests.fakes.jira import FakeJira, install_core_routes
-from tests.fakes.jira_issues import install_issue_routes, parse_jql
+from connector.sandbox.jira import FakeJira, install_core_routes
+from connector.sandbox.jira_issues import install_issue_routes, parse_jql
 
 AUTH = ("ops@acme.test", "jira-api-token")
 GOOD = {"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "Invoice 1"}

@@ -7,18 +7,16 @@ from django.db import connection
 
 from audit.models import Event
 from connector.freshbooks import callbacks
-from tenants.models import FreshBooksAccount, FreshBooksWebhook, Tenant
-from tests.fakes.freshbooks import make_fake_freshbooks
-from tests.fakes.freshbooks_callbacks import (
+from connector.sandbox.freshbooks import make_fake_freshbooks
+from connector.sandbox.freshbooks_callbacks import (
     add_callback,
-    connected_account,
     delivery_fields,
     install_callback_routes,
-    queued,
-    run_queued,
     signed_delivery,
     verification_delivery,
 )
+from tenants.models import FreshBooksAccount, FreshBooksWebhook, Tenant
+from tests.processing import connected_account, queued, run_queued
 
 URL = "/webhooks/freshbooks/"
 FORM = "application/x-www-form-urlencoded"

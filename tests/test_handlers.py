@@ -5,7 +5,7 @@ import pytest
 
 from connector.context import build_context, money, payment_kind
 from connector.models import IssueMapping, JiraUserMatch, Link
-from tests.fakes.freshbooks_records import put
+from connector.sandbox.freshbooks_records import put
 from tests.processing import created_issues, description_text, issues, process
 
 both = pytest.mark.parametrize("jira", ["cloud", "server"], indirect=True)

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from connector.jira import webhooks
 from connector.models import IssueMapping
+from connector.sandbox.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
+from connector.sandbox.jira_webhooks import install_webhook_routes
 from tenants.models import ConnectionStatus, JiraSite
-from tests.fakes.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
-from tests.fakes.jira_webhooks import install_webhook_routes
 
 CLOUD_ID = "11223344-aaaa-bbbb-cccc-556677889900"
 ACCESS = "atl-access-token"
@@ -321,7 +321,7 @@ def test_token_refreshed_during_registration_is_kept_when_jira_answers_oddly(
     oauth_site, oauth_jira, settings
 ):
     """Atlassian rotates refresh tokens: the new one must be saved even when the registration then fails."""
-    from tests.fakes.atlassian import make_fake_atlassian
+    from connector.sandbox.atlassian import make_fake_atlassian
 
     auth = make_fake_atlassian(oauth_jira)
     settings.ATLASSIAN_AUTH_URL = auth.url

@@ -246,8 +246,8 @@ def test_rendered_edge_cases_are_valid_issues_on_cloud(client, tenant, fake_jira
 
 
 def test_rendered_issue_on_server_v2(tenant, sleeps):
-    from tests.fakes.jira import FakeJira, install_core_routes
-    from tests.fakes.jira_issues import install_issue_routes
+    from connector.sandbox.jira import FakeJira, install_core_routes
+    from connector.sandbox.jira_issues import install_issue_routes
 
     jira = install_issue_routes(install_core_routes(FakeJira(deployment="server")))
     try:

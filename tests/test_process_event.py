@@ -110,7 +110,7 @@ def test_auto_retry_gives_up_after_the_bound(connected, fb, jira):
 def test_freshbooks_failure_is_stored_readably(connected, fb, jira, auto_retry):
     import re
 
-    from tests.fakes.server import Response
+    from connector.sandbox.server import Response
 
     connected.auto_retry = auto_retry
     connected.save()
@@ -230,7 +230,7 @@ def test_an_odd_freshbooks_answer_fails_the_event_with_its_text(connected, fb, j
     """Not an "Internal error: KeyError" (review-sync): the event says what FreshBooks answered."""
     import re
 
-    from tests.fakes.server import Response
+    from connector.sandbox.server import Response
 
     fb.routes.insert(
         0, ("GET", re.compile(r"/accounting/.*/invoices/invoices/\d+\Z"), lambda r: Response(200, answer))

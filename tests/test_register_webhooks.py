@@ -7,15 +7,14 @@ from django.urls import reverse
 from connector.defaults import create_default_mappings
 from connector.freshbooks import callbacks
 from connector.models import IssueMapping, WorklogRule
-from tenants.models import FreshBooksWebhook
-from tests.fakes.freshbooks import make_fake_freshbooks
-from tests.fakes.freshbooks_callbacks import (
+from connector.sandbox.freshbooks import make_fake_freshbooks
+from connector.sandbox.freshbooks_callbacks import (
     add_callback,
-    connected_account,
     install_callback_routes,
-    run_queued,
     verification_delivery,
 )
+from tenants.models import FreshBooksWebhook
+from tests.processing import connected_account, run_queued
 
 DEFAULT_EVENTS = {"invoice.create", "bill.create", "payment.create", "expense.create"}
 TIME_EVENTS = {"time_entry.create", "time_entry.update", "time_entry.delete"}

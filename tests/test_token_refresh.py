@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from connector.freshbooks.client import FreshBooksClient
 from connector.jira.client import JiraClient
+from connector.sandbox.atlassian import CLOUD_ID
+from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID
+from connector.sandbox.freshbooks_auth import REFRESH_TOKEN
+from connector.sandbox.server import Response
 from tenants import tasks, tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
-from tests.fakes.atlassian import CLOUD_ID
-from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID
-from tests.fakes.freshbooks_auth import REFRESH_TOKEN
-from tests.fakes.server import Response
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",

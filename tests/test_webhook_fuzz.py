@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from audit.models import Event
 from connector.freshbooks import signature
 from tenants.models import FreshBooksWebhook
-from tests.fakes.freshbooks_callbacks import connected_account
+from tests.processing import connected_account
 
 URL = "/webhooks/freshbooks/"
 FORM = "application/x-www-form-urlencoded"

@@ -7,7 +7,7 @@ from connector.handlers import jira_started
 from connector.jira.adf import to_text
 from connector.models import Link, WorklogRule
 from connector.replay import replay
-from tests.fakes.freshbooks_records import put
+from connector.sandbox.freshbooks_records import put
 from tests.processing import process, worklogs
 
 ENTRY = 123456  # java-sdk/get_time_entry_response.json: project 654321, client 56789, service 4054453

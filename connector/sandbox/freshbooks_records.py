@@ -6,32 +6,16 @@ client, bill, bill_vendor (accounting: ``/accounting/account/{account_id}/…``,
 ``/projects/business/{id}/…``, bare envelopes). ``include[]=category`` on an expense embeds its category.
 Unknown ids answer 404 in FreshBooks' shape for that API family. Requests need a bearer token the fake issued.
 
-Helpers: ``load(path)`` reads a fixture under tests/fixtures/freshbooks and ``record_of(path)`` unwraps it;
-``put(fb, kind, record)`` stores a record under its id.
+Helpers: ``put(fb, kind, record)`` stores a record under its id, ``get(fb, kind, id)`` reads a copy.
 """
 
 import copy
-import json
-from pathlib import Path
 
 from connector.freshbooks.client import ACCOUNTING_RESOURCES
-from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID, unauthorized
-from tests.fakes.server import Response
+from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID, unauthorized
+from connector.sandbox.server import Response
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "freshbooks"
 RESOURCE_KIND = {resource: (kind, key) for kind, (resource, key) in ACCOUNTING_RESOURCES.items()}
-
-
-def load(path):
-    return json.loads((FIXTURES / path).read_text())
-
-
-def record_of(path):
-    """The single record inside a fixture, whatever its envelope."""
-    data = load(path)
-    if "response" in data:
-        return next(iter(data["response"]["result"].values()))
-    return data.get("time_entry") or data.get("project")
 
 
 def record_id(kind, record):
@@ -104,19 +88,3 @@ def install_record_routes(fb):
         return {"project": record, "abilities": []}
 
     return fb
-
-
-def install_fixture_records(fb):
-    """Every vendor-shaped sample record the tests use, stored under its id."""
-    records = {
-        "invoice": record_of("java-sdk/get_invoice_response.json"),
-        "payment": record_of("java-sdk/get_payment_response.json"),
-        "expense": record_of("java-sdk/get_expense_response.json"),
-        "client": record_of("java-sdk/get_client_response.json"),
-        "time_entry": record_of("java-sdk/get_time_entry_response.json"),
-        "project": record_of("java-sdk/get_project_response.json"),
-        "bill": record_of("synthetic/get_bill_response.json"),
-        "bill_vendor": record_of("synthetic/get_bill_vendor_response.json"),
-        "expense_category": record_of("synthetic/get_expense_category_response.json"),
-    }
-    return {kind: put(fb, kind, record) for kind, record in records.items()}

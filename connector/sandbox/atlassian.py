@@ -3,11 +3,11 @@ server, plus `GET /oauth/token/accessible-resources` installed on a FakeJira tha
 (a FakeJira with `cloud_id` set answers /ex/jira/{cloudId}/rest/api/3/... too).
 
 Access tokens the auth server issues are accepted by the FakeJira (its bearer credentials).
-State in `auth.state`: "sites" (accessible resources), plus the OAuth state of tests/fakes/oauth.py.
+State in `auth.state`: "sites" (accessible resources), plus the OAuth state of connector/sandbox/oauth.py.
 """
 
-from tests.fakes.oauth import install_oauth_routes
-from tests.fakes.server import FakeServer
+from connector.sandbox.oauth import install_oauth_routes
+from connector.sandbox.server import FakeServer
 
 CLIENT_ID, CLIENT_SECRET = "atl-client-id", "atl-client-secret"
 CLOUD_ID = "11223344-a1b2-3b33-c444-def123456789"

@@ -1,26 +1,21 @@
 """FreshBooks OAuth on the fake FreshBooks server: an authorize page a browser can approve or deny, the token
 endpoint (authorization_code and single-use refresh_token grants), `/auth/api/v1/users/me` and a client list.
 
-State in `fb.state` (see tests/fakes/freshbooks.py): "memberships", the businesses of the signed-in user
-(list of dicts: account_id, business_id, name), plus the OAuth state of tests/fakes/oauth.py.
+State in `fb.state` (see connector/sandbox/freshbooks.py): "memberships", the businesses of the signed-in user
+(list of dicts: account_id, business_id, name), plus the OAuth state of connector/sandbox/oauth.py.
 """
 
 import json
 from pathlib import Path
 
-from tests.fakes.freshbooks import ACCESS_TOKEN, ACCOUNT_ID, BUSINESS_ID, unauthorized
-from tests.fakes.oauth import install_oauth_routes
-from tests.fakes.server import Response
+from connector.sandbox.freshbooks import ACCESS_TOKEN, ACCOUNT_ID, BUSINESS_ID, unauthorized
+from connector.sandbox.oauth import install_oauth_routes
+from connector.sandbox.server import Response
 
 CLIENT_ID, CLIENT_SECRET = "fb-client-id", "fb-client-secret"
 REFRESH_TOKEN = "fb-refresh-token"
-FIXTURE = (
-    Path(__file__).resolve().parent.parent
-    / "fixtures"
-    / "freshbooks"
-    / "python-sdk"
-    / "auth_me_response.json"
-)
+# FreshBooks' users/me sample from the official Python SDK's tests (MIT; see data/README.md).
+FIXTURE = Path(__file__).resolve().parent / "data" / "auth_me_response.json"
 
 
 def install_auth_routes(fb, memberships=None):

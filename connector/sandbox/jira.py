@@ -1,5 +1,6 @@
-"""A fake Jira Cloud (or Server) on loopback. Every request it receives is validated against the official
-Jira Cloud OpenAPI spec (tests/fixtures/jira/jira-openapi.json); a non-conforming request is answered
+"""A fake Jira Cloud (or Server) on loopback: the tests' Jira and the sandbox's. When `SPEC_PATH` is set (the
+tests set it to tests/fixtures/jira/jira-openapi.json), every Cloud request it receives is validated against the
+official Jira Cloud OpenAPI spec (needs the dev dependency openapi-core); a non-conforming request is answered
 400 and recorded in `server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
 
 State lives in `server.state`: projects, issues, worklogs, users. Routes are installed by functions so
@@ -10,13 +11,10 @@ import base64
 import functools
 import json
 import re
-from pathlib import Path
 
-from werkzeug.datastructures import Headers, ImmutableMultiDict
+from connector.sandbox.server import FakeServer, Response
 
-from tests.fakes.server import FakeServer, Response
-
-SPEC_PATH = Path(__file__).resolve().parent.parent / "fixtures" / "jira" / "jira-openapi.json"
+SPEC_PATH = None  # a pathlib.Path to the Jira Cloud OpenAPI spec: requests are validated against it
 EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
 JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 
@@ -36,7 +34,9 @@ class _SpecRequest:
     """openapi-core's request protocol over a recorded fake-server request (paths rebased on /rest/api/3)."""
 
     def __init__(self, request, path):
+        # openapi-core (and werkzeug) are dev dependencies: only the tests validate requests.
         from openapi_core.datatypes import RequestParameters
+        from werkzeug.datastructures import Headers, ImmutableMultiDict
 
         self.host_url = "https://your-domain.atlassian.net"
         self.path = path
@@ -101,7 +101,7 @@ class FakeJira(FakeServer):
             with self.lock:
                 self.requests.append(request)
             return Response(401, {"errorMessages": ["You are not authenticated."]})
-        if self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
+        if SPEC_PATH and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
             error = validate(request, request.path)
             if error:
                 with self.lock:

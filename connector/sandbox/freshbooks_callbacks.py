@@ -15,10 +15,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from connector.freshbooks import signature
-from tests.fakes.freshbooks import ACCOUNT_ID, unauthorized
-from tests.fakes.server import Response
+from connector.sandbox.freshbooks import ACCOUNT_ID, unauthorized
+from connector.sandbox.server import Response
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "freshbooks" / "python-sdk"
+FIXTURES = Path(__file__).resolve().parent / "data"  # FreshBooks SDK samples (MIT; see data/README.md)
 BASE = r"/events/account/(?P<account_id>[^/]+)/events/callbacks"
 ONE = BASE + r"/(?P<callback_id>\d+)"
 # Event names FreshBooks accepts (research §1.5): each resource's create/update/delete and the parent.
@@ -174,47 +174,3 @@ def delivery_fields(name="invoice.create", object_id="1234567", account_id=ACCOU
         fields["business_id"] = business_id
     fields.update({"identity_id": "1234", "user_id": "1"})
     return fields
-
-
-def connected_account(tenant, account_id=ACCOUNT_ID, business_id="6543"):
-    """A FreshBooksAccount whose access token the fake accepts (valid for an hour)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from tenants.models import ConnectionStatus, FreshBooksAccount
-    from tests.fakes.freshbooks import ACCESS_TOKEN
-
-    return FreshBooksAccount.objects.create(
-        tenant=tenant,
-        account_id=account_id,
-        business_id=business_id,
-        access_token=ACCESS_TOKEN,
-        refresh_token="fb-refresh-token",
-        token_expires_at=timezone.now() + timedelta(hours=1),
-        status=ConnectionStatus.CONNECTED,
-    )
-
-
-def run_queued(func_name):
-    """Run (and remove) the broker's queued tasks for `func_name`, the way a django-q worker would."""
-    from django.utils.module_loading import import_string
-    from django_q.models import OrmQ
-
-    results = []
-    for item in OrmQ.objects.order_by("id"):
-        task = item.task
-        if task.get("func") == func_name:
-            item.delete()
-            results.append(import_string(func_name)(*task["args"], **task.get("kwargs", {})))
-    return results
-
-
-def queued(func_name=None):
-    """The (func, args) of the tasks waiting in the ORM broker."""
-    from django_q.models import OrmQ
-
-    tasks = [
-        (item.task.get("func"), tuple(item.task.get("args", ()))) for item in OrmQ.objects.order_by("id")
-    ]
-    return [t for t in tasks if func_name is None or t[0] == func_name]

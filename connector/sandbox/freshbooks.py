@@ -6,7 +6,7 @@ Shared state in `server.state`:
 Route modules: install their routes with functions taking the server, e.g. `install_callback_routes(fb)`.
 """
 
-from tests.fakes.server import FakeServer, Response
+from connector.sandbox.server import FakeServer, Response
 
 ACCOUNT_ID, BUSINESS_ID = "6BApk", "6543"
 ACCESS_TOKEN = "fb-access-token"

@@ -8,15 +8,15 @@ State (in ``jira.state``):
 - ``users``: [{"accountId", "emailAddress", "displayName", "active", "name"}].
 - ``search_lag``: newly created issues stay invisible to the next N searches (Jira's index lags writes).
 - ``create_delay``: seconds to sleep inside POST /issue (widens races in concurrency tests).
-- ``fail_next`` (handled by FakeJira.dispatch): see tests/fakes/jira.py.
+- ``fail_next`` (handled by FakeJira.dispatch): see connector/sandbox/jira.py.
 """
 
 import re
 import time
 from datetime import datetime
 
-from tests.fakes.jira import JIRA_DATETIME
-from tests.fakes.server import Response
+from connector.sandbox.jira import JIRA_DATETIME
+from connector.sandbox.server import Response
 
 CLAUSE = re.compile(
     r"""\s*(?P<field>[\w.]+)\s*(?:(?P<eq>=)\s*(?P<value>"[^"]*"|[^\s()]+)|(?P<in>in)\s*\((?P<values>[^)]*)\))\s*""",

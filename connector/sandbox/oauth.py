@@ -13,7 +13,7 @@ import html
 import itertools
 from urllib.parse import urlencode
 
-from tests.fakes.server import Response
+from connector.sandbox.server import Response
 
 _counter = itertools.count(1)
 

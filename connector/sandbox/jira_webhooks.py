@@ -11,7 +11,7 @@ State (in ``jira.state``):
 import time
 from datetime import UTC, datetime
 
-from tests.fakes.server import Response
+from connector.sandbox.server import Response
 
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 MAX_PER_APP_USER = 5
