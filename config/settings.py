@@ -1,5 +1,6 @@
 """Settings, read from the environment (and `.env` when present). See `.env.example`."""
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -48,6 +49,42 @@ ATLASSIAN_CLIENT_SECRET = env.str("ATLASSIAN_CLIENT_SECRET", default="")
 ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="https://auth.atlassian.com").rstrip("/")
 ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="https://api.atlassian.com").rstrip("/")
 REDIS_URL = env.str("REDIS_URL", default="")
+
+# Sandbox mode: built-in FreshBooks and Jira on loopback (connector/sandbox; `manage.py sandbox` runs them).
+# On with SANDBOX=1, or when no vendor credentials are set; never where any is set.
+_VENDOR_CREDENTIALS = [
+    name
+    for name in (
+        "FRESHBOOKS_CLIENT_ID",
+        "FRESHBOOKS_CLIENT_SECRET",
+        "ATLASSIAN_CLIENT_ID",
+        "ATLASSIAN_CLIENT_SECRET",
+    )
+    if env.str(name, default="").strip()
+]
+SANDBOX = env.bool("SANDBOX", default=not _VENDOR_CREDENTIALS)
+if SANDBOX and _VENDOR_CREDENTIALS:
+    raise ImproperlyConfigured(
+        f"SANDBOX is on but {', '.join(_VENDOR_CREDENTIALS)} is set: the sandbox never runs where vendor "
+        "credentials are set. Unset SANDBOX (or the credentials)."
+    )
+SANDBOX_STATE_FILE = BASE_DIR / "sandbox-state.json"
+if SANDBOX:
+    from connector.sandbox import atlassian as _sandbox_atlassian  # plain modules: no models, no settings
+    from connector.sandbox import freshbooks_auth as _sandbox_freshbooks
+
+    FRESHBOOKS_CLIENT_ID, FRESHBOOKS_CLIENT_SECRET = (
+        _sandbox_freshbooks.CLIENT_ID,
+        _sandbox_freshbooks.CLIENT_SECRET,
+    )
+    ATLASSIAN_CLIENT_ID, ATLASSIAN_CLIENT_SECRET = (
+        _sandbox_atlassian.CLIENT_ID,
+        _sandbox_atlassian.CLIENT_SECRET,
+    )
+    FRESHBOOKS_API_URL = FRESHBOOKS_AUTH_URL = "http://127.0.0.1:8101"
+    ATLASSIAN_AUTH_URL, ATLASSIAN_API_URL = "http://127.0.0.1:8102", "http://127.0.0.1:8103"
+    os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the sandbox speaks plain http on loopback
+ALLOW_LOCAL_VENDOR_URLS = env.bool("ALLOW_LOCAL_VENDOR_URLS", default=SANDBOX)
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))

@@ -20,9 +20,9 @@ def site(cloud_id=CLOUD_ID, name="acme", url="https://acme.atlassian.net"):
             "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/flag.png"}  # fmt: skip
 
 
-def make_fake_atlassian(jira, sites=None):
+def make_fake_atlassian(jira, sites=None, port=0):
     """The auth server (returned) and the accessible-resources route on `jira` (the API gateway)."""
-    auth = FakeServer("fake-atlassian-auth")
+    auth = FakeServer("fake-atlassian-auth", port=port)
     auth.state["sites"] = sites if sites is not None else [site(cloud_id=jira.cloud_id or CLOUD_ID)]
 
     install_oauth_routes(

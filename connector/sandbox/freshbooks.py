@@ -12,8 +12,8 @@ ACCOUNT_ID, BUSINESS_ID = "6BApk", "6543"
 ACCESS_TOKEN = "fb-access-token"
 
 
-def make_fake_freshbooks():
-    fb = FakeServer("fake-freshbooks")
+def make_fake_freshbooks(port=0):
+    fb = FakeServer("fake-freshbooks", port=port)
     fb.state["access_tokens"] = {ACCESS_TOKEN}
     return fb
 

@@ -7,7 +7,6 @@ the right verifier marks the callback verified; a PUT with `resend` records a re
 `fb.state["resends"]`.
 """
 
-import itertools
 import json
 import secrets
 from datetime import UTC, datetime
@@ -44,10 +43,11 @@ def _now():
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def install_callback_routes(fb, first_id=1001):
+def install_callback_routes(fb, first_id=1001, send_verification=None):
+    """The callbacks API on `fb`. `send_verification(callback)`, when given, runs after a callback is created
+    or a resend is asked (the sandbox POSTs the callback.verify delivery from there, as FreshBooks does)."""
     callbacks = fb.state.setdefault("callbacks", {})
     fb.state.setdefault("resends", [])
-    ids = itertools.count(first_id)
 
     def find(request):
         found = callbacks.get(int(request.match["callback_id"]))
@@ -76,7 +76,7 @@ def install_callback_routes(fb, first_id=1001):
         if event not in EVENTS or not uri.startswith(("http://", "https://")):
             return Response(422, fixture("create_callback_response__validation_error.json"))
         with fb.lock:
-            callback_id = next(ids)
+            callback_id = max([first_id - 1, *callbacks]) + 1  # state may have been restored from disk
             callbacks[callback_id] = {
                 "callbackid": callback_id,
                 "account_id": request.match["account_id"],
@@ -86,6 +86,8 @@ def install_callback_routes(fb, first_id=1001):
                 "verifier": secrets.token_urlsafe(24),
                 "updated_at": _now(),
             }
+        if send_verification:
+            send_verification(callbacks[callback_id])
         return {"response": {"result": {"callback": _public(callbacks[callback_id])}}}
 
     @fb.route("GET", ONE)
@@ -107,6 +109,8 @@ def install_callback_routes(fb, first_id=1001):
         body = (request.json() or {}).get("callback") or {}
         if body.get("resend"):
             fb.state["resends"].append(found["callbackid"])
+            if send_verification:
+                send_verification(found)
         elif "verifier" in body:
             if body["verifier"] != found["verifier"]:
                 return Response(

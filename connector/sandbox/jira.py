@@ -72,8 +72,12 @@ def validate(request, path):
 class FakeJira(FakeServer):
     """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com."""
 
-    def __init__(self, deployment="cloud", cloud_id="", email=EMAIL, api_token=API_TOKEN, bearer_tokens=()):
-        super().__init__("fake-jira")
+    open_paths = None  # a compiled regex: matching paths need no credentials (the sandbox's own pages)
+
+    def __init__(
+        self, deployment="cloud", cloud_id="", email=EMAIL, api_token=API_TOKEN, bearer_tokens=(), port=0
+    ):
+        super().__init__("fake-jira", port=port)
         self.deployment = deployment
         self.cloud_id = cloud_id
         self.spec_errors = []
@@ -97,24 +101,24 @@ class FakeJira(FakeServer):
         prefix = f"/ex/jira/{self.cloud_id}" if self.cloud_id else None
         if prefix and request.path.startswith(prefix):
             request.path = request.path[len(prefix) :]
+        if self.open_paths and self.open_paths.match(request.path):
+            return super().dispatch(request)
         if not self.authorized(request):
-            with self.lock:
-                self.requests.append(request)
+            self.record(request)
             return Response(401, {"errorMessages": ["You are not authenticated."]})
         if SPEC_PATH and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
             error = validate(request, request.path)
             if error:
                 with self.lock:
                     self.spec_errors.append(error)
-                    self.requests.append(request)
+                self.record(request)
                 return Response(400, {"errorMessages": [f"fake-jira spec violation: {error}"]})
         failure = self.take_failure(request)
         if failure is None:
             return super().dispatch(request)
         applied = super().dispatch(request) if failure.get("apply") else None
         if not failure.get("apply"):
-            with self.lock:
-                self.requests.append(request)
+            self.record(request)
         status = failure["status"]
         headers = dict(failure.get("headers") or ({"Retry-After": "1"} if status == 429 else {}))
         body = failure.get("body") or {

@@ -1,7 +1,9 @@
-"""A real HTTP server on loopback for end-to-end tests: tests register routes, the server records requests.
+"""A real HTTP server on loopback, for the tests and the sandbox: routes are registered, requests recorded.
 
 Vendor fakes are built from this: each module installs its routes on a FakeServer, e.g.
 ``install_auth_routes(server)``; state lives in ``server.state`` so several modules can share it.
+``port=0`` picks a free port (tests); the sandbox passes fixed ones. ``after_change``, when set, is called
+after every answered request that is not a GET (the sandbox saves its state there).
 """
 
 import json
@@ -40,12 +42,14 @@ class Response:
 
 
 class FakeServer:
-    def __init__(self, name="fake"):
+    def __init__(self, name="fake", port=0):
         self.name = name
         self.routes = []
         self.requests = []
         self.state = {}
         self.lock = threading.RLock()
+        self.after_change = None
+        self.keep_requests = True  # the sandbox runs for days: it does not record requests
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +70,8 @@ class FakeServer:
                     body=body,
                 )
                 response = outer.dispatch(request)
+                if outer.after_change and request.method != "GET":
+                    outer.after_change()
                 payload = response.body
                 headers = dict(response.headers)
                 if isinstance(payload, (dict, list)):
@@ -85,7 +91,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self.thread.start()
@@ -112,13 +118,16 @@ class FakeServer:
             found = regex.match(request.path)
             if method == request.method and found:
                 request.match = found.groupdict()
-                with self.lock:
-                    self.requests.append(request)
+                self.record(request)
                 result = func(request)
                 return result if isinstance(result, Response) else Response(body=result)
-        with self.lock:
-            self.requests.append(request)
+        self.record(request)
         return Response(404, {"error": f"{self.name}: no route for {request.method} {request.path}"})
+
+    def record(self, request):
+        if self.keep_requests:
+            with self.lock:
+                self.requests.append(request)
 
     def calls(self, method=None, path_regex=None):
         """Recorded requests, filtered by method and path regex."""

@@ -1,0 +1,53 @@
+"""Run the built-in FreshBooks and Jira sandbox on loopback until stopped (Ctrl-C or SIGTERM)."""
+
+import signal
+import threading
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from connector.sandbox import setup_tenant
+from connector.sandbox.runtime import Sandbox
+
+
+def _port(url):
+    return urlsplit(url).port or 0
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the vendor sandbox (FreshBooks on FRESHBOOKS_API_URL, Atlassian sign-in on ATLASSIAN_AUTH_URL, "
+        "Jira on ATLASSIAN_API_URL, all on 127.0.0.1) and create the sandbox tenant. Only in sandbox mode "
+        "(SANDBOX=1, or no vendor credentials set). `--check` only tells whether sandbox mode is on (exit 0) "
+        "or off (exit 1)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--check", action="store_true", help="Exit 0 in sandbox mode, 1 otherwise.")
+
+    def handle(self, *args, check=False, **options):
+        if check:
+            raise SystemExit(0 if settings.SANDBOX else 1)
+        if not settings.SANDBOX:
+            raise CommandError(
+                "Sandbox mode is off: vendor credentials are set (the sandbox never runs then)."
+            )
+        tenant, created = setup_tenant()
+        sandbox = Sandbox(
+            fb_port=_port(settings.FRESHBOOKS_API_URL),
+            auth_port=_port(settings.ATLASSIAN_AUTH_URL),
+            jira_port=_port(settings.ATLASSIAN_API_URL),
+            state_path=settings.SANDBOX_STATE_FILE,
+        )
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        self.stdout.write(
+            f"Sandbox running: FreshBooks {sandbox.fb.url}/  Jira {sandbox.jira.url}/  "
+            f"(tenant {tenant.name}{', created' if created else ''}; state in {settings.SANDBOX_STATE_FILE})",
+        )
+        self.stdout.flush()
+        stop.wait()
+        sandbox.close()
+        self.stdout.write("Sandbox stopped; state saved.")

@@ -1,0 +1,298 @@
+"""The running sandbox: the tests' vendor fakes assembled into a FreshBooks and a Jira (with Atlassian sign-in)
+on loopback, their state kept on disk, plus what a real FreshBooks does on its own: it sends the
+callback.verify delivery when a callback is created and signed deliveries when records change.
+
+`Sandbox(fb_port, auth_port, jira_port, state_path)` starts three servers (port 0: any free port):
+- FreshBooks (API and sign-in): the business "Sandbox Bakery"; its page `/` creates sample records
+  (connector/sandbox/samples.py) one at a time or as a stream, and delivers them signed to every verified
+  callback for the event, or "loses" the delivery (the record exists, FreshBooks never says so).
+- Atlassian sign-in: one accessible Jira site, the sandbox Jira.
+- Jira (the api.atlassian.com gateway and the site): project FIN; its page `/` lists the issues and worklogs,
+  `/browse/<key>` shows one issue.
+State is written to `state_path` after every change and read back at start.
+"""
+
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode
+
+import requests
+from django.template.loader import render_to_string
+
+from connector.jira.adf import to_text
+from connector.sandbox import samples
+from connector.sandbox import state as saved_state
+from connector.sandbox.atlassian import CLOUD_ID, make_fake_atlassian, site
+from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
+from connector.sandbox.freshbooks_auth import install_auth_routes
+from connector.sandbox.freshbooks_callbacks import install_callback_routes, signed_delivery
+from connector.sandbox.freshbooks_records import install_record_routes, put
+from connector.sandbox.jira import FakeJira, install_core_routes
+from connector.sandbox.jira_issues import install_issue_routes
+from connector.sandbox.jira_webhooks import install_webhook_routes
+from connector.sandbox.server import Response
+
+log = logging.getLogger(__name__)
+
+BUSINESS_NAME = "Sandbox Bakery"
+PAGES = "/_sandbox"  # the sandbox's own pages and forms (not vendor API)
+MAX_ACTIVITY = 200
+VERIFY_DELAY = (
+    1.0  # seconds before the callback.verify delivery: the connector commits its callback row first
+)
+DELIVERY_TIMEOUT = 15
+
+
+def _now():
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _restore(server, saved):
+    """Put saved values into `server.state` in place, so routes holding a reference see them."""
+    for key, value in (saved or {}).items():
+        current = server.state.get(key)
+        if isinstance(current, (dict, set)) and isinstance(value, type(current)):
+            current.clear()
+            current.update(value)
+        else:
+            server.state[key] = value
+
+
+def _same_origin(server, request):
+    """Forms posted to the sandbox pages come from those pages (no cross-site posts from other tabs)."""
+    origin = request.headers.get("origin")
+    return origin in (None, server.url)
+
+
+class Sandbox:
+    def __init__(self, fb_port=0, auth_port=0, jira_port=0, state_path=None, verify_delay=VERIFY_DELAY):
+        self.state_path = state_path
+        self.verify_delay = verify_delay
+        self.stopped = threading.Event()
+        saved = saved_state.read(state_path) if state_path else {}
+
+        self.fb = make_fake_freshbooks(port=fb_port)
+        self.fb.keep_requests = False
+        install_auth_routes(self.fb, memberships=[
+            {"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": BUSINESS_NAME}
+        ])  # fmt: skip
+        install_callback_routes(self.fb, send_verification=self._send_verification)
+        install_record_routes(self.fb)
+        self.fb.state.setdefault("activity", [])
+        self.fb.state.setdefault("stream", {"on": False, "interval": 10})
+
+        self.jira = FakeJira(cloud_id=CLOUD_ID, port=jira_port)
+        self.jira.keep_requests = False
+        self.jira.open_paths = re.compile(r"/\Z|/browse/|" + PAGES + "/")
+        install_webhook_routes(install_issue_routes(install_core_routes(self.jira)))
+        self.auth = make_fake_atlassian(
+            self.jira, sites=[site(name="sandbox", url=self.jira.url)], port=auth_port
+        )
+        self.auth.keep_requests = False
+
+        _restore(self.fb, saved.get("freshbooks"))
+        _restore(self.jira, saved.get("jira"))
+        _restore(self.auth, saved.get("atlassian"))
+        self.jira.credentials["bearer"].update(saved.get("jira_bearer") or ())
+        self.auth.state["sites"] = [site(name="sandbox", url=self.jira.url)]  # the port may have changed
+
+        self._install_freshbooks_pages()
+        self._install_jira_pages()
+        for server in (self.fb, self.jira, self.auth):
+            server.after_change = self.save
+        self.stream_thread = threading.Thread(target=self._stream, name="sandbox-stream", daemon=True)
+        self.stream_thread.start()
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def save(self):
+        if not self.state_path:
+            return
+        with self.fb.lock, self.jira.lock, self.auth.lock:
+            states = {
+                "freshbooks": self.fb.state, "jira": self.jira.state, "atlassian": self.auth.state,
+                "jira_bearer": set(self.jira.credentials["bearer"]),
+            }  # fmt: skip
+            saved_state.save(self.state_path, states)
+
+    def close(self):
+        self.stopped.set()
+        self.save()
+        for server in (self.fb, self.jira, self.auth):
+            server.close()
+
+    # --- what FreshBooks does on its own ---------------------------------------------------------------------
+
+    def _later(self, func, *args):
+        threading.Thread(target=func, args=args, daemon=True).start()
+
+    def _send_verification(self, callback):
+        """POST callback.verify to the callback's URI (after a moment, retried while it is not known yet)."""
+        body = urlencode([
+            ("name", "callback.verify"), ("verifier", callback["verifier"]),
+            ("object_id", str(callback["callbackid"])), ("account_id", callback["account_id"]),
+            ("business_id", BUSINESS_ID), ("user_id", "1"),
+        ])  # fmt: skip
+
+        def send():
+            for attempt in range(5):
+                if self.stopped.wait(self.verify_delay * (attempt + 1)):
+                    return
+                try:
+                    answer = requests.post(callback["uri"], data=body, timeout=DELIVERY_TIMEOUT, headers={
+                        "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+                except requests.RequestException as exc:
+                    log.warning("sandbox: callback.verify to %s failed: %s", callback["uri"], exc)
+                    continue
+                if answer.status_code != 404:
+                    return
+
+        self._later(send)
+
+    def create(self, name, fields, lose=False):
+        """Store a sample record and deliver its event (unless `lose`); returns the activity entry."""
+        sample = samples.SAMPLES[name]
+        records = sample.build(fields, self._new_id)
+        for kind, record in records:
+            put(self.fb, kind, record)
+        record = records[0][1]
+        entry = {
+            "at": _now(), "sample": sample.label, "event": sample.event, "object_id": str(record["id"]),
+            "summary": ", ".join(f"{k}: {v}" for k, v in fields.items() if v)[:200],
+            "delivery": "lost (never delivered)" if lose else "sending…",
+        }  # fmt: skip
+        with self.fb.lock:
+            activity = self.fb.state["activity"]
+            activity.insert(0, entry)
+            del activity[MAX_ACTIVITY:]
+        if not lose:
+            self._later(self._deliver, entry)
+        self.save()
+        return entry
+
+    def _new_id(self):
+        with self.fb.lock:
+            self.fb.state["next_record_id"] = self.fb.state.get("next_record_id", 70000) + 1
+            return self.fb.state["next_record_id"]
+
+    def _deliver(self, entry):
+        event = entry["event"]
+        with self.fb.lock:
+            hooks = [dict(c) for c in self.fb.state["callbacks"].values()
+                     if c["verified"] and c["event"] in (event, event.split(".")[0])]  # fmt: skip
+        if not hooks:
+            entry["delivery"] = f"not sent: no verified callback for {event} (register webhooks first)"
+        results = []
+        for hook in hooks:
+            fields = {"name": event, "object_id": entry["object_id"], "account_id": hook["account_id"],
+                      "business_id": BUSINESS_ID, "identity_id": "1", "user_id": "1"}  # fmt: skip
+            body, headers = signed_delivery(fields, hook["verifier"])
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            try:
+                answer = requests.post(hook["uri"], data=body, headers=headers, timeout=DELIVERY_TIMEOUT)
+                results.append(f"delivered to callback {hook['callbackid']}: HTTP {answer.status_code}")
+            except requests.RequestException as exc:
+                results.append(f"delivery to callback {hook['callbackid']} failed: {type(exc).__name__}")
+        if results:
+            entry["delivery"] = "; ".join(results)
+        self.save()
+
+    def _stream(self):
+        while not self.stopped.is_set():
+            stream = self.fb.state["stream"]
+            if self.stopped.wait(max(2, int(stream.get("interval") or 10))):
+                return
+            if self.fb.state["stream"].get("on"):
+                name, fields = samples.stream_choice()
+                self.create(name, fields)
+
+    # --- pages -----------------------------------------------------------------------------------------------
+
+    def _install_freshbooks_pages(self):
+        fb = self.fb
+
+        @fb.route("GET", r"/")
+        @fb.route("GET", PAGES + r"/")
+        def home(request):
+            chosen = request.arg("sample") or "invoice"
+            if chosen not in samples.SAMPLES:
+                chosen = "invoice"
+            sample = samples.SAMPLES[chosen]
+            with fb.lock:
+                callbacks = sorted(fb.state["callbacks"].values(), key=lambda c: c["callbackid"])
+                context = {
+                    "business": BUSINESS_NAME, "account_id": ACCOUNT_ID, "samples": samples.SAMPLES,
+                    "chosen": chosen, "sample": sample, "stream": dict(fb.state["stream"]),
+                    "fields": [(n, label, default) for n, label, default in sample.fields],
+                    "callbacks": [{k: c[k] for k in ("callbackid", "event", "uri", "verified")} for c in callbacks],
+                    "activity": [dict(a) for a in fb.state["activity"][:50]], "pages": PAGES,
+                }  # fmt: skip
+            return render_to_string("sandbox/freshbooks.html", context)
+
+        @fb.route("POST", PAGES + r"/create")
+        def create(request):
+            if not _same_origin(fb, request):
+                return Response(403, "<h1>Forbidden: cross-site form</h1>")
+            form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+            name = form.pop("sample", "")
+            if name not in samples.SAMPLES:
+                return Response(400, "<h1>Unknown sample kind</h1>")
+            lose = form.pop("lose", "") == "1"
+            known = {n for n, _label, _default in samples.SAMPLES[name].fields}
+            self.create(name, {k: v[:200] for k, v in form.items() if k in known}, lose=lose)
+            return Response(303, "", {"Location": f"/?sample={name}#activity"})
+
+        @fb.route("POST", PAGES + r"/stream")
+        def stream(request):
+            if not _same_origin(fb, request):
+                return Response(403, "<h1>Forbidden: cross-site form</h1>")
+            form = dict(parse_qsl(request.body.decode()))
+            interval = form.get("interval", "10")
+            with fb.lock:
+                fb.state["stream"] = {
+                    "on": form.get("on") == "1",
+                    "interval": max(2, min(3600, int(interval))) if interval.isdigit() else 10,
+                }
+            return Response(303, "", {"Location": "/#stream"})
+
+    def _install_jira_pages(self):
+        jira = self.jira
+
+        def page(request, key=None):
+            with jira.lock:
+                issues = sorted(jira.state["issues"].values(), key=lambda i: -int(i["id"]))
+                shown = []
+                for issue in issues:
+                    if key and issue["key"] != key:
+                        continue
+                    fields = issue["fields"]
+                    description = fields.get("description")
+                    worklogs = jira.state["worklogs"].get(issue["key"], [])
+                    shown.append({
+                        "key": issue["key"], "summary": fields.get("summary", ""),
+                        "type": (fields.get("issuetype") or {}).get("name", ""),
+                        "labels": fields.get("labels") or [],
+                        "description": to_text(description) if isinstance(description, dict) else description or "",
+                        "worklogs": [
+                            {"started": w["started"], "minutes": (w.get("timeSpentSeconds") or 0) // 60,
+                             "comment": to_text(w["comment"]) if isinstance(w.get("comment"), dict) else w.get("comment") or ""}
+                            for w in worklogs
+                        ],
+                    })  # fmt: skip
+                context = {
+                    "issues": shown, "key": key, "projects": list(jira.state["projects"].values()),
+                    "webhooks": len(jira.state.get("dynamic_webhooks") or {}),
+                }  # fmt: skip
+            if key and not shown:
+                return Response(404, render_to_string("sandbox/jira.html", context))
+            return render_to_string("sandbox/jira.html", context)
+
+        @jira.route("GET", r"/")
+        def home(request):
+            return page(request)
+
+        @jira.route("GET", r"/browse/(?P<key>[A-Z][A-Z0-9_]*-\d+)")
+        def browse(request):
+            return page(request, request.match["key"])

@@ -1,0 +1,172 @@
+"""Sample FreshBooks records the sandbox creates: one per operator click (editable fields) or per stream tick.
+
+Each sample kind (`SAMPLES`) declares its FreshBooks event, its editable fields (name, label, default) and a
+builder turning the submitted fields into the records to store in the FreshBooks sandbox (the record itself
+plus the related records the worker fetches: client, vendor, category, invoice, project). Records start from
+the shipped samples (connector/samples/<kind>.json, from FreshBooks' SDK fixtures) with fresh ids.
+"""
+
+import copy
+import itertools
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connector.preview import load_sample
+
+
+@dataclass(frozen=True)
+class Sample:
+    label: str
+    event: str  # the FreshBooks webhook event name delivered
+    kind: str  # the record kind stored (fb.state["records"][kind])
+    fields: tuple  # (name, label, default)
+    build: object  # callable(fields, new_id) -> list of (kind, record); the first is the event's record
+
+
+def _money(amount, currency):
+    return {"amount": f"{float(amount or 0):.2f}", "code": (currency or "USD").upper()[:3]}
+
+
+def _today():
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _client(fields, new_id):
+    _, related = load_sample("invoice")
+    client = copy.deepcopy(related["client"])
+    client.update(id=new_id(), organization=fields.get("client") or client["organization"])
+    if fields.get("email"):
+        client["email"] = fields["email"]
+    return client
+
+
+def build_invoice(fields, new_id):
+    record, _ = load_sample("invoice")
+    client = _client(fields, new_id)
+    invoice_id = new_id()
+    invoice = copy.deepcopy(record)
+    invoice.update(
+        id=invoice_id, invoiceid=invoice_id, invoice_number=f"SBX-{invoice_id}", customerid=client["id"],
+        amount=_money(fields.get("amount"), fields.get("currency")), currency_code=fields.get("currency") or "USD",
+        current_organization=client["organization"], organization=client["organization"],
+        description=fields.get("description") or "", create_date=_today(), due_date=_today(),
+    )  # fmt: skip
+    return [("invoice", invoice), ("client", client)]
+
+
+def build_bill(fields, new_id):
+    record, related = load_sample("bill")
+    bill, vendor = copy.deepcopy(record), copy.deepcopy(related["vendor"])
+    vendor.update(vendorid=new_id(), vendor_name=fields.get("vendor") or vendor["vendor_name"])
+    bill_id = new_id()
+    money = _money(fields.get("amount"), fields.get("currency"))
+    bill.update(
+        id=bill_id, bill_number=f"BILL-{bill_id}", vendorid=vendor["vendorid"], vendor=vendor, amount=money,
+        total_amount=money, outstanding=money, currency_code=money["code"], issue_date=_today(),
+        overall_description=fields.get("description") or "",
+    )  # fmt: skip
+    return [("bill", bill), ("bill_vendor", vendor)]
+
+
+def payment_builder(payment_kind):
+    def build(fields, new_id):
+        invoice, client = (record for _, record in build_invoice(fields, new_id))
+        record, _ = load_sample("payment")
+        payment = copy.deepcopy(record)
+        payment_id = new_id()
+        money = _money(fields.get("amount"), fields.get("currency"))
+        payment.update(
+            id=payment_id, logid=payment_id, invoiceid=invoice["id"], clientid=client["id"], amount=money,
+            date=_today(), note=fields.get("note") or "", type=fields.get("type") or "Check",
+        )  # fmt: skip
+        if payment_kind == "refunded":
+            payment["type"] = "Refund"
+        if payment_kind == "failed":
+            invoice["v3_status"] = "failed"
+        return [("payment", payment), ("invoice", invoice), ("client", client)]
+
+    return build
+
+
+def build_expense(fields, new_id):
+    record, related = load_sample("expense")
+    expense, category = copy.deepcopy(record), copy.deepcopy(related["category"])
+    category_id = new_id()
+    category.update(id=category_id, categoryid=category_id, category=fields.get("category") or "Meals")
+    expense_id = new_id()
+    expense.update(
+        id=expense_id, expenseid=expense_id, categoryid=category_id, vendor=fields.get("vendor") or "",
+        amount=_money(fields.get("amount"), fields.get("currency")), notes=fields.get("notes") or "",
+        date=_today(),
+    )  # fmt: skip
+    return [("expense", expense), ("expense_category", category)]
+
+
+def build_client(fields, new_id):
+    record, _ = load_sample("client")
+    client = copy.deepcopy(record)
+    client.update(
+        id=new_id(), organization=fields.get("organization") or "", email=fields.get("email") or "",
+        fname=fields.get("fname") or "", lname=fields.get("lname") or "",
+    )  # fmt: skip
+    return [("client", client)]
+
+
+def build_time_entry(fields, new_id):
+    record, related = load_sample("time_entry")
+    entry, project = copy.deepcopy(record), copy.deepcopy(related["project"])
+    project.update(id=new_id(), title=fields.get("project") or project["title"])
+    minutes = max(1, int(float(fields.get("minutes") or 60)))
+    entry.update(
+        id=new_id(), project_id=project["id"], note=fields.get("note") or "", duration=minutes * 60,
+        started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        local_started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), local_timezone="UTC",
+    )  # fmt: skip
+    return [("time_entry", entry), ("project", project)]
+
+
+MONEY = (("amount", "Amount", "120.00"), ("currency", "Currency", "USD"))
+SAMPLES = {
+    "invoice": Sample("Invoice", "invoice.create", "invoice", (
+        ("client", "Client", "Gordon's Bakery"), *MONEY, ("description", "Description", "Catering, March"),
+    ), build_invoice),
+    "bill": Sample("Bill", "bill.create", "bill", (
+        ("vendor", "Vendor", "Acme Office Supply"), *MONEY, ("description", "Description", "Paper and toner"),
+    ), build_bill),
+    **{
+        f"payment_{kind}": Sample(f"Payment {kind}", "payment.create", "payment", (
+            ("client", "Client", "Gordon's Bakery"), *MONEY, ("note", "Note", ""),
+        ), payment_builder(kind))
+        for kind in ("received", "failed", "refunded")
+    },
+    "expense": Sample("Expense", "expense.create", "expense", (
+        ("vendor", "Vendor", "Serano Bakery"), ("category", "Category", "Meals and Entertainment"), *MONEY,
+        ("notes", "Notes", "Team lunch"),
+    ), build_expense),
+    "client": Sample("Client", "client.create", "client", (
+        ("organization", "Organization", "Melmac Ltd"), ("fname", "First name", "Gordon"),
+        ("lname", "Last name", "Shumway"), ("email", "Email", "gordon@melmac.example"),
+    ), build_client),
+    "time_entry": Sample("Time entry", "time_entry.create", "time_entry", (
+        ("note", "Note (a Jira key in it picks the issue)", "FIN-1 reconciling March"),
+        ("minutes", "Minutes", "45"), ("project", "Project", "Bookkeeping"),
+    ), build_time_entry),
+}  # fmt: skip
+
+
+def defaults(name):
+    return {field: default for field, _label, default in SAMPLES[name].fields}
+
+
+_streamed = itertools.count(1)
+
+
+def stream_choice(rng=random):
+    """(sample name, fields) for one stream tick: a random money kind with a varied amount and client."""
+    name = rng.choice(["invoice", "invoice", "bill", "payment_received", "expense"])
+    fields = defaults(name)
+    fields["amount"] = f"{rng.randint(20, 4000)}.{rng.randint(0, 99):02d}"
+    if "client" in fields:
+        fields["client"] = f"Stream customer {next(_streamed)}"
+    return name, fields
