@@ -81,8 +81,11 @@ if SANDBOX:
         _sandbox_atlassian.CLIENT_ID,
         _sandbox_atlassian.CLIENT_SECRET,
     )
-    FRESHBOOKS_API_URL = FRESHBOOKS_AUTH_URL = "http://127.0.0.1:8101"
-    ATLASSIAN_AUTH_URL, ATLASSIAN_API_URL = "http://127.0.0.1:8102", "http://127.0.0.1:8103"
+    # Loopback ports 8101-8103 unless the vendor URL settings name others (the sandbox listens there).
+    FRESHBOOKS_API_URL = env.str("FRESHBOOKS_API_URL", default="http://127.0.0.1:8101").rstrip("/")
+    FRESHBOOKS_AUTH_URL = FRESHBOOKS_API_URL
+    ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="http://127.0.0.1:8102").rstrip("/")
+    ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="http://127.0.0.1:8103").rstrip("/")
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the sandbox speaks plain http on loopback
 ALLOW_LOCAL_VENDOR_URLS = env.bool("ALLOW_LOCAL_VENDOR_URLS", default=SANDBOX)
 

@@ -5,7 +5,7 @@ import threading
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from connector.sandbox import setup_tenant
 from connector.sandbox.runtime import Sandbox
@@ -19,8 +19,8 @@ class Command(BaseCommand):
     help = (
         "Run the vendor sandbox (FreshBooks on FRESHBOOKS_API_URL, Atlassian sign-in on ATLASSIAN_AUTH_URL, "
         "Jira on ATLASSIAN_API_URL, all on 127.0.0.1) and create the sandbox tenant. Only in sandbox mode "
-        "(SANDBOX=1, or no vendor credentials set). `--check` only tells whether sandbox mode is on (exit 0) "
-        "or off (exit 1)."
+        "(SANDBOX=1, or no vendor credentials set); otherwise it idles and runs nothing. `--check` only tells "
+        "whether sandbox mode is on (exit 0) or off (exit 1)."
     )
 
     def add_arguments(self, parser):
@@ -29,10 +29,15 @@ class Command(BaseCommand):
     def handle(self, *args, check=False, **options):
         if check:
             raise SystemExit(0 if settings.SANDBOX else 1)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         if not settings.SANDBOX:
-            raise CommandError(
-                "Sandbox mode is off: vendor credentials are set (the sandbox never runs then)."
-            )
+            # Under a process manager (honcho stops every process when one exits): idle, run nothing.
+            self.stdout.write("Sandbox mode is off (vendor credentials are set): the sandbox does not run.")
+            self.stdout.flush()
+            stop.wait()
+            return
         tenant, created = setup_tenant()
         sandbox = Sandbox(
             fb_port=_port(settings.FRESHBOOKS_API_URL),
@@ -40,12 +45,9 @@ class Command(BaseCommand):
             jira_port=_port(settings.ATLASSIAN_API_URL),
             state_path=settings.SANDBOX_STATE_FILE,
         )
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         self.stdout.write(
-            f"Sandbox running: FreshBooks {sandbox.fb.url}/  Jira {sandbox.jira.url}/  "
-            f"(tenant {tenant.name}{', created' if created else ''}; state in {settings.SANDBOX_STATE_FILE})",
+            f"Sandbox running: FreshBooks {sandbox.fb.url}/  Jira {sandbox.jira.url}/  (tenant {tenant.name}"
+            f"{', created' if created else ''}; state in {settings.SANDBOX_STATE_FILE})"
         )
         self.stdout.flush()
         stop.wait()
