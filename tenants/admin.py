@@ -2,11 +2,18 @@ import re
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path
+from django.views.decorators.http import require_POST
 
 from connector.defaults import create_default_mappings
+from connector.jira import webhooks
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.secrets import SecretFieldsForm, masked
+from tenants.setup import connect_blocker
 
 
 class FreshBooksAccountForm(SecretFieldsForm):
@@ -164,6 +171,53 @@ class TenantAdmin(admin.ModelAdmin):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
         return [f for f in fields if f != "jira_project_key"] if obj else fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        tenant = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "connect_buttons": [
+                (
+                    "freshbooks",
+                    "Connect FreshBooks",
+                    "freshbooks-oauth-connect",
+                    connect_blocker("freshbooks"),
+                ),
+                ("jira", "Connect Jira (OAuth)", "jira-oauth-connect", connect_blocker("jira")),
+            ],
+            "can_register_webhooks": bool(tenant and tenant.freshbooks_accounts.exists()),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """A new tenant lands on its own page (its next step: connect), unless "add another" was asked."""
+        if "_addanother" not in request.POST and IS_POPUP_VAR not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = "1"
+        return super().response_add(request, obj, post_url_continue)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(require_POST(self.register_webhooks_view))
+        return [
+            path("<path:object_id>/register-webhooks/", view, name="tenants_tenant_register_webhooks"),
+            *super().get_urls(),
+        ]
+
+    def register_webhooks_view(self, request, object_id):
+        """POST: register the tenant's FreshBooks callbacks and Jira webhooks, then back to its page."""
+        tenant = get_object_or_404(Tenant, pk=object_id)
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        register_freshbooks_webhooks(self, request, Tenant.objects.filter(pk=tenant.pk))
+        site = getattr(tenant, "jira_site", None)
+        if site is not None:
+            if webhooks.register(site, actor=request.user.get_username()):
+                self.message_user(request, f"{site}: Jira webhooks registered.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request, f"{site}: Jira webhooks not registered: {site.webhook_error}", messages.WARNING
+                )
+        return redirect("admin:tenants_tenant_change", tenant.pk)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)  # the admin wraps the whole view in one transaction

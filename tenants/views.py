@@ -31,6 +31,7 @@ from connector import http
 from connector.freshbooks import client as freshbooks_api
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 from tenants.oauth import AtlassianProvider, FreshBooksProvider
+from tenants.setup import connect_blocker
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,18 @@ def _token_fields(token):
 @staff_member_required
 def connect(request, vendor, slug):
     tenant = get_object_or_404(Tenant, slug=slug)
+    blocker = connect_blocker(vendor)
+    if blocker:  # a page that says what to set, instead of a redirect with an empty client_id
+        return _failure(request, ConnectError(blocker, status=400, tenant=tenant), vendor)
     provider = PROVIDERS[vendor]()
+    try:
+        provider.authorization_url("check")
+    except Exception as exc:  # oauthlib refuses e.g. an http authorize URL (InsecureTransportError)
+        detail = getattr(exc, "description", "") or str(exc)
+        error = ConnectError(
+            f"The {LABELS[vendor]} sign-in is misconfigured: {detail}", status=400, tenant=tenant
+        )
+        return _failure(request, error, vendor)
     state = secrets.token_urlsafe(32)
     now = time.time()
     pending = [e for e in request.session.get(_state_key(vendor)) or [] if now - e["created"] <= STATE_TTL]

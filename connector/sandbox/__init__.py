@@ -4,7 +4,18 @@ The same modules are the tests' vendor fakes. `runtime.Sandbox` assembles them f
 `setup_tenant()` below creates the sandbox tenant with its default mappings and worklog rule.
 """
 
+from django.conf import settings
+
 TENANT_SLUG, TENANT_NAME, PROJECT_KEY = "sandbox", "Sandbox Bakery", "FIN"
+
+
+def admin_context(request):
+    """Template context processor: `sandbox` (the sandbox pages' URLs) in sandbox mode, for the admin banner."""
+    if not settings.SANDBOX:
+        return {}
+    return {
+        "sandbox": {"freshbooks": settings.FRESHBOOKS_API_URL + "/", "jira": settings.ATLASSIAN_API_URL + "/"}
+    }
 
 
 def setup_tenant():
