@@ -18,13 +18,13 @@ REFRESH_TOKEN = "fb-refresh-token"
 FIXTURE = Path(__file__).resolve().parent / "data" / "auth_me_response.json"
 
 
-def install_auth_routes(fb, memberships=None):
+def install_auth_routes(fb, memberships=None, title="FreshBooks: authorize"):
     fb.state.setdefault("memberships", memberships or [{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID,
                                                        "name": "Acme Books"}])  # fmt: skip
 
     fb.state.setdefault("refresh_tokens", {REFRESH_TOKEN})
     install_oauth_routes(
-        fb, title="FreshBooks: authorize", prefix="fb", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        fb, title=title, prefix="fb", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
         authorize_path="/oauth/authorize", token_path="/auth/oauth/token",
         deny_description="The resource owner denied the request.",
         accept_access_token=fb.state["access_tokens"].add,

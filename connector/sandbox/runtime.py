@@ -75,9 +75,10 @@ class Sandbox:
 
         self.fb = make_fake_freshbooks(port=fb_port)
         self.fb.keep_requests = False
-        install_auth_routes(self.fb, memberships=[
-            {"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": BUSINESS_NAME}
-        ])  # fmt: skip
+        install_auth_routes(
+            self.fb, memberships=[{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": BUSINESS_NAME}],
+            title=f"FreshBooks sandbox: allow the connector to read {BUSINESS_NAME}",
+        )  # fmt: skip
         install_callback_routes(self.fb, send_verification=self._send_verification)
         install_record_routes(self.fb)
         self.fb.state.setdefault("activity", [])
@@ -128,8 +129,27 @@ class Sandbox:
     def _later(self, func, *args):
         threading.Thread(target=func, args=args, daemon=True).start()
 
+    def _post(self, uri, body, headers, what):
+        """POST a delivery like FreshBooks: retried (1, 2, 3, 4 × verify_delay later) while the answer is a
+        404 (the connector has not committed the callback yet), a 5xx or no answer; returns the last answer
+        as text."""
+        headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        outcome = "not sent"
+        for attempt in range(5):
+            if attempt and self.stopped.wait(self.verify_delay * attempt):
+                break
+            try:
+                answer = requests.post(uri, data=body, headers=headers, timeout=DELIVERY_TIMEOUT)
+            except requests.RequestException as exc:
+                outcome = f"{what} failed: {type(exc).__name__}"
+                continue
+            outcome = f"{what}: HTTP {answer.status_code}"
+            if answer.status_code != 404 and answer.status_code < 500:
+                break
+        return outcome
+
     def _send_verification(self, callback):
-        """POST callback.verify to the callback's URI (after a moment, retried while it is not known yet)."""
+        """POST callback.verify to the callback's URI, a moment after the callback was created."""
         body = urlencode([
             ("name", "callback.verify"), ("verifier", callback["verifier"]),
             ("object_id", str(callback["callbackid"])), ("account_id", callback["account_id"]),
@@ -137,17 +157,9 @@ class Sandbox:
         ])  # fmt: skip
 
         def send():
-            for attempt in range(5):
-                if self.stopped.wait(self.verify_delay * (attempt + 1)):
-                    return
-                try:
-                    answer = requests.post(callback["uri"], data=body, timeout=DELIVERY_TIMEOUT, headers={
-                        "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
-                except requests.RequestException as exc:
-                    log.warning("sandbox: callback.verify to %s failed: %s", callback["uri"], exc)
-                    continue
-                if answer.status_code != 404:
-                    return
+            if not self.stopped.wait(self.verify_delay):
+                outcome = self._post(callback["uri"], body, {}, f"callback.verify {callback['callbackid']}")
+                log.info("sandbox: %s", outcome)
 
         self._later(send)
 
@@ -189,12 +201,9 @@ class Sandbox:
             fields = {"name": event, "object_id": entry["object_id"], "account_id": hook["account_id"],
                       "business_id": BUSINESS_ID, "identity_id": "1", "user_id": "1"}  # fmt: skip
             body, headers = signed_delivery(fields, hook["verifier"])
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            try:
-                answer = requests.post(hook["uri"], data=body, headers=headers, timeout=DELIVERY_TIMEOUT)
-                results.append(f"delivered to callback {hook['callbackid']}: HTTP {answer.status_code}")
-            except requests.RequestException as exc:
-                results.append(f"delivery to callback {hook['callbackid']} failed: {type(exc).__name__}")
+            results.append(
+                self._post(hook["uri"], body, headers, f"delivered to callback {hook['callbackid']}")
+            )
         if results:
             entry["delivery"] = "; ".join(results)
         self.save()
