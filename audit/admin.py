@@ -2,9 +2,22 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html
 
 from audit.models import Attempt, Event
+from connector.models import Link
+from tenants.models import JiraSite
+
+# What the event's fields mean, per source (shown on the event's page).
+SOURCE_HELP = {
+    Event.Source.FRESHBOOKS: "A FreshBooks webhook delivery: “object id” is the FreshBooks record's id (the invoice, "
+    "bill, payment… named by the event), “account id” and “business id” the FreshBooks business. The fetched "
+    "record is what the worker read from FreshBooks; the Jira key is the issue it created or updated.",
+    Event.Source.JIRA: "A Jira webhook: “object id” is the Jira issue id and the Jira key its key; the payload is "
+    "what Jira sent. Issue deletions mark the connector's link as deleted in Jira.",
+}
+LINK_STATE_WORDS = {Link.State.ROLLED_BACK: "rolled back", Link.State.DELETED: "deleted in Jira"}
 
 
 def pretty(value):
@@ -17,7 +30,10 @@ def pretty(value):
 
 
 class AttemptInline(admin.TabularInline):
+    """The calls to FreshBooks and Jira made while processing the event (not the processing runs)."""
+
     model = Attempt
+    verbose_name, verbose_name_plural = "outbound call", "outbound calls (requests to FreshBooks and Jira)"
     fields = ("created_at", "actor", "action", "http_status", "duration_ms", "error")
     readonly_fields = fields
     extra = 0
@@ -48,10 +64,10 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         "tenant",
         "name",
         "object_id",
-        "status",
+        "status_shown",
         "detail",
-        "jira_key",
-        "attempts",
+        "jira_issue",
+        "processing_runs",
         "received_at",
     )
     list_filter = ("status", "source", "name", "tenant")
@@ -60,26 +76,14 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     list_select_related = ("tenant",)
     inlines = [AttemptInline]
     actions = ["replay_selected", "rollback_selected"]
-    exclude = ("payload", "record")
-    readonly_fields = (
-        "tenant",
-        "source",
-        "name",
-        "object_id",
-        "account_id",
-        "business_id",
-        "delivery_id",
-        "status",
-        "status_detail",
-        "jira_key",
-        "attempts",
-        "duplicate_of",
-        "received_at",
-        "started_at",
-        "finished_at",
-        "payload_pretty",
-        "record_pretty",
-    )
+    fieldsets = (
+        (None, {"fields": ("source_help", "tenant", "source", "name", "object_id", "account_id", "business_id",
+                           "delivery_id", "status_shown", "status_detail", "jira_issue", "processing_runs",
+                           "duplicate_of", "received_at", "started_at", "finished_at")}),
+        ("Payload and fetched record (decrypted)", {"classes": ("collapse",),
+                                                    "fields": ("payload_pretty", "record_pretty")}),
+    )  # fmt: skip
+    readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
     change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
 
@@ -173,17 +177,63 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         for event, reason in result.refused:
             self.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
 
+    def get_queryset(self, request):
+        """Each event with the state of the connector's link to its Jira issue (rolled back, deleted…)."""
+        links = Link.objects.filter(
+            tenant=OuterRef("tenant"), jira_issue_key=OuterRef("jira_key"), purpose=Link.Purpose.ISSUE
+        ).exclude(jira_issue_key="")
+        sites = JiraSite.objects.filter(tenant=OuterRef("tenant"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                link_state=Subquery(links.values("state")[:1]),
+                site_url=Subquery(sites.values("base_url")[:1]),
+            )
+        )
+
+    @admin.display(description="Jira issue", ordering="jira_key")
+    def jira_issue(self, obj):
+        """The key, linking to the issue in Jira; "rolled back" or "deleted in Jira" when it is gone."""
+        if not obj.jira_key:
+            return "—"
+        gone = LINK_STATE_WORDS.get(getattr(obj, "link_state", None))
+        if gone:
+            return format_html("<s>{}</s> ({})", obj.jira_key, gone)
+        url = getattr(obj, "site_url", None)
+        if not url:
+            return obj.jira_key
+        return format_html('<a href="{}/browse/{}" target="_blank" rel="noopener">{}</a>', url.rstrip("/"),
+                           obj.jira_key, obj.jira_key)  # fmt: skip
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, obj):
+        """The status; a succeeded event whose issue is gone since says so."""
+        gone = LINK_STATE_WORDS.get(getattr(obj, "link_state", None))
+        if gone and obj.status == Event.Status.SUCCEEDED:
+            return f"{obj.get_status_display()}, but its issue was {gone} since"
+        return obj.get_status_display()
+
+    @admin.display(description="Processing runs", ordering="attempts")
+    def processing_runs(self, obj):
+        """How many times the worker started processing this event (its outbound calls are listed below)."""
+        return obj.attempts
+
+    @admin.display(description="About this event")
+    def source_help(self, obj):
+        return SOURCE_HELP.get(obj.source, "")
+
     @admin.display(description="Detail", ordering="status_detail")
     def detail(self, obj):
         """Why an event failed or was skipped, at a glance (the full text is on the event's page)."""
         text = obj.status_detail
         return text if len(text) <= 80 else text[:79] + "…"
 
-    @admin.display(description="Payload (decrypted)")
+    @admin.display(description="Payload")
     def payload_pretty(self, obj):
         return pretty(obj.payload)
 
-    @admin.display(description="Fetched record (decrypted)")
+    @admin.display(description="Fetched record")
     def record_pretty(self, obj):
         return pretty(obj.record)
 

@@ -25,29 +25,52 @@ class FreshBooksAccountForm(SecretFieldsForm):
 
 
 class JiraSiteForm(SecretFieldsForm):
+    """An API-token site: tenant, URL, email and token, checked on save (serverInfo sets Cloud or Server,
+    myself proves the credentials) unless "Save without checking" was pressed. A new OAuth 2.0 site is not
+    saved here: the admin sends the operator to Connect Jira instead (see JiraSiteAdmin.add_view)."""
+
     secret_fields = ("api_token", "access_token", "refresh_token", "webhook_secret")
+    skip_check = False  # set by JiraSiteAdmin.get_form from the button pressed
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "api_token" in self.fields:
+            # A failed check keeps what the operator typed (the initial value is "": the stored token is
+            # never rendered).
+            self.fields["api_token"].widget.render_value = True
 
     class Meta:
         model = JiraSite
         fields = "__all__"
+        help_texts = {
+            "auth_method": "Email + API token: fill in the URL, email and token below. OAuth 2.0: saving takes "
+            "you to Connect Jira, to sign in at Atlassian (nothing else to fill in).",
+            "email": "The Jira user's email (Cloud) or user name (Server / Data Center).",
+        }
 
     def clean(self):
-        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
-        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
+        """A new API-token site, or one whose URL changes, is checked. (Run "Test connection" on the tenant
+        after replacing only a token.)"""
         cleaned = super().clean()
-        if cleaned.get("auth_method") != JiraSite.AuthMethod.BASIC or self.errors:
+        if cleaned.get("auth_method", self.instance.auth_method) != JiraSite.AuthMethod.BASIC or self.errors:
             return cleaned
         base_url, email, token = (cleaned.get(k) or "" for k in ("base_url", "email", "api_token"))
         if not (email and token):
             raise forms.ValidationError("An API-token site needs the email (or user name) and the API token.")
-        instance = self.instance
-        if instance.pk and base_url.rstrip("/") == instance.base_url.rstrip("/"):
+        if self.instance.pk and base_url.rstrip("/") == self.instance.base_url.rstrip("/"):
+            return cleaned
+        site = self.instance  # status and deployment are not form fields: set them on the instance
+        if self.skip_check:
+            site.status = ConnectionStatus.DISCONNECTED
+            site.last_error = "Saved without checking: run Test connection on the tenant."
             return cleaned
         try:
             deployment, _user = probe_jira_site(base_url, email, token)
         except CheckError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-        cleaned.update(deployment=deployment, status=ConnectionStatus.CONNECTED, last_error="")
+            raise forms.ValidationError(
+                f"{exc} Check the URL and the credentials, or use “Save without checking”."
+            ) from exc
+        site.deployment, site.status, site.last_error = deployment, ConnectionStatus.CONNECTED, ""
         return cleaned
 
 
@@ -294,6 +317,7 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
 @admin.register(JiraSite)
 class JiraSiteAdmin(admin.ModelAdmin):
     form = JiraSiteForm
+    change_form_template = "admin/tenants/jirasite/change_form.html"
     list_display = (
         "__str__",
         "tenant",
@@ -306,18 +330,41 @@ class JiraSiteAdmin(admin.ModelAdmin):
     )
     list_filter = ("auth_method", "deployment", "status")
     search_fields = ("base_url", "site_name", "cloud_id", "email", "tenant__name")
-    readonly_fields = (
-        "uuid",
-        "webhook_ids",
-        "webhook_expires_at",
-        "webhook_refreshed_at",
-        "webhook_error",
-        "last_refreshed_at",
-        "created_at",
-        "updated_at",
-    )
+    # What the operator types for an API-token site; everything else is set by the checks, the OAuth flow
+    # or the webhook registration, and only shown.
+    TYPED = ("tenant", "auth_method", "base_url", "email", "api_token")
+    SHOWN = ("site_name", "deployment", "status", "last_error", "cloud_id", "scopes", "token_expires_at",
+             "last_refreshed_at", "uuid", "webhook_ids", "webhook_expires_at", "webhook_refreshed_at",
+             "webhook_error", "created_at", "updated_at")  # fmt: skip
     list_select_related = ("tenant",)
     actions = ["register_jira_webhooks", "refresh_jira_webhooks"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.TYPED
+        if obj.auth_method == JiraSite.AuthMethod.OAUTH2:
+            return ("tenant", "auth_method", "base_url", *self.SHOWN)
+        return (*self.TYPED, *self.SHOWN)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        if obj.auth_method == JiraSite.AuthMethod.OAUTH2:  # reconnect through Connect Jira instead
+            return ("tenant", "auth_method", "base_url", *self.SHOWN)
+        return ("auth_method", *self.SHOWN)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.skip_check = "_skip_check" in request.POST
+        return form
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Choosing OAuth 2.0 leads to Connect Jira for the chosen tenant instead of saving an empty site."""
+        if request.method == "POST" and request.POST.get("auth_method") == JiraSite.AuthMethod.OAUTH2:
+            tenant = Tenant.objects.filter(pk=request.POST.get("tenant") or None).first()
+            if tenant is not None and self.has_add_permission(request):
+                return redirect("jira-oauth-connect", tenant.slug)
+        return super().add_view(request, form_url, extra_context)
 
     @admin.display(description="Webhooks")
     def webhook_status(self, obj):

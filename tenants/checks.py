@@ -6,6 +6,7 @@ projects and their creatable issue types.
 """
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from connector.freshbooks.client import FreshBooksClient, FreshBooksError
 from connector.jira.client import JiraClient, JiraError
@@ -19,6 +20,30 @@ CONNECTION_ERRORS = (FreshBooksError, JiraError, ReconnectRequired, TokenRefresh
 
 class CheckError(Exception):
     """A connection check failed; the message is one line an operator can act on."""
+
+
+# (words found in the chain of network exceptions, what they mean in plain words), first match wins.
+NETWORK_REASONS = (
+    (("nameresolution", "name or service not known", "nodename nor servname", "temporary failure in name resolution",
+      "no address associated", "getaddrinfo"), "the name does not resolve"),
+    (("connection refused", "connectionrefused"), "nothing accepts connections there (connection refused)"),
+    (("certificate", "ssl"), "its TLS certificate could not be verified"),
+    (("timed out", "timeout"), "it did not answer in time"),
+)  # fmt: skip
+
+
+def unreachable(base_url, exc):
+    """'<host> could not be reached: <reason in plain words>' for a network failure (`exc` and its causes)."""
+    host = urlsplit(base_url).hostname or base_url
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(f"{type(seen).__name__} {seen}".lower())
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(chain)
+    reason = next(
+        (why for words, why in NETWORK_REASONS if any(w in text for w in words)), "the connection failed"
+    )
+    return f"{host} could not be reached: {reason}."
 
 
 @dataclass
@@ -53,6 +78,8 @@ def probe_jira_site(base_url, email, api_token):
             info = JiraClient(site, actor="check", sleep=_no_sleep).server_info()
             break
         except JiraError as exc:
+            if exc.status is None:  # no HTTP answer at all
+                raise CheckError(unreachable(base_url, exc)) from exc
             if exc.status in (401, 403):
                 raise CheckError(f"Jira refused the credentials for {email}: {exc}") from exc
             if exc.status != 404:
