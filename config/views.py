@@ -1,37 +1,65 @@
+from datetime import timedelta
+
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+BACKLOG_DEGRADED_SECONDS = 300  # an event queued longer than this: the worker is behind or not running
+FAILING_WINDOW = timedelta(hours=1)  # failed events counted over this past window
+
 
 @require_GET
 def healthz(request):
-    """Liveness and backlog: database reachability, queued events and the age of the oldest one."""
+    """Liveness and backlog. 503 {"status": "down"} when the database is unreachable; otherwise 200 with
+    "status": "ok", or "degraded" and the "reasons" (connections needing a reconnect, events failed in the
+    last hour, the oldest queued event older than BACKLOG_DEGRADED_SECONDS, broker unreachable)."""
     from django_q.brokers import get_broker
 
     from audit.models import Event
+    from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
+    reasons = []
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         queued = Event.objects.filter(status=Event.Status.QUEUED)
         oldest = queued.order_by("received_at").values_list("received_at", flat=True).first()
-        broker_backlog = get_broker().queue_size()
+        failing = {
+            "freshbooks": FreshBooksAccount.objects.filter(status=ConnectionStatus.NEEDS_RECONNECT).count(),
+            "jira": JiraSite.objects.filter(status=ConnectionStatus.NEEDS_RECONNECT).count(),
+        }
+        failed = Event.objects.filter(
+            status=Event.Status.FAILED, received_at__gte=timezone.now() - FAILING_WINDOW
+        ).count()
+        queue = {"queued_events": queued.count()}
     except DatabaseError as exc:
         return JsonResponse(
-            {"status": "error", "database": "unreachable", "detail": str(exc)[:200]}, status=503
+            {"status": "down", "database": "unreachable", "detail": str(exc)[:200]}, status=503
         )
+    try:
+        queue["broker_backlog"] = get_broker().queue_size()
     except Exception as exc:  # a broker (Redis) outage degrades the report but the web side still works
-        return JsonResponse({"status": "degraded", "database": "ok", "queue": {"error": str(exc)[:200]}})
+        queue["error"] = str(exc)[:200]
+        reasons.append("the task broker is unreachable")
     age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    queue["oldest_queued_age_seconds"] = round(age, 3)
+    for vendor, count in failing.items():
+        if count:
+            reasons.append(
+                f"{count} {'FreshBooks' if vendor == 'freshbooks' else 'Jira'} connection(s) need a reconnect"
+            )
+    if failed:
+        reasons.append(f"{failed} event(s) failed in the last hour")
+    if age > BACKLOG_DEGRADED_SECONDS:
+        reasons.append(f"the oldest queued event has waited {round(age)} s (worker behind or stopped)")
     return JsonResponse(
         {
-            "status": "ok",
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
             "database": "ok",
-            "queue": {
-                "queued_events": queued.count(),
-                "broker_backlog": broker_backlog,
-                "oldest_queued_age_seconds": round(age, 3),
-            },
+            "connections_failing": failing,
+            "failed_events_last_hour": failed,
+            "queue": queue,
         }
     )

@@ -119,6 +119,14 @@ class FreshBooksWebhookView(APIView):
             return _error(400, "Several accounts match this account_id: business_id is required.")
         account_pk = accounts.pop()
         if not fb_signature.verify(fields, given_signature, [hook[0] for hook in hooks]):
+            pending = _unverified_signer(account_pk, name, fields, given_signature)
+            if pending is not None:  # correctly signed, but the handshake is not finished: say so
+                return _error(
+                    409,
+                    f"Correctly signed, but callback #{pending.callback_id} ({pending.event}) is not verified yet: "
+                    "it is confirmed after FreshBooks' callback.verify delivery (use Resend verification on it "
+                    "in the admin if it stays unverified). The delivery was not stored.",
+                )
             FreshBooksAccount.objects.filter(pk=account_pk).update(
                 rejected_deliveries=F("rejected_deliveries") + 1, last_rejected_at=timezone.now()
             )
@@ -212,6 +220,14 @@ def _enqueue_on_commit(func, pk):
 def _broker():
     """One django-q broker per process (get_broker() builds a new one, and a Redis connection, each call)."""
     return get_broker()
+
+
+def _unverified_signer(account_pk, name, fields, given_signature):
+    """The account's not-yet-verified callback for `name` (or its parent) whose verifier signs `fields`."""
+    hooks = FreshBooksWebhook.objects.filter(
+        account_id=account_pk, verified=False, event__in=(name, name.split(".", 1)[0])
+    )
+    return next((h for h in hooks if fb_signature.verify(fields, given_signature, [h.verifier])), None)
 
 
 def _verified_callbacks(account_id, business_id, events):

@@ -380,7 +380,11 @@ class JiraSiteAdmin(admin.ModelAdmin):
         run = webhooks.register if verb == "registered" else webhooks.refresh
         for site in queryset.select_related("tenant"):
             if run(site, actor=request.user.get_username(), **kwargs):
-                self.message_user(request, f"{site}: webhooks {verb} ({site.webhook_ids}).", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"{site}: webhooks {verb} (ids {', '.join(map(str, site.webhook_ids))}).",
+                    messages.SUCCESS,
+                )
             else:
                 self.message_user(request, f"{site}: {site.webhook_error}", messages.ERROR)
 

@@ -234,7 +234,32 @@ def test_healthz_is_503_when_the_database_is_unreachable(client, monkeypatch):
     monkeypatch.setattr(connection, "cursor", broken)
     response = client.get("/healthz/")
     assert response.status_code == 503
-    assert response.json()["database"] == "unreachable"
+    assert response.json()["database"] == "unreachable" and response.json()["status"] == "down"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_degraded_distinctly_from_down(client, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.models import ConnectionStatus, JiraSite
+
+    assert client.get("/healthz/").json()["status"] == "ok"
+    JiraSite.objects.create(
+        tenant=tenant, base_url="https://acme.atlassian.net", status=ConnectionStatus.NEEDS_RECONNECT
+    )
+    Event.objects.create(tenant=tenant, name="invoice.create", status=Event.Status.FAILED)
+    stale = Event.objects.create(tenant=tenant, name="bill.create", status=Event.Status.QUEUED)
+    Event.objects.filter(pk=stale.pk).update(received_at=timezone.now() - timedelta(minutes=10))
+
+    response = client.get("/healthz/")
+    assert response.status_code == 200, "degraded is still up: only an unreachable database is down (503)"
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["reasons"][0] == "1 Jira connection(s) need a reconnect"
+    assert "1 event(s) failed in the last hour" in body["reasons"]
+    assert any(reason.startswith("the oldest queued event has waited 6") for reason in body["reasons"])
 
 
 def run_manage(*args, env_overrides):

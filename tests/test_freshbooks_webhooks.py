@@ -137,12 +137,19 @@ def test_each_callback_has_its_own_verifier(client, account, django_capture_on_c
     assert (
         deliver(client, django_capture_on_commit_callbacks, bill, verifier="bill-verifier").status_code == 200
     )
-    # A callback that is not verified yet does not authenticate anything.
+    # A callback that is not verified yet does not authenticate anything, but a delivery it signs is told why.
     FreshBooksWebhook.objects.create(
         account=account, callback_id=13, event="expense.create", uri="https://x.test/", verifier="pending",
     )  # fmt: skip
     expense = delivery_fields(name="expense.create")
-    assert deliver(client, django_capture_on_commit_callbacks, expense, verifier="pending").status_code == 401
+    stored = Event.objects.count()
+    response = deliver(client, django_capture_on_commit_callbacks, expense, verifier="pending")
+    assert response.status_code == 409
+    assert (
+        "Correctly signed, but callback #13 (expense.create) is not verified yet" in response.json()["detail"]
+    )
+    assert Event.objects.count() == stored
+    assert deliver(client, django_capture_on_commit_callbacks, expense, verifier="forged").status_code == 401
 
 
 def test_parent_event_callback_verifies_child_events(client, account, django_capture_on_commit_callbacks):
