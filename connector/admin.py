@@ -77,7 +77,20 @@ class IssueMappingAdmin(admin.ModelAdmin):
             raise Http404("No issue mapping with that id.")
         if not self.has_view_permission(request, mapping):
             raise PermissionDenied
-        result = preview(mapping)
+        unsaved, form_errors = request.method == "POST", {}
+        if unsaved:  # the change form's values, rendered without saving them
+            form_class = self.get_form(request, mapping, change=True)
+            form_class.check_against_jira = False
+            form = form_class(request.POST, instance=mapping)
+            if not form.is_valid():
+                form_errors = {
+                    form.fields[f].label if f in form.fields else f: e for f, e in form.errors.items()
+                }
+        result = (
+            preview(mapping)
+            if not form_errors
+            else {"body": None, "error": "", "kind": mapping.event.split(".")[0]}
+        )
         body = json.dumps(result["body"], indent=2, ensure_ascii=False) if result["body"] else ""
         fields = (result["body"] or {}).get("fields", {})
         description = fields.get("description", "")
@@ -94,6 +107,8 @@ class IssueMappingAdmin(admin.ModelAdmin):
             "result": result,
             "body_json": body,
             "rendered": rendered,
+            "unsaved": unsaved,
+            "form_errors": form_errors,
         }
         return TemplateResponse(request, "admin/connector/issuemapping/preview.html", context)
 

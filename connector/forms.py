@@ -44,12 +44,15 @@ class IssueMappingForm(forms.ModelForm):
         ]  # fmt: skip
 
     jira_warning = ""
+    check_against_jira = True  # off for the preview of unsaved values
 
-    def _compile(self, field, template, prefix=""):
+    NAMES = {"summary_template": "summary", "description_template": "description", "parent_key": "parent key"}
+
+    def _compile(self, field, template, name=""):
         try:
-            compile_template(template)
+            compile_template(template, name or self.NAMES.get(field, field))
         except RenderError as exc:
-            self.add_error(field, f"{prefix}{exc}")
+            self.add_error(field, str(exc))
             return False
         return True
 
@@ -67,7 +70,7 @@ class IssueMappingForm(forms.ModelForm):
             )
         elif labels:
             for label in labels:
-                self._compile("labels", label, f"Label {label!r}: ")
+                self._compile("labels", label, f"label {label!r}")
         custom = data.get("custom_fields")
         if custom not in (None, "") and not isinstance(custom, dict):
             self.add_error(
@@ -77,9 +80,15 @@ class IssueMappingForm(forms.ModelForm):
         elif custom:
             for field_id, template in custom.items():
                 for leaf in _template_leaves(template):
-                    if not self._compile("custom_fields", leaf, f"{field_id}: "):
+                    if not self._compile("custom_fields", leaf, f"custom field {field_id}"):
                         break
-        if data.get("tenant") and data.get("project_key") and data.get("issue_type") and not self.errors:
+        if (
+            self.check_against_jira
+            and data.get("tenant")
+            and data.get("project_key")
+            and data.get("issue_type")
+            and not self.errors
+        ):
             self.check_jira(data)
         return data
 

@@ -17,7 +17,8 @@ FALSE_WORDS = {"", "0", "false", "no", "none", "off", "n"}
 WHITESPACE = re.compile(r"\s+")
 JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 
-engine = Engine(autoescape=False, string_if_invalid="")
+# debug=True: template errors carry the line they are on (exc.template_debug), named in RenderError messages.
+engine = Engine(autoescape=False, string_if_invalid="", debug=True)
 
 
 class RenderError(Exception):
@@ -35,29 +36,42 @@ def _blank_none(value):
     return value
 
 
-def compile_template(template):
+def _where(name, exc):
+    """'the summary template, line 2 ({% if %})' from a Django template error raised with debug on."""
+    debug = getattr(exc, "template_debug", None) or {}
+    where = f"the {name} template"
+    if debug.get("line"):
+        where += f", line {debug['line']}"
+        if debug.get("during"):
+            where += f" ({debug['during'].strip()[:60]})"
+    return where
+
+
+def compile_template(template, name="mapping"):
+    """The compiled template; RenderError naming the template (`name`: summary, description…) and line."""
     try:
         return engine.from_string(template or "")
     except TemplateSyntaxError as exc:
-        raise RenderError(f"Template error: {exc}") from exc
+        raise RenderError(f"Template error in {_where(name, exc)}: {exc}") from exc
 
 
-def render_text(template, context):
-    """Render `template` over `context`; raises RenderError for syntax or render errors."""
-    compiled = compile_template(template)
+def render_text(template, context, name="mapping"):
+    """Render `template` over `context`; raises RenderError (naming `name` and the line) for syntax or render
+    errors."""
+    compiled = compile_template(template, name)
     try:
         return compiled.render(Context(_blank_none(context or {}), autoescape=False))
     except RenderError:
         raise
     except Exception as exc:  # filters can raise anything (e.g. a bad date format argument)
-        raise RenderError(f"Template failed to render: {exc}") from exc
+        raise RenderError(f"Template failed to render: {_where(name, exc)}: {exc}") from exc
 
 
 def condition_holds(mapping, context):
     """A mapping's condition: blank → always; else true unless it renders to a false-ish word."""
     if not (mapping.condition or "").strip():
         return True
-    return render_text(mapping.condition, context).strip().lower() not in FALSE_WORDS
+    return render_text(mapping.condition, context, "condition").strip().lower() not in FALSE_WORDS
 
 
 def java_length(text):
@@ -97,21 +111,21 @@ def _value(rendered):
     return rendered
 
 
-def _render_value(template, context):
+def _render_value(template, context, name):
     """Render a custom field template; dict/list templates are rendered leaf by leaf."""
     if isinstance(template, dict):
-        return {key: _render_value(item, context) for key, item in template.items()}
+        return {key: _render_value(item, context, name) for key, item in template.items()}
     if isinstance(template, list):
-        return [_render_value(item, context) for item in template]
+        return [_render_value(item, context, name) for item in template]
     if isinstance(template, str):
-        return _value(render_text(template, context))
+        return _value(render_text(template, context, name))
     return template
 
 
 def render_labels(labels, context):
     found = []
     for template in labels or []:
-        label = sanitize_label(render_text(str(template), context))
+        label = sanitize_label(render_text(str(template), context, f"label {template!r}"))
         if label and label not in found:
             found.append(label)
     return found
@@ -120,7 +134,7 @@ def render_labels(labels, context):
 def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None):
     """The Jira `fields` for POST /issue (or PUT /issue/{key}) from `mapping` over `context`."""
     cloud = site is None or site.deployment == site.Deployment.CLOUD
-    summary = truncate_summary(render_text(mapping.summary_template, context)) or truncate_summary(
+    summary = truncate_summary(render_text(mapping.summary_template, context, "summary")) or truncate_summary(
         mapping.name
     )
     fields = {
@@ -128,20 +142,17 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None)
         "issuetype": {"name": mapping.issue_type.strip()},
         "summary": summary,
     }
-    description = render_text(mapping.description_template, context).strip()
+    description = render_text(mapping.description_template, context, "description").strip()
     if description:
         fields["description"] = to_adf(description) if cloud else description
     labels = render_labels(mapping.labels, context)
     if labels:
         fields["labels"] = labels
-    parent = render_text(mapping.parent_key, context).strip()
+    parent = render_text(mapping.parent_key, context, "parent key").strip()
     if parent:
         fields["parent"] = {"key": parent}
     for field_id, template in (mapping.custom_fields or {}).items():
-        try:
-            value = _render_value(template, context)
-        except RenderError as exc:
-            raise RenderError(f"{field_id}: {exc}") from exc
+        value = _render_value(template, context, f"custom field {field_id}")
         if value not in ("", None, [], {}):
             fields[field_id] = value
     user_key = "accountId" if cloud else "name"

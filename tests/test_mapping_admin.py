@@ -57,12 +57,17 @@ def test_valid_mapping_is_checked_against_jira_and_saved(staff_client, tenant, s
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("summary_template", "Invoice {% if %}", "Template error"),
+        ("summary_template", "Invoice {% if %}", "Template error in the summary template, line 1 ({% if %})"),
+        ("description_template", "Hello\n\n{{ amount|nope }}", "the description template, line 3"),
         ("description_template", "{{ amount|nope }}", "Invalid filter"),
-        ("condition", "{% endif %}", "Template error"),
-        ("labels", '["ok", "{% bad %}"]', "Label '{% bad %}'"),
+        ("condition", "{% endif %}", "Template error in the condition template, line 1"),
+        ("labels", '["ok", "{% bad %}"]', "Template error in the label '{% bad %}' template"),
         ("labels", '"freshbooks"', "JSON list"),
-        ("custom_fields", '{"customfield_10071": "{{ x|nope }}"}', "customfield_10071: "),
+        (
+            "custom_fields",
+            '{"customfield_10071": "{{ x|nope }}"}',
+            "the custom field customfield_10071 template",
+        ),
     ],
 )
 def test_template_errors_are_shown_on_their_field(staff_client, tenant, site, field, value, message):
@@ -110,3 +115,21 @@ def test_tenant_without_a_site_saves_with_a_warning(staff_client, tenant):
     response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
     assert IssueMapping.objects.exists()
     assert any("no Jira site" in str(m) for m in response.context["messages"])
+
+
+def test_preview_renders_the_forms_unsaved_values_and_the_saved_one_says_so(staff_client, tenant, site):
+    staff_client.post(ADD_URL, form_data(tenant))
+    mapping = IssueMapping.objects.get(tenant=tenant)
+    url = f"/admin/connector/issuemapping/{mapping.pk}/preview/"
+
+    saved = staff_client.get(url).content.decode()
+    assert "As the mapping is <strong>saved</strong>" in saved and "Invoice ACM0002" in saved
+
+    typed = form_data(tenant, summary_template="Unsaved {{ invoice_number }} for {{ client_name }}")
+    unsaved = staff_client.post(url, typed).content.decode()
+    assert "not saved yet" in unsaved and "Unsaved ACM0002 for" in unsaved
+    mapping.refresh_from_db()
+    assert mapping.summary_template == "Invoice {{ invoice_number }}", "previewing saves nothing"
+
+    broken = staff_client.post(url, form_data(tenant, summary_template="{% if %}")).content.decode()
+    assert "Template error in the summary template, line 1" in broken
