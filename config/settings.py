@@ -62,7 +62,7 @@ _VENDOR_CREDENTIALS = [
     )
     if env.str(name, default="").strip()
 ]
-SANDBOX = env.bool("SANDBOX", default=not _VENDOR_CREDENTIALS)
+SANDBOX = env.bool("SANDBOX") if env.str("SANDBOX", default="").strip() else not _VENDOR_CREDENTIALS
 if SANDBOX and _VENDOR_CREDENTIALS:
     raise ImproperlyConfigured(
         f"SANDBOX is on but {', '.join(_VENDOR_CREDENTIALS)} is set: the sandbox never runs where vendor "

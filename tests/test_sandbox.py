@@ -1,0 +1,184 @@
+"""The built-in sandbox (connector.sandbox): the same vendor fakes the tests use, run as the product's sandbox.
+
+Its FreshBooks signs deliveries the way FreshBooks does and the connector accepts them; its state survives a
+restart; a "lost" delivery leaves a record FreshBooks has but the connector never heard of; it never runs
+where vendor credentials are set."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from audit.models import Event
+from connector.sandbox import runtime, samples, setup_tenant
+from connector.sandbox import state as saved_state
+from connector.sandbox.runtime import Sandbox
+from tests.processing import connected_account
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    running = Sandbox(state_path=tmp_path / "sandbox.json", verify_delay=0.05)
+    yield running
+    running.close()
+
+
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_tests_fakes_are_the_sandbox():
+    from connector.sandbox import freshbooks, jira, server
+
+    assert runtime.make_fake_freshbooks is freshbooks.make_fake_freshbooks
+    assert runtime.FakeJira is jira.FakeJira and issubclass(jira.FakeJira, server.FakeServer)
+    assert not (ROOT / "tests" / "fakes").exists(), "one implementation: tests import connector.sandbox"
+
+
+def test_state_codec_keeps_sets_and_integer_keys():
+    state = {
+        "callbacks": {1001: {"verified": True}},
+        "tokens": {"a", "b"},
+        "hook": print,
+        "n": [1, {"x": None}],
+    }
+    assert saved_state.load(saved_state.dump(state)) == {
+        "callbacks": {1001: {"verified": True}}, "tokens": {"a", "b"}, "n": [1, {"x": None}],
+    }  # fmt: skip
+
+
+def test_state_survives_a_restart(tmp_path):
+    path = tmp_path / "sandbox.json"
+    first = Sandbox(state_path=path)
+    entry = first.create("invoice", samples.defaults("invoice"), lose=True)
+    first.jira.state["issues"]["FIN-1"] = {"id": "10002", "key": "FIN-1", "fields": {"summary": "kept"},
+                                           "properties": {}, "hidden_searches": 0}  # fmt: skip
+    first.jira.state["issue_counters"]["FIN"] = 1
+    first.close()
+
+    second = Sandbox(state_path=path)
+    try:
+        assert second.fb.state["activity"][0]["object_id"] == entry["object_id"]
+        assert entry["object_id"] in second.fb.state["records"]["invoice"]
+        assert second.jira.state["issues"]["FIN-1"]["fields"]["summary"] == "kept"
+        assert second.jira.state["issue_counters"] == {"FIN": 1}, (
+            "the next issue is FIN-2, not a second FIN-1"
+        )
+        page = requests.get(second.jira.url + "/browse/FIN-1", timeout=5)
+        assert page.status_code == 200 and "kept" in page.text
+    finally:
+        second.close()
+
+
+def test_sample_fields_are_editable_and_payments_have_their_kind(sandbox):
+    fields = {**samples.defaults("payment_refunded"), "amount": "75.50", "client": "Melmac Ltd"}
+    entry = sandbox.create("payment_refunded", fields, lose=True)
+    payment = sandbox.fb.state["records"]["payment"][entry["object_id"]]
+    invoice = sandbox.fb.state["records"]["invoice"][str(payment["invoiceid"])]
+    client = sandbox.fb.state["records"]["client"][str(invoice["customerid"])]
+    assert payment["amount"] == {"amount": "75.50", "code": "USD"} and payment["type"] == "Refund"
+    assert client["organization"] == "Melmac Ltd"
+    failed = sandbox.create("payment_failed", samples.defaults("payment_failed"), lose=True)
+    failed_invoice_id = sandbox.fb.state["records"]["payment"][failed["object_id"]]["invoiceid"]
+    assert sandbox.fb.state["records"]["invoice"][str(failed_invoice_id)]["v3_status"] == "failed"
+
+
+def test_sandbox_page_creates_a_record_from_the_form_and_refuses_cross_site_posts(sandbox):
+    form = {"sample": "expense", "vendor": "Serano Bakery", "amount": "12.00", "lose": "1"}
+    answer = requests.post(sandbox.fb.url + "/_sandbox/create", data=form, allow_redirects=False, timeout=5)
+    assert answer.status_code == 303 and answer.headers["Location"] == "/?sample=expense#activity"
+    assert sandbox.fb.state["activity"][0]["event"] == "expense.create"
+    assert sandbox.fb.state["activity"][0]["delivery"] == "lost (never delivered)"
+    page = requests.get(sandbox.fb.url + "/?sample=expense", timeout=5).text
+    assert "lost (never delivered)" in page and "Serano Bakery" in page
+
+    forged = requests.post(sandbox.fb.url + "/_sandbox/create", data=form, timeout=5,
+                           headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert forged.status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_are_signed_like_freshbooks_and_accepted(sandbox, live_server, settings, tenant):
+    """The sandbox verifies its callback by itself (callback.verify), then a created invoice arrives signed
+    with that callback's verifier and is stored; a lost one never arrives."""
+    from connector.freshbooks import callbacks
+    from tenants.models import FreshBooksWebhook
+
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.FRESHBOOKS_API_URL = sandbox.fb.url
+    account = connected_account(tenant)
+    create_default_mappings_for(tenant)
+    callbacks.register(account, actor="test")
+    hook = FreshBooksWebhook.objects.get(account=account, event="invoice.create")
+    wait_for(lambda: FreshBooksWebhook.objects.get(pk=hook.pk).verifier)  # callback.verify arrived
+    callbacks.confirm_verification(hook.pk)  # what the worker does next
+    assert sandbox.fb.state["callbacks"][hook.callback_id]["verified"]
+
+    entry = sandbox.create("invoice", samples.defaults("invoice"))
+    wait_for(lambda: Event.objects.filter(name="invoice.create").exists())
+    event = Event.objects.get(name="invoice.create")
+    assert event.object_id == entry["object_id"] and event.status == Event.Status.QUEUED
+    # Stored means the signature checked out against the verifier of the callback (401 otherwise).
+    wait_for(lambda: "HTTP 200" in sandbox.fb.state["activity"][0]["delivery"])
+
+    lost = sandbox.create("invoice", samples.defaults("invoice"), lose=True)
+    time.sleep(0.3)
+    assert not Event.objects.filter(object_id=lost["object_id"]).exists()
+    assert lost["object_id"] in sandbox.fb.state["records"]["invoice"], (
+        "FreshBooks has it: reconcile finds it"
+    )
+
+
+def create_default_mappings_for(tenant):
+    from connector.defaults import create_default_mappings
+
+    create_default_mappings(tenant, "FIN")
+
+
+@pytest.mark.django_db
+def test_setup_tenant_has_default_mappings_and_the_worklog_rule():
+    tenant, created = setup_tenant()
+    assert created and tenant.slug == "sandbox"
+    assert tenant.mappings.count() == 6
+    assert [str(rule) for rule in tenant.worklog_rules.all()] == ["Issue key in note"]
+    assert setup_tenant() == (tenant, False)
+
+
+def run_settings(env):
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FRESHBOOKS_", "ATLASSIAN_"))
+    } | env
+    env.setdefault("DEBUG", "1")
+    return subprocess.run(
+        [sys.executable, "manage.py", "sandbox", "--check"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def test_sandbox_mode_is_on_without_vendor_credentials_and_never_with_them(tmp_path):
+    db = {"DATABASE_URL": f"sqlite:///{tmp_path}/x", "SANDBOX": ""}
+    assert run_settings(db).returncode == 0, "no credentials: sandbox mode"
+    with_credentials = {**db, "FRESHBOOKS_CLIENT_ID": "real-id", "FRESHBOOKS_CLIENT_SECRET": "real-secret"}
+    assert run_settings(with_credentials).returncode == 1, "credentials: no sandbox"
+    refused = run_settings({**with_credentials, "SANDBOX": "1"})
+    assert refused.returncode != 0
+    assert "the sandbox never runs where vendor credentials are set" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.django_db
+def test_sandbox_banner_only_in_sandbox_mode(staff_client, settings):
+    settings.SANDBOX = False
+    assert "sandbox-banner" not in staff_client.get("/admin/").content.decode()
+    settings.SANDBOX = True
+    page = staff_client.get("/admin/").content.decode()
+    assert "sandbox-banner" in page and f'href="{settings.FRESHBOOKS_API_URL}/"' in page
