@@ -1,4 +1,5 @@
-"""`make run` on a fresh copy of the repository: web and worker up within 90 seconds, Ctrl-C stops both."""
+"""`make run` on a fresh copy of the repository: web, worker and the sandbox up within 90 seconds; Ctrl-C stops
+them all cleanly (the worker is not SIGKILLed, make reports no error)."""
 
 import os
 import shutil
@@ -41,6 +42,12 @@ def test_make_run_serves_health_and_admin_and_starts_a_worker(tmp_path):
         if not k.startswith(("DJANGO_", "DATABASE_", "SECRET_KEY", "FERNET_KEYS", "VIRTUAL_ENV", "PYTEST"))
     }
     env["WEB_BIND"] = f"127.0.0.1:{port}"
+    # Sandbox mode (no vendor credentials), on free ports.
+    env = {k: v for k, v in env.items() if not k.startswith(("FRESHBOOKS_", "ATLASSIAN_", "SANDBOX"))}
+    sandbox_ports = [free_port() for _ in range(3)]
+    env["FRESHBOOKS_API_URL"], env["ATLASSIAN_AUTH_URL"], env["ATLASSIAN_API_URL"] = (
+        f"http://127.0.0.1:{p}" for p in sandbox_ports
+    )
     log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - read back below
     proc = subprocess.Popen(
         ["make", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -49,12 +56,12 @@ def test_make_run_serves_health_and_admin_and_starts_a_worker(tmp_path):
     deadline = time.monotonic() + 90
     seen = {}
     try:
-        while time.monotonic() < deadline and len(seen) < 3:
+        while time.monotonic() < deadline and len(seen) < 4:
             assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-            for path in ("/healthz/", "/admin/login/"):
+            for url in (base + "/healthz/", base + "/admin/login/", env["FRESHBOOKS_API_URL"] + "/"):
                 try:
-                    if requests.get(base + path, timeout=2).status_code == 200:
-                        seen[path] = True
+                    if requests.get(url, timeout=2).status_code == 200:
+                        seen[url] = True
                 except requests.RequestException:
                     pass
             if (
@@ -63,7 +70,7 @@ def test_make_run_serves_health_and_admin_and_starts_a_worker(tmp_path):
             ):
                 seen["worker"] = True
             time.sleep(1)
-        assert len(seen) == 3, (
+        assert len(seen) == 4, (
             f"after 90 s only {sorted(seen)} were up:\n" + (tmp_path / "run.log").read_text()[-3000:]
         )
         assert requests.get(base + "/healthz/", timeout=5).json()["database"] == "ok"
@@ -76,4 +83,10 @@ def test_make_run_serves_health_and_admin_and_starts_a_worker(tmp_path):
             raise
     with pytest.raises(requests.RequestException):
         requests.get(base + "/healthz/", timeout=2)
+    log_text = (tmp_path / "run.log").read_text()
+    assert "has stopped" in log_text, "the worker stopped cleanly:\n" + log_text[-3000:]
+    assert "killing" not in log_text and "SIGKILL" not in log_text and "make: ***" not in log_text, log_text[
+        -3000:
+    ]
+    assert (tmp_path / "sandbox-state.json").exists(), "the sandbox saved its state"
     assert (tmp_path / ".env").exists() and "FERNET_KEYS=" in (tmp_path / ".env").read_text()
