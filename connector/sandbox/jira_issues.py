@@ -262,13 +262,8 @@ def install_issue_routes(jira):
         @jira.api("GET", "search")
         @jira.api("POST", "search")
         def removed_search(request):
-            return errors(
-                410,
-                [
-                    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
-                    "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
-                ],
-            )
+            return errors(410, ["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+                                "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"])  # fmt: skip
 
     else:
 
@@ -278,12 +273,8 @@ def install_issue_routes(jira):
             if problem:
                 return problem
             start, size = int(request.arg("startAt") or 0), int(request.arg("maxResults") or 50)
-            return {
-                "startAt": start,
-                "maxResults": size,
-                "total": len(found),
-                "issues": found[start : start + size],
-            }
+            page = found[start : start + size]
+            return {"startAt": start, "maxResults": size, "total": len(found), "issues": page}
 
     # Worklogs
     def worklog_json(issue, worklog, request):
