@@ -81,13 +81,20 @@ if SANDBOX:
         _sandbox_atlassian.CLIENT_ID,
         _sandbox_atlassian.CLIENT_SECRET,
     )
-    # Loopback ports 8101-8103 unless the vendor URL settings name others (the sandbox listens there).
-    FRESHBOOKS_API_URL = env.str("FRESHBOOKS_API_URL", default="http://127.0.0.1:8101").rstrip("/")
-    FRESHBOOKS_AUTH_URL = FRESHBOOKS_API_URL
-    ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="http://127.0.0.1:8102").rstrip("/")
-    ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="http://127.0.0.1:8103").rstrip("/")
+
+    def _sandbox_url(name, port):
+        """Loopback port 8101-8103, or the one a vendor URL setting names on 127.0.0.1 (the sandbox listens
+        there); a vendor's real URL (as in .env.example) is never used with the sandbox's client ids."""
+        given = env.str(name, default="").rstrip("/")
+        return given if given.startswith("http://127.0.0.1:") else f"http://127.0.0.1:{port}"
+
+    FRESHBOOKS_API_URL = FRESHBOOKS_AUTH_URL = _sandbox_url("FRESHBOOKS_API_URL", 8101)
+    ATLASSIAN_AUTH_URL = _sandbox_url("ATLASSIAN_AUTH_URL", 8102)
+    ATLASSIAN_API_URL = _sandbox_url("ATLASSIAN_API_URL", 8103)
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the sandbox speaks plain http on loopback
-ALLOW_LOCAL_VENDOR_URLS = env.bool("ALLOW_LOCAL_VENDOR_URLS", default=SANDBOX)
+ALLOW_LOCAL_VENDOR_URLS = (
+    env.bool("ALLOW_LOCAL_VENDOR_URLS") if env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip() else SANDBOX
+)
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
