@@ -94,9 +94,7 @@ def test_a_new_tenant_lands_on_its_page(staff_client):
 def test_root_favicon_and_messages_as_written(client, staff_client, tenant):
     assert client.get("/")["Location"] == reverse("admin:index")
     assert client.get("/favicon.ico").status_code == 204
-    JiraSite.objects.create(
-        tenant=tenant, base_url="https://acme.invalid", email="a@b.c", api_token="t"
-    )
+    JiraSite.objects.create(tenant=tenant, base_url="https://acme.invalid", email="a@b.c", api_token="t")
     page = staff_client.post(
         reverse("admin:tenants_tenant_register_webhooks", args=[tenant.pk]), follow=True
     ).content.decode()
