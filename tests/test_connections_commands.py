@@ -95,7 +95,7 @@ def test_create_tenant_token_is_never_an_argument(fake_jira, monkeypatch, no_tty
     [
         ({"token": "wrong"}, "Jira refused the credentials"),
         ({"project": "NOPE"}, "project NOPE not found"),
-        ({"url": "http://127.0.0.1:9"}, "did not answer serverInfo"),
+        ({"url": "http://127.0.0.1:9"}, r"127\.0\.0\.1 could not be reached: nothing accepts connections"),
         ({"project": "no key"}, "is not a Jira project key"),
         ({"slug": "Not A Slug"}, "must be lower-case"),
         ({"url": "acme.atlassian.net"}, "must be an http"),
