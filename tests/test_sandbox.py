@@ -101,6 +101,9 @@ def test_sandbox_page_creates_a_record_from_the_form_and_refuses_cross_site_post
     page = requests.get(sandbox.fb.url + "/?sample=expense", timeout=5).text
     assert "lost (never delivered)" in page and "Serano Bakery" in page
 
+    bad = requests.post(sandbox.fb.url + "/_sandbox/create", data={**form, "amount": "lots"}, timeout=5)
+    assert bad.status_code == 400 and "must be numbers" in bad.text
+
     forged = requests.post(sandbox.fb.url + "/_sandbox/create", data=form, timeout=5,
                            headers={"Origin": "https://evil.example"})  # fmt: skip
     assert forged.status_code == 403

@@ -195,7 +195,10 @@ class Sandbox:
             hooks = [dict(c) for c in self.fb.state["callbacks"].values()
                      if c["verified"] and c["event"] in (event, event.split(".")[0])]  # fmt: skip
         if not hooks:
-            entry["delivery"] = f"not sent: no verified callback for {event} (register webhooks first)"
+            entry["delivery"] = (
+                f"not sent: no verified callback for {event} (webhooks not registered or verified yet, or no "
+                "mapping or worklog rule of the tenant uses this event)"
+            )
         results = []
         for hook in hooks:
             fields = {"name": event, "object_id": entry["object_id"], "account_id": hook["account_id"],
@@ -250,7 +253,12 @@ class Sandbox:
                 return Response(400, "<h1>Unknown sample kind</h1>")
             lose = form.pop("lose", "") == "1"
             known = {n for n, _label, _default in samples.SAMPLES[name].fields}
-            self.create(name, {k: v[:200] for k, v in form.items() if k in known}, lose=lose)
+            try:
+                self.create(name, {k: v[:200] for k, v in form.items() if k in known}, lose=lose)
+            except ValueError:
+                return Response(
+                    400, '<h1>Amount and minutes must be numbers, e.g. 120.00</h1><a href="/">Back</a>'
+                )
             return Response(303, "", {"Location": f"/?sample={name}#activity"})
 
         @fb.route("POST", PAGES + r"/stream")
