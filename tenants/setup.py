@@ -1,7 +1,8 @@
 """Setup status for operators: why a Connect button cannot work yet, and each tenant's next step.
 
 `connect_blocker(vendor)` is "" when the OAuth flow of "freshbooks" or "jira" can start, else a sentence
-naming what to set (client id and secret, https PUBLIC_BASE_URL, https vendor URLs; the sandbox needs none).
+naming what to set (client id and secret, https PUBLIC_BASE_URL, https vendor URLs; the sandbox needs none,
+and ALLOW_LOCAL_VENDOR_URLS allows http for development against loopback fakes).
 `tenant_status(tenant)` is a dict for the getting-started panel: "step" (text), "step_code" (connect_freshbooks,
 connect_jira, register_webhooks, verifying, running, inactive), "webhooks" (text), "mappings" (int),
 "last_event" (audit Event or None).
@@ -31,14 +32,15 @@ def connect_blocker(vendor):
             f"Connect {label} needs {' and '.join(missing)}: create {app} and set them in the environment "
             f"(or .env), then restart."
         )
-    if not settings.PUBLIC_BASE_URL.startswith("https://"):
+    local_ok = getattr(settings, "ALLOW_LOCAL_VENDOR_URLS", False)  # development and tests: loopback fakes
+    if not settings.PUBLIC_BASE_URL.startswith("https://") and not local_ok:
         return (
             f"PUBLIC_BASE_URL is {settings.PUBLIC_BASE_URL}: {label} only sends sign-ins back to an https "
             "address. Set PUBLIC_BASE_URL to this connector's public https URL (the one registered as the "
             "app's callback), then restart."
         )
     auth_url = getattr(settings, auth_setting)
-    if not auth_url.startswith("https://") and not getattr(settings, "ALLOW_LOCAL_VENDOR_URLS", False):
+    if not auth_url.startswith("https://") and not local_ok:
         return f"{auth_setting} is {auth_url}: it must be an https URL (unset it to use {label}'s own)."
     return ""
 

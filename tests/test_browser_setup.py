@@ -30,7 +30,7 @@ def sign_in(page, live_server):
 
 @pytest.mark.django_db(transaction=True)
 def test_setup_panel_and_connect_buttons_say_what_is_missing(live_server, page, operator, settings):
-    settings.SANDBOX = False
+    settings.SANDBOX = settings.ALLOW_LOCAL_VENDOR_URLS = False  # as in production
     settings.FRESHBOOKS_CLIENT_ID = ""
     settings.PUBLIC_BASE_URL = live_server.url  # http: Atlassian would not send the sign-in back
     tenant = Tenant.objects.create(name="Acme Corp", slug="acme")
