@@ -10,7 +10,7 @@ def create_schedules(using="default", **kwargs):
     stopped worker left processing. Idempotent: runs after every migrate."""
     from django_q.models import Schedule
 
-    func = "connector.jira.webhooks.refresh_all"
+    func = "connector.jira.registration.refresh_all"
     Schedule.objects.using(using).update_or_create(
         name=JIRA_WEBHOOK_SCHEDULE,
         defaults={"func": func},  # an operator's changes to the timing survive later migrations

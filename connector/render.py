@@ -9,6 +9,7 @@ import re
 
 from django.template import Context, Engine, TemplateSyntaxError
 
+from connector.errors import RenderError
 from connector.jira.adf import to_adf
 
 SUMMARY_MAX = 255
@@ -20,8 +21,7 @@ JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 engine = Engine(autoescape=False, string_if_invalid="")
 
 
-class RenderError(Exception):
-    """A template that does not compile or fails while rendering; the message says which and why."""
+__all__ = ["RenderError", "compile_template", "condition_holds", "render_fields", "render_text"]
 
 
 def _blank_none(value):

@@ -7,14 +7,14 @@ projects and their creatable issue types.
 
 from dataclasses import dataclass
 
-from connector.freshbooks.client import FreshBooksClient, FreshBooksError
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import JiraError, VendorError
+from connector.freshbooks.client import FreshBooksClient
+from connector.jira.client import JiraClient
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
 OK, FAIL = "ok", "FAIL"
-CONNECTION_ERRORS = (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError)
+CONNECTION_ERRORS = (VendorError,)
 
 
 class CheckError(Exception):

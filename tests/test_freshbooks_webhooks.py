@@ -205,7 +205,7 @@ def test_missing_fields_are_400(client, account, drop):
     fields = {k: v for k, v in delivery_fields().items() if k != drop}
     body, headers = signed_delivery(fields, VERIFIER_A)
     response = post(client, body, headers)
-    assert response.status_code == 400 and drop in response.json()["detail"]
+    assert response.status_code == 400 and drop in response.json()["error"]
     assert not Event.objects.exists()
 
 

@@ -4,6 +4,7 @@ import requests
 from django.conf import settings
 
 from connector import http
+from connector.errors import FreshBooksError
 from tenants import tokens
 
 ME = "/auth/api/v1/users/me"
@@ -25,11 +26,7 @@ ACCOUNTING_RESOURCES = {
 }
 
 
-class FreshBooksError(Exception):
-    def __init__(self, message, status=None, transient=False):
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
+__all__ = ["ACCOUNTING_RESOURCES", "FreshBooksClient", "FreshBooksError", "body_message", "error_message"]
 
 
 def error_message(response):
@@ -122,6 +119,15 @@ class FreshBooksClient:
         path = ACCOUNTING.format(account_id=self.account.account_id, resource=resource, object_id=object_id)
         params = [("include[]", name) for name in includes] or None
         return self._unwrap(self.request("GET", path, params=params), path, "response", "result", key)
+
+    def get(self, kind, object_id, includes=()):
+        """One record of any kind by id: time entries and projects under the business, the others under the
+        accounting account (ACCOUNTING_RESOURCES); `includes` go to accounting records only."""
+        if kind == "time_entry":
+            return self.get_time_entry(object_id)
+        if kind == "project":
+            return self.get_project(object_id)
+        return self.get_record(kind, object_id, includes)
 
     def get_time_entry(self, object_id):
         path = TIMETRACKING.format(business_id=self.account.business_id, object_id=object_id)
