@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from connector import ledger
+from connector.jira.dialect import dialect_for
 from connector.kinds import build_context, docs_for, kind_for
 from connector.render import RenderError, render_fields
 
@@ -60,9 +61,5 @@ def preview(mapping):
         "properties": [{"key": ledger.PROPERTY_KEY, "value": ledger.marker(tenant, kind, object_id)}],
     }
     result["sample"] = f"{kind} {object_id}"
-    result["deployment"] = (
-        "Server / Data Center (REST v2, plain text)"
-        if site and site.deployment == "server"
-        else "Cloud (REST v3, ADF)"
-    )
+    result["deployment"] = dialect_for(site).label
     return result

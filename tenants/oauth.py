@@ -3,7 +3,10 @@
 import os
 
 from django.conf import settings
+from django.urls import reverse
 from requests_oauthlib import OAuth2Session
+
+from tenants.models import FreshBooksAccount
 
 # Vendors may grant a different (e.g. reordered or narrower) scope than requested: record what they grant
 # instead of failing the exchange; the connection checks report missing permissions.
@@ -42,8 +45,6 @@ class OAuthProvider:
         return getattr(settings, self.client_secret_setting)
 
     def redirect_uri(self):
-        from django.urls import reverse
-
         return settings.PUBLIC_BASE_URL + reverse(self.callback_url_name)
 
     def session(self, state=None, token=None):
@@ -111,6 +112,4 @@ class AtlassianProvider(OAuthProvider):
 
 
 def provider_for(connection):
-    from tenants.models import FreshBooksAccount
-
     return FreshBooksProvider() if isinstance(connection, FreshBooksAccount) else AtlassianProvider()

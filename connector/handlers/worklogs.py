@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from connector import ledger
 from connector.errors import FreshBooksError
 from connector.handlers.job import Skip, fetch_with_related
-from connector.jira.adf import to_adf
 from connector.models import Link, WorklogRule
 
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
@@ -42,7 +41,7 @@ def worklog_body(job, entry):
         ) from exc
     note = (entry.get("note") or "").strip()
     if note:
-        body["comment"] = to_adf(note) if job.jira.cloud else note
+        body["comment"] = job.jira.dialect.text(note)
     return body
 
 

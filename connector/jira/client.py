@@ -1,4 +1,5 @@
-"""A thin Jira REST client: Cloud v3 or Server/Data Center v2, Basic (email + API token) or OAuth 2.0.
+"""A thin Jira REST client: Cloud v3 or Server/Data Center v2 (connector.jira.dialect), Basic (email + API
+token) or OAuth 2.0.
 
 429 is waited out and idempotent calls are retried on 5xx as connector.retry says; a POST is never re-sent
 here, because Jira has no idempotency key: the caller's ledger decides (see connector.ledger).
@@ -12,6 +13,7 @@ from requests.auth import HTTPBasicAuth
 
 from connector import http, retry
 from connector.errors import JiraError
+from connector.jira.dialect import dialect_for
 from tenants import tokens
 
 MYSELF = "myself"
@@ -24,8 +26,6 @@ ISSUE = "issue/{key}"
 ISSUE_PROPERTY = "issue/{key}/properties/{property}"
 WORKLOGS = "issue/{key}/worklog"
 WORKLOG = "issue/{key}/worklog/{worklog_id}"
-SEARCH_JQL = "search/jql"  # Cloud; the old /search answers 410 there
-SEARCH_V2 = "search"  # Server / Data Center
 USER_SEARCH = "user/search"
 
 __all__ = ["JiraClient", "JiraError", "error_message"]
@@ -54,13 +54,14 @@ class JiraClient:
         self.sleep = sleep
 
     @property
-    def cloud(self):
-        return self.site.deployment == self.site.Deployment.CLOUD
+    def dialect(self):
+        """Cloud or Server / Data Center (connector.jira.dialect)."""
+        return dialect_for(self.site)
 
     def url(self, path):
         if path.startswith("/"):  # a path outside /rest/api/N/, e.g. /rest/webhooks/1.0/webhook
             return self.site.api_base + path
-        return f"{self.site.api_base}/rest/api/{self.site.api_version}/{path}"
+        return f"{self.site.api_base}/rest/api/{self.dialect.api_version}/{path}"
 
     def _auth(self, token=None):
         if self.site.auth_method == self.site.AuthMethod.OAUTH2:
@@ -204,9 +205,9 @@ class JiraClient:
         """Issues matching `jql`, up to `max_results` (Cloud: /search/jql with nextPageToken)."""
         found = []
         params = {"jql": jql, "fields": ",".join(fields), "maxResults": min(max_results, 100)}
-        if self.cloud:
+        if self.dialect.search_by_token:
             while len(found) < max_results:
-                page = self.get(SEARCH_JQL, params=params) or {}
+                page = self.get(self.dialect.search_path, params=params) or {}
                 found += page.get("issues") or []
                 token = page.get("nextPageToken")
                 if page.get("isLast", not token) or not token:
@@ -215,7 +216,7 @@ class JiraClient:
         else:
             params["startAt"] = 0
             while len(found) < max_results:
-                page = self.get(SEARCH_V2, params=params) or {}
+                page = self.get(self.dialect.search_path, params=params) or {}
                 issues = page.get("issues") or []
                 found += issues
                 params = {**params, "startAt": params["startAt"] + len(issues)}
@@ -265,9 +266,9 @@ class JiraClient:
         email = (email or "").strip()
         if not email:
             return None
-        params = {"query": email, "maxResults": 10} if self.cloud else {"username": email, "maxResults": 10}
+        params = {self.dialect.user_search_param: email, "maxResults": 10}
         users = [user for user in (self.get(USER_SEARCH, params=params) or []) if user.get("active", True)]
-        id_key = "accountId" if self.cloud else "name"
+        id_key = self.dialect.user_field
         exact = [user for user in users if (user.get("emailAddress") or "").lower() == email.lower()]
         if exact:
             return exact[0].get(id_key)
