@@ -6,8 +6,9 @@ from django.conf import settings
 from connector import http
 from connector.errors import FreshBooksError
 from tenants import tokens
+from tenants.oauth import FreshBooksProvider
 
-ME = "/auth/api/v1/users/me"
+ME = FreshBooksProvider.discovery[1]  # users/me: the identity and its business memberships
 CALLBACKS = "/events/account/{account_id}/events/callbacks"
 CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
 ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
