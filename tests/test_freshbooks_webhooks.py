@@ -153,10 +153,16 @@ def test_parent_event_callback_verifies_child_events(client, account, django_cap
         verified=True,
     )  # fmt: skip
     fields = delivery_fields(name="payment.update")
-    assert (
-        deliver(client, django_capture_on_commit_callbacks, fields, verifier="all-payments").status_code
-        == 200
-    )
+    response = deliver(client, django_capture_on_commit_callbacks, fields, verifier="all-payments")
+    assert response.status_code == 200, response.content
+    event = Event.objects.get()
+    assert (event.name, event.tenant, event.status) == ("payment.update", account.tenant, Event.Status.QUEUED)
+    assert response.json() == {"status": "queued", "event": event.pk}
+    assert queued() == [(PROCESS, (event.pk,))]
+    # Signed with another verifier, the same child event is refused: the parent's verifier is what counts.
+    Event.objects.all().delete()
+    refused = deliver(client, django_capture_on_commit_callbacks, fields, verifier="not-the-parent's")
+    assert refused.status_code == 401 and not Event.objects.exists()
 
 
 def test_business_id_is_optional_when_the_account_is_unique(
