@@ -173,6 +173,22 @@ def test_business_id_is_optional_when_the_account_is_unique(
     assert Event.objects.get().business_id == "6543"
 
 
+def test_an_event_no_kind_declares_is_refused_where_it_enters(
+    client, account, django_capture_on_commit_callbacks
+):
+    FreshBooksWebhook.objects.create(
+        account=account, callback_id=15, event="estimate", uri="https://x.test/", verifier="estimates",
+        verified=True,
+    )  # fmt: skip
+    fields = delivery_fields(name="estimate.create")
+    response = deliver(client, django_capture_on_commit_callbacks, fields, verifier="estimates")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Unknown event estimate.create: no FreshBooks kind of the connector declares it."
+    }
+    assert not Event.objects.exists() and queued() == []
+
+
 def test_unknown_account_is_404(client, account, django_capture_on_commit_callbacks):
     assert (
         deliver(client, django_capture_on_commit_callbacks, delivery_fields(account_id="nope")).status_code

@@ -10,7 +10,6 @@ import hmac
 import json
 import time
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
@@ -18,8 +17,9 @@ import pytest
 from audit.models import Event
 from connector.models import Link
 from tenants.models import ConnectionStatus, JiraSite
+from tests import FIXTURES
 
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "jira" / "webhooks"
+SAMPLES = FIXTURES / "jira" / "webhooks"
 HOOK_SECRET = "hook-secret-for-tests-0123456789abcdef"
 CLIENT_SECRET = "atl-client-secret-of-a-realistic-length-0123456789"
 OTHER_SECRET = "another-client-secret-of-a-realistic-length-98765"
