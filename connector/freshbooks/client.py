@@ -5,6 +5,7 @@ from django.conf import settings
 
 from connector import http
 from connector.errors import FreshBooksError
+from connector.kinds import KINDS
 from tenants import tokens
 from tenants.oauth import FreshBooksProvider
 
@@ -15,14 +16,11 @@ ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
 TIMETRACKING = "/timetracking/business/{business_id}/time_entries/{object_id}"
 PROJECT = "/projects/business/{business_id}/project/{object_id}"
 
-# Resource kind → path under /accounting/account/{account_id}/ and the key of the single record.
+# Resource → path under /accounting/account/{account_id}/ and the key of the single record: the account kinds
+# as they declare it (connector.kinds), and the related records fetched with them.
 ACCOUNTING_RESOURCES = {
-    "invoice": ("invoices/invoices", "invoice"),
-    "payment": ("payments/payments", "payment"),
-    "expense": ("expenses/expenses", "expense"),
+    **{name: kind.resource for name, kind in KINDS.items() if kind.scope == "account"},
     "expense_category": ("expenses/categories", "category"),
-    "client": ("users/clients", "client"),
-    "bill": ("bills/bills", "bill"),
     "bill_vendor": ("bill_vendors/bill_vendors", "bill_vendor"),
 }
 

@@ -38,7 +38,9 @@ class Kind:
 
     name       the FreshBooks event prefix and the ledger's object type, e.g. "invoice"
     scope      where FreshBooks keeps it: "account" (/accounting/account/<account id>/…) or "business"
-               (/timetracking/business/<business id>/…); connector.freshbooks.client has the paths
+               (/timetracking/business/<business id>/…: time entries, path in connector.freshbooks.client)
+    resource   account kinds: (path under the account, key of the single record), e.g.
+               ("invoices/invoices", "invoice")
     writes     what its events become in Jira, naming the handler: "issue", "worklog" or "user" (a Jira user
                match, and an issue only when a mapping asks)
     build      build(record, related) → the kind's own template context keys (documented in `docs`)
@@ -58,6 +60,7 @@ class Kind:
     writes: str
     build: Callable
     docs: dict
+    resource: tuple = ()
     related: Callable = field(default=lambda fetch, record: {})
     includes: tuple = ()
     people: Callable = field(default=lambda record, related: {})

@@ -44,7 +44,14 @@ def people(record, related):
 
 
 KIND = Kind(
-    name="bill", scope="account", writes="issue", build=build, docs=DOCS, related=related, people=people,
+    name="bill",
+    scope="account",
+    resource=("bills/bills", "bill"),
+    writes="issue",
+    build=build,
+    docs=DOCS,
+    related=related,
+    people=people,
     link=FRESHBOOKS_WEB + "/bills/{id}",
     on_delete="bill deleted in FreshBooks: deletions are not synced to Jira issues",
-)  # fmt: skip
+)

@@ -27,6 +27,13 @@ def people(record, related):
 
 
 KIND = Kind(
-    name="client", scope="account", writes="user", build=build, docs=DOCS, people=people,
-    link=FRESHBOOKS_WEB + "/client/{account}-{id}", on_delete="client deleted in FreshBooks: nothing to sync",
-)  # fmt: skip
+    name="client",
+    scope="account",
+    resource=("users/clients", "client"),
+    writes="user",
+    build=build,
+    docs=DOCS,
+    people=people,
+    link=FRESHBOOKS_WEB + "/client/{account}-{id}",
+    on_delete="client deleted in FreshBooks: nothing to sync",
+)

@@ -42,7 +42,15 @@ def related(fetch, expense):
 
 
 KIND = Kind(
-    name="expense", scope="account", writes="issue", build=build, docs=DOCS, related=related, people=client_people,
-    includes=("category",), link=FRESHBOOKS_WEB + "/expense/{account}-{id}",
+    name="expense",
+    scope="account",
+    resource=("expenses/expenses", "expense"),
+    writes="issue",
+    build=build,
+    docs=DOCS,
+    related=related,
+    people=client_people,
+    includes=("category",),
+    link=FRESHBOOKS_WEB + "/expense/{account}-{id}",
     on_delete="expense deleted in FreshBooks: deletions are not synced to Jira issues",
-)  # fmt: skip
+)

@@ -69,7 +69,14 @@ def related(fetch, invoice):
 
 
 KIND = Kind(
-    name="invoice", scope="account", writes="issue", build=build, docs=DOCS, related=related, people=client_people,
+    name="invoice",
+    scope="account",
+    resource=("invoices/invoices", "invoice"),
+    writes="issue",
+    build=build,
+    docs=DOCS,
+    related=related,
+    people=client_people,
     link=FRESHBOOKS_WEB + "/invoice/{account}-{id}",
     on_delete="invoice deleted in FreshBooks: deletions are not synced to Jira issues",
-)  # fmt: skip
+)

@@ -68,6 +68,14 @@ def related(fetch, payment):
 
 
 KIND = Kind(
-    name="payment", scope="account", writes="issue", build=build, docs=DOCS, related=related, people=client_people,
-    link_via="invoice", on_delete="payment deleted in FreshBooks: deletions are not synced to Jira issues",
-)  # fmt: skip
+    name="payment",
+    scope="account",
+    resource=("payments/payments", "payment"),
+    writes="issue",
+    build=build,
+    docs=DOCS,
+    related=related,
+    people=client_people,
+    link_via="invoice",
+    on_delete="payment deleted in FreshBooks: deletions are not synced to Jira issues",
+)

@@ -38,6 +38,11 @@ def related(fetch, entry):
 
 
 KIND = Kind(
-    name="time_entry", scope="business", writes="worklog", build=build, docs=DOCS, related=related,
+    name="time_entry",
+    scope="business",
+    writes="worklog",
+    build=build,
+    docs=DOCS,
+    related=related,
     link=FRESHBOOKS_WEB + "/time-tracking",
-)  # fmt: skip
+)
