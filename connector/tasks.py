@@ -27,6 +27,7 @@ from connector.errors import ConnectorError
 from connector.freshbooks.client import FreshBooksClient
 from connector.handlers import HANDLERS, Job, Outcome, Skip
 from connector.jira.client import JiraClient
+from connector.kinds import kind_for
 from connector.retry import MAX_AUTO_ATTEMPTS, task_retry_delay, task_timeout
 from tenants.models import JiraSite
 
@@ -115,7 +116,8 @@ def make_job(event, actor):
 
 def run(event, actor):
     """(Outcome, transient) for the event; expected failures (connector.errors) become failed outcomes."""
-    handler = HANDLERS.get(event.name.split(".", 1)[0])
+    kind = kind_for(event.name)  # only declared events are stored, but older rows may hold others
+    handler = HANDLERS.get(kind.name) if kind else None
     if handler is None:
         return Outcome("skipped", detail=f"No handler for {event.name}."), False
     job = make_job(event, actor)
