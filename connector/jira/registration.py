@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from connector.errors import JiraError, ReconnectRequired, TokenRefreshError, VendorError
+from connector.errors import ConnectorError, JiraError, ReconnectRequired, TokenRefreshError
 from connector.jira.client import JiraClient
 from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
@@ -45,7 +45,7 @@ PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 ODD_ANSWER = (ValueError, TypeError, AttributeError, KeyError)  # Jira answered in a shape it should not
 
 
-class WebhookError(Exception):
+class WebhookError(ConnectorError):
     """Registration cannot proceed (nothing to watch, or Jira refused an item)."""
 
 
@@ -157,7 +157,7 @@ def _run(site, actor, refreshing, force=False):
                 _sync_dynamic(locked, client, refreshing=refreshing, force=force)
             else:
                 _sync_admin(locked, client)
-        except (VendorError, WebhookError, *ODD_ANSWER) as exc:
+        except (ConnectorError, *ODD_ANSWER) as exc:  # a vendor error or a WebhookError
             # Caught rather than rolled back, so a token refreshed by a 401 on the way is kept.
             if isinstance(exc, ODD_ANSWER):
                 log.exception("Unexpected answer from Jira while syncing webhooks of %s", locked)
