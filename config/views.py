@@ -4,6 +4,10 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_q.brokers import get_broker
+
+from audit.models import Event
+from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
 BACKLOG_DEGRADED_SECONDS = 300  # an event queued longer than this: the worker is behind or not running
 FAILING_WINDOW = timedelta(hours=1)  # failed events counted over this past window
@@ -14,11 +18,6 @@ def healthz(request):
     """Liveness and backlog. 503 {"status": "down"} when the database is unreachable; otherwise 200 with
     "status": "ok", or "degraded" and the "reasons" (connections needing a reconnect, events failed in the
     last hour, the oldest queued event older than BACKLOG_DEGRADED_SECONDS, broker unreachable)."""
-    from django_q.brokers import get_broker
-
-    from audit.models import Event
-    from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
-
     reasons = []
     try:
         with connection.cursor() as cursor:

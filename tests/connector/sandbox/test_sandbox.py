@@ -19,7 +19,7 @@ from connector.sandbox import state as saved_state
 from connector.sandbox.runtime import Sandbox
 from tests.processing import connected_account
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
