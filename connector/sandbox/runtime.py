@@ -15,6 +15,7 @@ State is written to `state_path` after every change and read back at start.
 import logging
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
@@ -212,13 +213,15 @@ class Sandbox:
         self.save()
 
     def _stream(self):
-        while not self.stopped.is_set():
+        """While the stream is on: one random sample every `interval` seconds (checked twice a second)."""
+        last = time.monotonic()
+        while not self.stopped.wait(0.5):
             stream = self.fb.state["stream"]
-            if self.stopped.wait(max(2, int(stream.get("interval") or 10))):
-                return
-            if self.fb.state["stream"].get("on"):
-                name, fields = samples.stream_choice()
-                self.create(name, fields)
+            if not stream.get("on"):
+                last = time.monotonic()
+            elif time.monotonic() - last >= max(2, int(stream.get("interval") or 10)):
+                last = time.monotonic()
+                self.create(*samples.stream_choice())
 
     # --- pages -----------------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ def build_invoice(fields, new_id):
         amount=_money(fields.get("amount"), fields.get("currency")), currency_code=fields.get("currency") or "USD",
         current_organization=client["organization"], organization=client["organization"],
         description=fields.get("description") or "", create_date=_today(), due_date=_today(),
+        v3_status="sent", payment_status="unpaid", display_status="sent",  # a new invoice, not the sample's
     )  # fmt: skip
     return [("invoice", invoice), ("client", client)]
 

@@ -185,3 +185,12 @@ def test_sandbox_banner_only_in_sandbox_mode(staff_client, settings):
     settings.SANDBOX = True
     page = staff_client.get("/admin/").content.decode()
     assert "sandbox-banner" in page and f'href="{settings.FRESHBOOKS_API_URL}/"' in page
+
+
+def test_the_stream_creates_records_steadily(sandbox):
+    sandbox.fb.state["stream"] = {"on": True, "interval": 2}
+    wait_for(lambda: len(sandbox.fb.state["activity"]) >= 1, timeout=8)
+    sandbox.fb.state["stream"] = {"on": False, "interval": 2}
+    entry = sandbox.fb.state["activity"][0]
+    assert entry["event"] in {"invoice.create", "bill.create", "payment.create", "expense.create"}
+    assert entry["object_id"] in sandbox.fb.state["records"][entry["event"].split(".")[0]]
