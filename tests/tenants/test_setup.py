@@ -100,3 +100,18 @@ def test_root_favicon_and_messages_as_written(client, staff_client, tenant):
     ).content.decode()
     assert "https://acme.invalid: Jira webhooks not registered" in page, "not capitalised: Https://"
     assert "Https://" not in page
+
+
+@pytest.mark.django_db
+def test_index_panel_lists_tenants_needing_a_step_first_and_stays_short(staff_client):
+    running = Tenant.objects.create(name="Aardvark Ltd", slug="aardvark")
+    account = connected_account(running)
+    JiraSite.objects.create(tenant=running, base_url="https://a.example.test", email="a@b.c", api_token="t")
+    FreshBooksWebhook.objects.create(account=account, callback_id=1, event="invoice.create", uri="https://x/",
+                                     verified=True)  # fmt: skip
+    for n in range(21):
+        Tenant.objects.create(name=f"Tenant {n:02d}", slug=f"t{n:02d}")
+    page = staff_client.get("/admin/").content.decode()
+    assert page.count('class="tenant-status"') == 20
+    assert "Tenant 00" in page and "Aardvark Ltd" not in page, "tenants with a next step come first"
+    assert "… and 2 more" in page
