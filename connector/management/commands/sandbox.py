@@ -5,7 +5,7 @@ import threading
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from connector.sandbox import setup_tenant
 from connector.sandbox.runtime import Sandbox
@@ -13,6 +13,11 @@ from connector.sandbox.runtime import Sandbox
 
 def _port(url):
     return urlsplit(url).port or 0
+
+
+def _stop_on_signals(stop):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
 
 
 class Command(BaseCommand):
@@ -30,21 +35,28 @@ class Command(BaseCommand):
         if check:
             raise SystemExit(0 if settings.SANDBOX else 1)
         stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
         if not settings.SANDBOX:
+            _stop_on_signals(stop)
             # Under a process manager (honcho stops every process when one exits): idle, run nothing.
             self.stdout.write("Sandbox mode is off (vendor credentials are set): the sandbox does not run.")
             self.stdout.flush()
             stop.wait()
             return
         tenant, created = setup_tenant()
-        sandbox = Sandbox(
-            fb_port=_port(settings.FRESHBOOKS_API_URL),
-            auth_port=_port(settings.ATLASSIAN_AUTH_URL),
-            jira_port=_port(settings.ATLASSIAN_API_URL),
-            state_path=settings.SANDBOX_STATE_FILE,
-        )
+        ports = [
+            _port(settings.FRESHBOOKS_API_URL),
+            _port(settings.ATLASSIAN_AUTH_URL),
+            _port(settings.ATLASSIAN_API_URL),
+        ]
+        try:
+            sandbox = Sandbox(*ports, state_path=settings.SANDBOX_STATE_FILE)
+        except OSError as exc:  # a port in use: another sandbox (or program) listens there
+            raise CommandError(
+                f"The sandbox cannot listen on 127.0.0.1 ports {', '.join(map(str, ports))}: {exc.strerror}. "
+                "Is another `make run` running? Stop it, or set FRESHBOOKS_API_URL, ATLASSIAN_AUTH_URL and "
+                "ATLASSIAN_API_URL to other http://127.0.0.1:PORT addresses."
+            ) from exc
+        _stop_on_signals(stop)
         self.stdout.write(
             f"Sandbox running: FreshBooks {sandbox.fb.url}/  Jira {sandbox.jira.url}/  (tenant {tenant.name}"
             f"{', created' if created else ''}; state in {settings.SANDBOX_STATE_FILE})"

@@ -194,3 +194,15 @@ def test_the_stream_creates_records_steadily(sandbox):
     entry = sandbox.fb.state["activity"][0]
     assert entry["event"] in {"invoice.create", "bill.create", "payment.create", "expense.create"}
     assert entry["object_id"] in sandbox.fb.state["records"][entry["event"].split(".")[0]]
+
+
+@pytest.mark.django_db
+def test_sandbox_command_says_when_its_port_is_taken(sandbox, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.SANDBOX = True
+    settings.FRESHBOOKS_API_URL = sandbox.fb.url  # already listening
+    with pytest.raises(
+        CommandError, match="cannot listen on 127.0.0.1 ports .*Is another `make run` running"
+    ):
+        call_command("sandbox")
