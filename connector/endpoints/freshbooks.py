@@ -92,7 +92,7 @@ class FreshBooksWebhookView(InboundEndpoint):
             raise Refused(400, "Several accounts match this account_id: business_id is required.")
         account_pk = accounts.pop()
         if not fb_signature.verify(fields, given_signature, [hook[0] for hook in hooks]):
-            pending = _unverified_signer(account_pk, name, fields, given_signature)
+            pending = _unverified_signer(account_id, business_id, name, fields, given_signature)
             if pending is not None:  # correctly signed, but the handshake is not finished: say so
                 raise Refused(
                     409,
@@ -200,11 +200,14 @@ def _broker():
     return get_broker()
 
 
-def _unverified_signer(account_pk, name, fields, given_signature):
-    """The account's not-yet-verified callback for `name` (or its parent) whose verifier signs `fields`."""
+def _unverified_signer(account_id, business_id, name, fields, given_signature):
+    """The account's not-yet-verified callback for `name` (or its parent) whose verifier signs `fields`
+    (the cold path of a refused delivery: only FreshBooks, which knows the verifier, is told more)."""
     hooks = FreshBooksWebhook.objects.filter(
-        account_id=account_pk, verified=False, event__in=(name, name.split(".", 1)[0])
+        account__account_id=account_id, verified=False, event__in=(name, name.split(".", 1)[0])
     )
+    if business_id:
+        hooks = hooks.filter(account__business_id=business_id)
     return next((h for h in hooks if fb_signature.verify(fields, given_signature, [h.verifier])), None)
 
 
