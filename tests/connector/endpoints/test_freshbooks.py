@@ -152,6 +152,22 @@ def test_each_callback_has_its_own_verifier(client, account, django_capture_on_c
     assert deliver(client, django_capture_on_commit_callbacks, expense, verifier="forged").status_code == 401
 
 
+def test_signed_delivery_before_any_verification_is_told_so(
+    client, tenant, django_capture_on_commit_callbacks
+):
+    account = connected_account(tenant, "6BApk", "6543")
+    FreshBooksWebhook.objects.create(account=account, callback_id=21, event="invoice.create", uri="https://x.test/",
+                                     verifier="not-yet-confirmed")  # fmt: skip
+    fields = delivery_fields(name="invoice.create")
+    response = deliver(client, django_capture_on_commit_callbacks, fields, verifier="not-yet-confirmed")
+    assert (
+        response.status_code == 409
+        and "callback #21 (invoice.create) is not verified yet" in response.json()["error"]
+    )
+    assert deliver(client, django_capture_on_commit_callbacks, fields, verifier="guess").status_code == 401
+    assert not Event.objects.exists()
+
+
 def test_parent_event_callback_verifies_child_events(client, account, django_capture_on_commit_callbacks):
     FreshBooksWebhook.objects.create(
         account=account, callback_id=14, event="payment", uri="https://x.test/", verifier="all-payments",
