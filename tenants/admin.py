@@ -51,8 +51,8 @@ class JiraSiteForm(SecretFieldsForm):
         }
 
     def clean(self):
-        """A new API-token site, or one whose URL changes, is checked. (Run "Test connection" on the tenant
-        after replacing only a token.)"""
+        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
+        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
         cleaned = super().clean()
         if cleaned.get("auth_method", self.instance.auth_method) != JiraSite.AuthMethod.BASIC or self.errors:
             return cleaned
