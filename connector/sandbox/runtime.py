@@ -167,7 +167,7 @@ class Sandbox:
     def create(self, name, fields, lose=False):
         """Store a sample record and deliver its event (unless `lose`); returns the activity entry."""
         sample = samples.SAMPLES[name]
-        records = sample.build(fields, self._new_id)
+        records = samples.stamped(sample.build(fields, self._new_id))
         for kind, record in records:
             put(self.fb, kind, record)
         record = records[0][1]

@@ -11,6 +11,7 @@ import itertools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from connector.preview import load_sample
 
@@ -30,6 +31,23 @@ def _money(amount, currency):
 
 def _today():
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+EASTERN = ZoneInfo("America/New_York")  # FreshBooks accounting times are US/Eastern, without an offset
+
+
+def stamped(records):
+    """The records with their update time set to now, as FreshBooks does (what a reconcile pass lists by):
+    accounting `updated` (bills `updated_at`) in US/Eastern, time entries `updated_at` in ISO 8601 UTC."""
+    now = datetime.now(UTC)
+    for kind, record in records:
+        if kind == "time_entry":
+            record["updated_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            record["updated_at" if kind == "bill" else "updated"] = now.astimezone(EASTERN).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+    return records
 
 
 def _client(fields, new_id):

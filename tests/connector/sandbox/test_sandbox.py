@@ -87,6 +87,7 @@ def test_sample_fields_are_editable_and_payments_have_their_kind(sandbox):
     client = sandbox.fb.state["records"]["client"][str(invoice["customerid"])]
     assert payment["amount"] == {"amount": "75.50", "code": "USD"} and payment["type"] == "Refund"
     assert client["organization"] == "Melmac Ltd"
+    assert payment["updated"][:4] == invoice["updated"][:4] == str(time.gmtime().tm_year), "updated now"
     failed = sandbox.create("payment_failed", samples.defaults("payment_failed"), lose=True)
     failed_invoice_id = sandbox.fb.state["records"]["payment"][failed["object_id"]]["invoiceid"]
     assert sandbox.fb.state["records"]["invoice"][str(failed_invoice_id)]["v3_status"] == "failed"
