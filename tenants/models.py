@@ -21,6 +21,10 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("test_connection", "Can test a tenant's connections"),
+            ("register_webhooks", "Can register FreshBooks and Jira webhooks (and resend verifications)"),
+        ]
 
     def __str__(self):
         return self.name
