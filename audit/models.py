@@ -60,7 +60,10 @@ class Event(models.Model):
         permissions = [
             ("replay_event", "Can replay events"),
             ("rollback_event", "Can roll back events (deletes their Jira issues and worklogs)"),
-            ("view_sensitive_data", "Can view sensitive audit data (payloads, records, request/response bodies)"),
+            (
+                "view_sensitive_data",
+                "Can view sensitive audit data (payloads, records, request/response bodies)",
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "name", "object_id", "status"])]
         constraints = [

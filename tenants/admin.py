@@ -6,7 +6,8 @@ from django.contrib import admin, messages
 from connector.defaults import create_default_mappings
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
-from tenants.secrets import SecretFieldsForm, masked
+from tenants.secrets import SecretFieldsAdmin, SecretFieldsForm, masked, masked_display
+from tenants.views import may_connect
 
 
 class FreshBooksAccountForm(SecretFieldsForm):
@@ -93,7 +94,17 @@ class FreshBooksAccountInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Test connection")
+class OperationsPermissions:
+    """The dedicated permissions of the connection actions (see the README's permission matrix)."""
+
+    def has_test_connection_permission(self, request):
+        return request.user.has_perm("tenants.test_connection")
+
+    def has_register_webhooks_permission(self, request):
+        return request.user.has_perm("tenants.register_webhooks")
+
+
+@admin.action(description="Test connection", permissions=["test_connection"])
 def test_connection(modeladmin, request, queryset):
     for tenant in queryset:
         results = check_tenant(tenant)
@@ -108,7 +119,7 @@ def test_connection(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{tenant}: all checks passed ({details})", messages.SUCCESS)
 
 
-@admin.action(description="Register FreshBooks webhooks")
+@admin.action(description="Register FreshBooks webhooks", permissions=["register_webhooks"])
 def register_freshbooks_webhooks(modeladmin, request, queryset):
     """One callback per needed event (idempotent); see `manage.py register_webhooks`."""
     from connector.freshbooks import callbacks
@@ -133,7 +144,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
     form = TenantForm
     actions = [test_connection, register_freshbooks_webhooks]
     list_display = ("name", "slug", "active", "freshbooks_status", "jira_status", "created_at")
@@ -160,6 +171,13 @@ class TenantAdmin(admin.ModelAdmin):
             super().get_queryset(request).select_related("jira_site").prefetch_related("freshbooks_accounts")
         )
 
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:  # the Connect buttons, for users who may use them
+            context.update(
+                {f"can_connect_{v}": may_connect(request.user, v, obj) for v in ("freshbooks", "jira")}
+            )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
@@ -176,8 +194,11 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksAccount)
-class FreshBooksAccountAdmin(admin.ModelAdmin):
+class FreshBooksAccountAdmin(SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksAccountForm
+    secret_fields = FreshBooksAccountForm.secret_fields
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
     list_display = (
         "__str__",
         "tenant",
@@ -200,8 +221,10 @@ class FreshBooksAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksWebhook)
-class FreshBooksWebhookAdmin(admin.ModelAdmin):
+class FreshBooksWebhookAdmin(OperationsPermissions, SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksWebhookForm
+    secret_fields = FreshBooksWebhookForm.secret_fields
+    verifier_masked = masked_display("verifier", "Verifier")
     list_display = ("event", "callback_id", "account", "verified", "verifier_set", "updated_at")
     list_filter = ("verified", "event", "account__tenant")
     search_fields = ("event", "callback_id", "account__account_id", "account__tenant__name")
@@ -213,7 +236,7 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
     def verifier_set(self, obj):
         return masked(obj.verifier)
 
-    @admin.action(description="Resend verification")
+    @admin.action(description="Resend verification", permissions=["register_webhooks"])
     def resend_verification(self, request, queryset):
         """Ask FreshBooks to send the callback.verify delivery again for unverified callbacks."""
         from connector.freshbooks import callbacks
@@ -238,8 +261,13 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(JiraSite)
-class JiraSiteAdmin(admin.ModelAdmin):
+class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, admin.ModelAdmin):
     form = JiraSiteForm
+    secret_fields = JiraSiteForm.secret_fields
+    api_token_masked = masked_display("api_token", "API token")
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
+    webhook_secret_masked = masked_display("webhook_secret", "Webhook secret")
     list_display = (
         "__str__",
         "tenant",
@@ -283,10 +311,10 @@ class JiraSiteAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{site}: {site.webhook_error}", messages.ERROR)
 
-    @admin.action(description="Register Jira webhooks")
+    @admin.action(description="Register Jira webhooks", permissions=["register_webhooks"])
     def register_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "registered")
 
-    @admin.action(description="Refresh Jira webhooks")
+    @admin.action(description="Refresh Jira webhooks", permissions=["register_webhooks"])
     def refresh_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "refreshed", force=True)

@@ -1,6 +1,7 @@
-"""Browser OAuth flows that connect a tenant's FreshBooks business and Jira site (staff only).
+"""Browser OAuth flows that connect a tenant's FreshBooks business and Jira site.
 
-connect/<slug>/ stores a random `state` in the operator's session, bound to the tenant, and redirects to
+Every step needs a staff user who may change the tenant and its connection (`may_connect`). GET
+connect/<slug>/ is a confirmation page whose button POSTs (CSRF-protected) to the same URL; that POST stores a random `state` in the operator's session, bound to the tenant, and redirects to
 the vendor. The callback takes that state out of the session (single use), checks its age (10 minutes)
 and compares it in constant time, exchanges the code, discovers the business or site, and saves the
 connection in one transaction. Several businesses or sites → a choice page; the token waits for the
@@ -25,7 +26,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from connector import http
 from connector.freshbooks import client as freshbooks_api
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 STATE_TTL = 600  # seconds a state (and a pending choice) stays valid
 ACCESSIBLE_RESOURCES = "/oauth/token/accessible-resources"
 PROVIDERS = {"freshbooks": FreshBooksProvider, "jira": AtlassianProvider}
+CONNECTIONS = {"freshbooks": FreshBooksAccount, "jira": JiraSite}
 LABELS = {"freshbooks": "FreshBooks", "jira": "Jira"}
 
 
@@ -73,6 +75,7 @@ def _unseal(sealed):
     return json.loads(_fernet().decrypt(sealed.encode(), ttl=STATE_TTL))
 
 
+MAX_CODE_LENGTH = 4096  # an authorization code longer than this is not one
 MAX_PENDING_STATES = 5  # flows an operator may have open at once (several tabs), per vendor
 
 
@@ -101,7 +104,7 @@ def _take_state(request, vendor):
 def _vendor_error(request, tenant, vendor):
     error = request.GET.get("error")
     if error:
-        detail = request.GET.get("error_description") or error
+        detail = (request.GET.get("error_description") or error)[:200]
         if error == "access_denied":
             raise ConnectError(
                 f"Access was not granted on {LABELS[vendor]} ({detail}). Nothing was changed.", tenant=tenant
@@ -109,6 +112,8 @@ def _vendor_error(request, tenant, vendor):
         raise ConnectError(f"{LABELS[vendor]} answered with an error: {detail}", tenant=tenant)
     if not request.GET.get("code"):
         raise ConnectError(f"{LABELS[vendor]} sent no authorization code.", tenant=tenant)
+    if len(request.GET["code"]) > MAX_CODE_LENGTH:
+        raise ConnectError(f"{LABELS[vendor]} sent an authorization code that is too long.", tenant=tenant)
 
 
 def _exchange(provider, code, tenant):
@@ -116,8 +121,10 @@ def _exchange(provider, code, tenant):
         token = provider.fetch_token(code)
     except Exception as exc:  # oauthlib errors, network errors, non-JSON answers
         log.warning("%s token exchange failed for %s: %s", provider.name, tenant, type(exc).__name__)
-        description = getattr(exc, "description", None) or getattr(exc, "error", None) or str(exc)
-        raise ConnectError(f"The token exchange failed: {description}", status=502, tenant=tenant) from exc
+        # The OAuth error code only (e.g. invalid_grant): never the vendor's free text or body.
+        code = getattr(exc, "error", None)
+        reason = code if isinstance(code, str) and code.replace("_", "").isalpha() else type(exc).__name__
+        raise ConnectError(f"The token exchange failed ({reason[:64]}).", status=502, tenant=tenant) from exc
     if not token.get("access_token"):
         raise ConnectError("The token exchange returned no access token.", status=502, tenant=tenant)
     return dict(token)
@@ -128,10 +135,39 @@ def _get_json(url, access_token, tenant, what):
         response = http.send(
             "GET", url, actor="operator", headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         )  # fmt: skip
-        response.raise_for_status()
+    except Exception as exc:  # network errors: the exception names the URL, not an answer
+        raise ConnectError(
+            f"Could not read {what}: {type(exc).__name__}.", status=502, tenant=tenant
+        ) from exc
+    if response.status_code >= 400:
+        raise ConnectError(f"Could not read {what}: HTTP {response.status_code}.", status=502, tenant=tenant)
+    try:
         return response.json()
-    except Exception as exc:
-        raise ConnectError(f"Could not read {what}: {exc}", status=502, tenant=tenant) from exc
+    except ValueError as exc:  # the answer is not shown: it may be anything the remote sent
+        raise ConnectError(
+            f"Could not read {what}: the answer is not JSON.", status=502, tenant=tenant
+        ) from exc
+
+
+def may_connect(user, vendor, tenant):
+    """True when `user` may change `tenant` and its connection for `vendor` (add it, if it has none yet)."""
+    model = CONNECTIONS[vendor]
+    verb = "change" if model.objects.filter(tenant=tenant).exists() else "add"
+    return (
+        user.is_active
+        and user.is_staff
+        and user.has_perms(["tenants.change_tenant", f"tenants.{verb}_{model._meta.model_name}"])
+    )
+
+
+def _require_connect_permission(request, vendor, tenant):
+    if not may_connect(request.user, vendor, tenant):
+        raise ConnectError(
+            f"You may not connect {LABELS[vendor]} for {tenant}: it needs the permissions to change the tenant "
+            f"and its {CONNECTIONS[vendor]._meta.verbose_name}.",
+            status=403,
+            tenant=tenant,
+        )
 
 
 def _failure(request, error, vendor):
@@ -192,10 +228,24 @@ def _token_fields(token):
 # --- connect -------------------------------------------------------------------------------------------------
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @staff_member_required
 def connect(request, vendor, slug):
+    """GET: the confirmation page; POST (its button): start the flow and redirect to the vendor."""
     tenant = get_object_or_404(Tenant, slug=slug)
+    try:
+        _require_connect_permission(request, vendor, tenant)
+    except ConnectError as error:
+        return _failure(request, error, vendor)
+    if request.method == "GET":
+        context = {
+            **admin.site.each_context(request),
+            "title": f"Connect {LABELS[vendor]} for {tenant}",
+            "tenant": tenant,
+            "vendor": LABELS[vendor],
+            "existing": CONNECTIONS[vendor].objects.filter(tenant=tenant).first(),
+        }
+        return TemplateResponse(request, "tenants/connect_confirm.html", context)
     provider = PROVIDERS[vendor]()
     state = secrets.token_urlsafe(32)
     now = time.time()
@@ -264,6 +314,7 @@ def _save_freshbooks(tenant, token, business, identity_id):
 @_step("freshbooks", "GET")
 def freshbooks_callback(request):
     tenant = _take_state(request, "freshbooks")
+    _require_connect_permission(request, "freshbooks", tenant)
     _vendor_error(request, tenant, "freshbooks")
     token = _exchange(FreshBooksProvider(), request.GET["code"], tenant)
     me = _get_json(settings.FRESHBOOKS_API_URL + freshbooks_api.ME, token["access_token"], tenant, "the user")
@@ -302,6 +353,7 @@ def _take_pending(request, vendor, field):
     tenant = Tenant.objects.filter(pk=pending["tenant"]).first()
     if tenant is None:
         raise ConnectError("The tenant of this sign-in no longer exists.", status=404)
+    _require_connect_permission(request, vendor, tenant)
     try:
         token = _unseal(pending["token"])
     except InvalidToken as exc:
@@ -355,6 +407,7 @@ def _save_jira(tenant, token, site_info):
 @_step("jira", "GET")
 def jira_callback(request):
     tenant = _take_state(request, "jira")
+    _require_connect_permission(request, "jira", tenant)
     _vendor_error(request, tenant, "jira")
     token = _exchange(AtlassianProvider(), request.GET["code"], tenant)
     resources = _get_json(
