@@ -26,16 +26,30 @@ class JiraSiteForm(SecretFieldsForm):
         fields = "__all__"
 
     def clean(self):
-        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
-        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
+        """A new API-token site, or one whose URL or email changes, is checked: serverInfo sets the deployment
+        and myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)
+
+        The stored token is only ever sent where it was checked: changing the URL, the email or the sign-in
+        method needs the API token typed again.
+        """
+        token_typed = bool(self.cleaned_data.get("api_token"))
         cleaned = super().clean()
         if cleaned.get("auth_method") != JiraSite.AuthMethod.BASIC or self.errors:
             return cleaned
         base_url, email, token = (cleaned.get(k) or "" for k in ("base_url", "email", "api_token"))
+        instance = self.instance
+        moved = instance.pk and (
+            base_url.rstrip("/") != instance.base_url.rstrip("/")
+            or email != instance.email
+            or instance.auth_method != JiraSite.AuthMethod.BASIC
+        )
+        if moved and not token_typed:
+            raise forms.ValidationError(
+                "Changing the URL, the email or the sign-in method needs the API token: type it again."
+            )
         if not (email and token):
             raise forms.ValidationError("An API-token site needs the email (or user name) and the API token.")
-        instance = self.instance
-        if instance.pk and base_url.rstrip("/") == instance.base_url.rstrip("/"):
+        if instance.pk and not moved:
             return cleaned
         try:
             deployment, _user = probe_jira_site(base_url, email, token)

@@ -416,7 +416,7 @@ def test_admin_site_url_change_is_checked_again(staff_client, tenant, fake_jira)
     )  # fmt: skip
     url = reverse("admin:tenants_jirasite_change", args=[site.pk])
     moved = staff_client.post(
-        url, jira_site_form(tenant, fake_jira, base_url="http://127.0.0.1:9", api_token="")
+        url, jira_site_form(tenant, fake_jira, base_url="http://127.0.0.1:9", api_token="jira-api-token")
     )
     assert moved.status_code == 200 and "did not answer serverInfo" in moved.content.decode()
     site.refresh_from_db()
