@@ -55,6 +55,8 @@ ALLOW_LOCAL_VENDOR_URLS = env.bool("ALLOW_LOCAL_VENDOR_URLS", default=DEBUG)
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
 # FreshBooks deliveries larger than this are refused with 413.
 WEBHOOK_MAX_BODY = 64 * 1024
+# Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
+WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 INSTALLED_APPS = [

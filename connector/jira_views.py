@@ -7,7 +7,9 @@ receives the admin webhook of an API-token site, signed with ``X-Hub-Signature``
 The work is a tiny ledger update, so it happens inline in one short transaction: an issue or worklog
 the connector created that is deleted in Jira marks its Link deleted; a moved issue updates the stored
 key. Everything else is acknowledged and recorded as skipped. A repeated
-``X-Atlassian-Webhook-Identifier`` is acknowledged and not acted on again.
+``X-Atlassian-Webhook-Identifier`` is acknowledged and not acted on again; since that header is not
+signed, a delivery is also never applied over a newer one: each link keeps the payload ``timestamp``
+(epoch ms, inside the signed body) of the newest delivery applied to it, and older ones change nothing.
 """
 
 import json
@@ -87,9 +89,9 @@ def admin_webhook(request, site_uuid):
     if error:
         return error
     site = JiraSite.objects.filter(uuid=site_uuid).select_related("tenant").first()
-    if site is None:
-        return _error(404, "Unknown site.")
-    if not webhooks.verify_hub_signature(site.webhook_secret, body, request.META.get("HTTP_X_HUB_SIGNATURE")):
+    secret = site.webhook_secret if site else ""
+    # An unknown site answers like a bad signature: an unsigned caller learns nothing about which exist.
+    if not webhooks.verify_hub_signature(secret, body, request.META.get("HTTP_X_HUB_SIGNATURE")):
         log.warning("Jira webhook for %s refused: bad or missing X-Hub-Signature", site)
         return _error(401, "Bad signature.")
     data = _json(body)
@@ -121,7 +123,7 @@ def _receive(request, site, data):
             log.info("Jira delivery %s for %s already received", identifier, site)
             return JsonResponse({"ok": True, "duplicate": True})
         handler = HANDLERS.get(name)
-        changed = handler(site, data) if handler else 0
+        changed = handler(site, data, _timestamp(data)) if handler else 0
         event.status = Event.Status.SUCCEEDED if changed else Event.Status.SKIPPED
         event.status_detail = (
             f"{changed} link(s) updated."
@@ -142,6 +144,25 @@ def _text(value):
     return str(value or "").replace("\x00", "")
 
 
+def _timestamp(data):
+    """The delivery's ``timestamp`` (epoch ms, part of the signed body), or None when absent or odd."""
+    value = data.get("timestamp")
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**62 else None
+
+
+def _not_newer(links, timestamp):
+    """The links no delivery newer than `timestamp` has changed (an undated delivery: only untouched ones)."""
+    if timestamp is None:
+        return links.filter(jira_changed_at__isnull=True)
+    return links.filter(Q(jira_changed_at__isnull=True) | Q(jira_changed_at__lte=timestamp))
+
+
+def _apply(links, timestamp, **changes):
+    return _not_newer(links, timestamp).update(
+        **changes, jira_changed_at=timestamp, updated_at=timezone.now()
+    )
+
+
 def _issue_links(site, issue_id, key):
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if key:
@@ -149,22 +170,22 @@ def _issue_links(site, issue_id, key):
     return Link.objects.filter(match, tenant=site.tenant)
 
 
-def issue_deleted(site, data):
+def issue_deleted(site, data, timestamp=None):
     """The issue is gone, and with it every worklog the connector logged on it."""
     issue = _dict(data.get("issue"))
     links = _issue_links(site, _text(issue.get("id")), _text(issue.get("key")))
-    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+    return _apply(links.exclude(state__in=GONE), timestamp, state=Link.State.DELETED)
 
 
-def worklog_deleted(site, data):
+def worklog_deleted(site, data, timestamp=None):
     worklog_id = _text(_dict(data.get("worklog")).get("id"))
     if not worklog_id:
         return 0
     links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
-    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+    return _apply(links.exclude(state__in=GONE), timestamp, state=Link.State.DELETED)
 
 
-def issue_updated(site, data):
+def issue_updated(site, data, timestamp=None):
     """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key)."""
     issue = _dict(data.get("issue"))
     issue_id, key = _text(issue.get("id")), _text(issue.get("key"))
@@ -181,7 +202,7 @@ def issue_updated(site, data):
     if old_keys:
         match |= Q(jira_issue_id="", jira_issue_key__in=old_keys)
     links = Link.objects.filter(match, tenant=site.tenant).exclude(jira_issue_key=key)
-    return links.update(jira_issue_key=key, updated_at=timezone.now())
+    return _apply(links, timestamp, jira_issue_key=key)
 
 
 HANDLERS = {

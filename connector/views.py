@@ -3,19 +3,24 @@
 The request does no call to FreshBooks or Jira: it checks the delivery, stores an encrypted
 audit.Event in one short transaction and enqueues `connector.tasks.process_event` after commit.
 
-Answers: 200 stored (or duplicate of an event still queued/processing, stored but not enqueued);
-400 malformed form or missing fields; 401 missing or wrong signature (counted on the account);
-403 the tenant is inactive; 404 unknown account or callback; 405 not POST; 413 body over
-WEBHOOK_MAX_BODY; 415 not form-encoded.
+Answers: 200 stored (or duplicate of an event still queued/processing, stored but not enqueued; or a
+replay: the same signed delivery already received within WEBHOOK_REPLAY_WINDOW, acknowledged and not
+stored or processed again); 400 malformed form, missing, over-long or non-numeric fields; 401 missing or
+wrong signature, or unknown account (the same answer: an unsigned caller cannot tell them apart; counted
+on a known account at most once a second); 403 the tenant is inactive; 404 unknown callback (handshake);
+405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
 import functools
 import hashlib
 import logging
+import re
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
+from django.db.models.functions import Least
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
@@ -36,6 +41,11 @@ log = logging.getLogger(__name__)
 PROCESS_TASK = "connector.tasks.process_event"
 REQUIRED = ("name", "object_id", "account_id")
 MAX_LENGTH = 64  # of the fields stored in clear (Event.name, object_id, account_id, business_id)
+MAX_FIELD_LENGTH = 1024  # of any other field (FreshBooks sends short ids, names and a verifier)
+MAX_VERIFIER_LENGTH = 256
+FRESHBOOKS_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²"
+MAX_REJECTED = 2**31 - 1  # the counter saturates instead of overflowing the column
+BAD_SIGNATURE = "Missing or invalid X-FreshBooks-Hmac-SHA256 signature."
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -95,9 +105,13 @@ class FreshBooksWebhookView(APIView):
         missing = [name for name in REQUIRED if not fields.get(name)]
         if missing:
             return _error(400, f"Missing fields: {', '.join(missing)}.")
-        too_long = [k for k in (*REQUIRED, "business_id") if len(fields.get(k, "")) > MAX_LENGTH]
+        clear = (*REQUIRED, "business_id")
+        too_long = [k for k in clear if len(fields.get(k, "")) > MAX_LENGTH]
+        too_long += [k for k, v in fields.items() if k not in clear and len(v) > MAX_FIELD_LENGTH]
         if too_long:
-            return _error(400, f"Fields too long: {', '.join(too_long)}.")
+            return _error(400, f"Fields too long: {', '.join(too_long[:10])}.")
+        if not FRESHBOOKS_ID.fullmatch(fields["object_id"]):
+            return _error(400, "object_id must be a FreshBooks id (ASCII digits).")
         if fields["name"] == "callback.verify":
             return self.handshake(fields)
         return self.delivery(fields, raw.headers.get(fb_signature.HEADER, ""))
@@ -108,27 +122,31 @@ class FreshBooksWebhookView(APIView):
         # The event's own callback or its parent's ("invoice" for "invoice.create").
         hooks = _verified_callbacks(account_id, business_id, (name, name.split(".", 1)[0]))
         accounts = {hook[1] for hook in hooks}
-        if not accounts:  # no usable callback: is the account unknown (404) or the delivery unsigned (401)?
-            found = FreshBooksAccount.objects.filter(account_id=account_id)
-            if business_id:
-                found = found.filter(business_id=business_id)
-            accounts = set(found.values_list("pk", flat=True)[:2])
-            if not accounts:
-                return _error(404, "Unknown FreshBooks account.")
-        if len(accounts) > 1:
+        signed = {
+            pk
+            for pk in accounts
+            if fb_signature.verify(fields, given_signature, [h[0] for h in hooks if h[1] == pk])
+        }
+        if not signed:  # unknown account, no verified callback or a bad signature: one answer for all
+            if accounts:
+                _count_rejected(accounts)
+            return _error(401, BAD_SIGNATURE)
+        if len(signed) > 1:
             return _error(400, "Several accounts match this account_id: business_id is required.")
-        account_pk = accounts.pop()
-        if not fb_signature.verify(fields, given_signature, [hook[0] for hook in hooks]):
-            FreshBooksAccount.objects.filter(pk=account_pk).update(
-                rejected_deliveries=F("rejected_deliveries") + 1, last_rejected_at=timezone.now()
-            )
-            return _error(401, "Missing or invalid X-FreshBooks-Hmac-SHA256 signature.")
+        account_pk = signed.pop()
+        hooks = [hook for hook in hooks if hook[1] == account_pk]
         _, _, account_business_id, tenant_pk, tenant_active = hooks[0]
         if not tenant_active:
             return _error(403, "This tenant is inactive.")
         object_id = fields["object_id"]
+        body_hash = hashlib.sha256(f"{account_pk}\n{fb_signature.message(fields)}".encode()).hexdigest()
         with transaction.atomic():
-            original = _open_event(tenant_pk, name, object_id)
+            original = _open_event(
+                tenant_pk, name, object_id
+            )  # (holds the lock for this object's deliveries)
+            replayed = _replayed(body_hash)
+            if replayed:
+                return Response({"status": "replay", "event": replayed})
             event = Event.objects.create(
                 source=Event.Source.FRESHBOOKS,
                 tenant_id=tenant_pk,
@@ -137,6 +155,7 @@ class FreshBooksWebhookView(APIView):
                 account_id=account_id,
                 business_id=business_id or account_business_id,
                 payload=fields,
+                body_hash=body_hash,
                 status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
                 duplicate_of_id=original,
             )
@@ -151,26 +170,23 @@ class FreshBooksWebhookView(APIView):
         verifier, callback_id = fields.get("verifier", ""), fields["object_id"]
         if not verifier:
             return _error(400, "Missing fields: verifier.")
-        if not callback_id.isdigit() or len(callback_id) > 18:
-            return _error(400, "object_id must be a callback id.")
+        if len(verifier) > MAX_VERIFIER_LENGTH:
+            return _error(400, "Fields too long: verifier.")
         accounts = self._accounts(fields["account_id"], fields.get("business_id", ""))
-        if not accounts:
-            return _error(404, "Unknown FreshBooks account.")
         with transaction.atomic():
             hook = (
                 FreshBooksWebhook.objects.select_for_update()
                 .select_related("account__tenant")
-                .filter(account__in=accounts, callback_id=int(callback_id))
+                .filter(account__in=accounts, callback_id=int(callback_id), account__tenant__active=True)
                 .first()
             )
-            if hook is None:
+            if hook is None:  # unknown account, unknown callback or inactive tenant: one answer
                 return _error(404, "Unknown callback: run register_webhooks, then resend verification.")
-            if not hook.account.tenant.active:
-                return _error(403, "This tenant is inactive.")
-            if callbacks.store_verifier(hook, verifier):
+            stored = callbacks.store_verifier(hook, verifier)
+            if stored:
                 _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
-                return Response({"status": "verifying", "callback": hook.callback_id})
-        return Response({"status": "already verified", "callback": hook.callback_id})
+        status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
+        return Response({"status": status, "callback": hook.callback_id})
 
     @staticmethod
     def _accounts(account_id, business_id):
@@ -178,6 +194,22 @@ class FreshBooksWebhookView(APIView):
         if business_id:
             found = found.filter(business_id=business_id)
         return list(found[:2])
+
+
+def _count_rejected(account_pks):
+    """Count a refused delivery on the account: at most once a second (an unsigned flood is one write a
+    second, not one per post), saturating at MAX_REJECTED."""
+    now = timezone.now()
+    FreshBooksAccount.objects.filter(pk__in=account_pks).filter(
+        Q(last_rejected_at__isnull=True) | Q(last_rejected_at__lte=now - timedelta(seconds=1))
+    ).update(rejected_deliveries=Least(F("rejected_deliveries") + 1, MAX_REJECTED), last_rejected_at=now)
+
+
+def _replayed(body_hash):
+    """The id of an event with the same signed delivery received within WEBHOOK_REPLAY_WINDOW, else None."""
+    since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
+    found = Event.objects.filter(body_hash=body_hash, received_at__gte=since).values_list("pk", flat=True)
+    return found.first()
 
 
 def _enqueue(func, pk):

@@ -267,7 +267,7 @@ ISSUE_DELETED = issue_deleted_sample() | {"matchedWebhookIds": [1001]}
         (lambda c, s: post_admin(c, s, WORKLOG, signature=""), 401),
         (lambda c, s: post_admin(c, s, WORKLOG, signature="sha1=" + "0" * 40), 401),
         (lambda c, s: post_admin(c, s, WORKLOG, signature="sha256=not-hex"), 401),
-        (lambda c, s: post_admin(c, JiraSite(uuid=uuid.uuid4()), WORKLOG), 404),
+        (lambda c, s: post_admin(c, JiraSite(uuid=uuid.uuid4()), WORKLOG), 401),  # like a bad signature: no enumeration
         (lambda c, s: post_admin(c, s, b"{not json"), 400),
         (lambda c, s: post_admin(c, s, b'["a list"]'), 400),
         (lambda c, s: post_admin(c, s, b"x" * (64 * 1024 + 1)), 413),
