@@ -65,7 +65,8 @@ class FreshBooksAccount(OAuthTokens):
     business_name = models.CharField(max_length=255, blank=True, default="")
     identity_id = models.CharField(max_length=64, blank=True, default="")
     rejected_deliveries = models.PositiveIntegerField(
-        default=0, help_text="Deliveries refused for a missing or wrong signature."
+        default=0,
+        help_text="Deliveries refused for a missing or wrong signature (counted at most once a second).",
     )
     last_rejected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -286,7 +286,9 @@ class JiraClient:
     def find_user(self, email):
         """The Jira user with this email: accountId on Cloud, username on Server; None when not found.
 
-        Cloud often hides email addresses; then a single active match for the query is taken.
+        Only a user whose visible email is exactly this one is taken. Cloud's search is fuzzy (display names
+        and email prefixes) and often hides email addresses: a single hit with a hidden email could be anyone
+        whose name starts like the FreshBooks contact's email, so it is not taken (add a Jira user match).
         """
         email = (email or "").strip()
         if not email:
@@ -295,8 +297,4 @@ class JiraClient:
         users = [user for user in (self.get(USER_SEARCH, params=params) or []) if user.get("active", True)]
         id_key = "accountId" if self.cloud else "name"
         exact = [user for user in users if (user.get("emailAddress") or "").lower() == email.lower()]
-        if exact:
-            return exact[0].get(id_key)
-        if len(users) == 1 and not users[0].get("emailAddress"):
-            return users[0].get(id_key)
-        return None
+        return exact[0].get(id_key) if exact else None
