@@ -124,7 +124,9 @@ def test_missing_or_wrong_signature_is_401_and_counted(client, account, headers)
     assert not Event.objects.exists()
     # Counted at most once a second: a flood of unsigned posts cannot inflate the counter without limit.
     assert FreshBooksAccount.objects.get(pk=account.pk).rejected_deliveries == 1
-    FreshBooksAccount.objects.filter(pk=account.pk).update(last_rejected_at=timezone.now() - timedelta(seconds=2))
+    FreshBooksAccount.objects.filter(pk=account.pk).update(
+        last_rejected_at=timezone.now() - timedelta(seconds=2)
+    )
     assert post(client, body, headers).status_code == 401
     assert FreshBooksAccount.objects.get(pk=account.pk).rejected_deliveries == 2
 
