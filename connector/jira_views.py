@@ -14,6 +14,7 @@ signed, a delivery is also never applied over a newer one: each link keeps the p
 
 import json
 import logging
+import time
 
 import jwt
 from django.conf import settings
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 IDENTIFIER = "HTTP_X_ATLASSIAN_WEBHOOK_IDENTIFIER"
 GONE = [Link.State.DELETED, Link.State.ROLLED_BACK]
+FUTURE_SKEW_MS = 60_000
 
 
 def _error(status, message):
@@ -145,9 +147,15 @@ def _text(value):
 
 
 def _timestamp(data):
-    """The delivery's ``timestamp`` (epoch ms, part of the signed body), or None when absent or odd."""
+    """The delivery's ``timestamp`` (epoch ms, part of the signed body), or None when absent or odd.
+
+    One from the future counts as now (plus a minute of clock skew): a body cannot claim a time that
+    would freeze its links against every real delivery to come.
+    """
     value = data.get("timestamp")
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**62 else None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return None
+    return min(value, int(time.time() * 1000) + FUTURE_SKEW_MS)
 
 
 def _not_newer(links, timestamp):
