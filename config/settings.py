@@ -49,7 +49,10 @@ ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="https://auth.atlassi
 ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="https://api.atlassian.com").rstrip("/")
 REDIS_URL = env.str("REDIS_URL", default="")
 # Vendor URLs typed by users (Jira site URLs) must be https on a public address unless this is on.
-ALLOW_LOCAL_VENDOR_URLS = env.bool("ALLOW_LOCAL_VENDOR_URLS", default=DEBUG)
+# Unset or empty: follows DEBUG.
+ALLOW_LOCAL_VENDOR_URLS = (
+    env.bool("ALLOW_LOCAL_VENDOR_URLS") if env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip() else DEBUG
+)
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
