@@ -19,8 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Least
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
@@ -202,7 +201,13 @@ def _count_rejected(account_pks):
     now = timezone.now()
     FreshBooksAccount.objects.filter(pk__in=account_pks).filter(
         Q(last_rejected_at__isnull=True) | Q(last_rejected_at__lte=now - timedelta(seconds=1))
-    ).update(rejected_deliveries=Least(F("rejected_deliveries") + 1, MAX_REJECTED), last_rejected_at=now)
+    ).update(
+        rejected_deliveries=Case(
+            When(rejected_deliveries__lt=MAX_REJECTED, then=F("rejected_deliveries") + 1),
+            default=MAX_REJECTED,
+        ),
+        last_rejected_at=now,
+    )
 
 
 def _replayed(body_hash):

@@ -383,22 +383,28 @@ def test_concurrent_identical_deliveries_enqueue_once():
         account=account, callback_id=11, event="invoice.create", uri="https://x.test/", verifier=VERIFIER_A,
         verified=True,
     )  # fmt: skip
-    body, headers = signed_delivery(delivery_fields(), VERIFIER_A)
-    barrier, statuses = threading.Barrier(8), []
+    # Four copies of one signed body and four other deliveries for the same invoice (other users' edits).
+    bodies = [delivery_fields()] * 4 + [{**delivery_fields(), "user_id": str(n)} for n in range(2, 6)]
+    barrier, statuses, answers = threading.Barrier(8), [], []
 
-    def send():
+    def send(fields):
         try:
+            body, headers = signed_delivery(fields, VERIFIER_A)
             barrier.wait()
-            statuses.append(post(Client(), body, headers).status_code)
+            response = post(Client(), body, headers)
+            statuses.append(response.status_code)
+            answers.append(response.json()["status"])
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
+    threads = [threading.Thread(target=send, args=(fields,)) for fields in bodies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert statuses == [200] * 8
+    # One event per distinct body, only one of them queued; the copies are replays, stored nowhere.
+    assert sorted(answers) == sorted(["queued"] + ["duplicate"] * 4 + ["replay"] * 3)
     assert Event.objects.filter(status=Event.Status.QUEUED).count() == 1
-    assert Event.objects.filter(status=Event.Status.DUPLICATE).count() == 7
+    assert Event.objects.filter(status=Event.Status.DUPLICATE).count() == 4
     assert len(queued(PROCESS)) == 1
