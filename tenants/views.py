@@ -32,6 +32,7 @@ from connector import http
 from connector.freshbooks import client as freshbooks_api
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 from tenants.oauth import AtlassianProvider, FreshBooksProvider
+from tenants.tokens import oauth_error_code
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,8 @@ def _exchange(provider, code, tenant):
         token = provider.fetch_token(code)
     except Exception as exc:  # oauthlib errors, network errors, non-JSON answers
         log.warning("%s token exchange failed for %s: %s", provider.name, tenant, type(exc).__name__)
-        # The OAuth error code only (e.g. invalid_grant): never the vendor's free text or body.
-        code = getattr(exc, "error", None)
-        reason = code if isinstance(code, str) and code.replace("_", "").isalpha() else type(exc).__name__
-        raise ConnectError(f"The token exchange failed ({reason[:64]}).", status=502, tenant=tenant) from exc
+        reason = oauth_error_code(exc)  # never the vendor's free text or body
+        raise ConnectError(f"The token exchange failed ({reason}).", status=502, tenant=tenant) from exc
     if not token.get("access_token"):
         raise ConnectError("The token exchange returned no access token.", status=502, tenant=tenant)
     return dict(token)

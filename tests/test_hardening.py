@@ -366,3 +366,16 @@ def test_a_flood_of_unsigned_posts_moves_the_counter_once_a_second(client, verif
     )
     assert fb_post(client, body, {"X-FreshBooks-Hmac-SHA256": "forged"}).status_code == 401
     assert FreshBooksAccount.objects.get(pk=verified.pk).rejected_deliveries == 2**31 - 1, "saturates"
+
+
+def test_a_refused_token_refresh_shows_the_error_code_not_the_vendor_text(client, tenant, fb_auth):
+    from tenants import tokens
+    from tests.test_token_refresh import make_account
+
+    remote = "INTERNAL: refresh store at 10.0.0.7 unavailable"
+    fb_auth.state["token_error"] = (400, {"error": "invalid_grant", "error_description": remote})
+    account = make_account(tenant, expires_in=-timedelta(minutes=1))
+    with pytest.raises(tokens.ReconnectRequired):
+        tokens.access_token(account)
+    account.refresh_from_db()
+    assert "invalid_grant" in account.last_error and remote not in account.last_error
