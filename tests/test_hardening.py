@@ -368,7 +368,7 @@ def test_a_flood_of_unsigned_posts_moves_the_counter_once_a_second(client, verif
     assert FreshBooksAccount.objects.get(pk=verified.pk).rejected_deliveries == 2**31 - 1, "saturates"
 
 
-def test_a_refused_token_refresh_shows_the_error_code_not_the_vendor_text(client, tenant, fb_auth):
+def test_a_refused_token_refresh_shows_the_error_code_not_the_vendor_text(tenant, fb_auth):
     from tenants import tokens
     from tests.test_token_refresh import make_account
 
