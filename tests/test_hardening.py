@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Issue 14, findings 4-8: vendor URLs, connection errors, the FreshBooks handshake, replayed deliveries
 (FreshBooks and Jira) and enumeration — each against the loopback fakes, through the real endpoints."""
 
@@ -17,12 +18,9 @@ from connector.freshbooks import callbacks
 from connector.models import Link
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite
 from tenants.vendor_urls import check_vendor_url
-from tests.fakes.freshbooks import make_fake_freshbooks
 from tests.fakes.freshbooks_callbacks import (
-    add_callback,
     connected_account,
     delivery_fields,
-    install_callback_routes,
     queued,
     run_queued,
     signed_delivery,
@@ -30,7 +28,10 @@ from tests.fakes.freshbooks_callbacks import (
 )
 from tests.fakes.jira import API_TOKEN, EMAIL
 from tests.test_connections import jira_site_form
-from tests.test_jira_webhooks_receive import HOOK_SECRET, link, post_admin, sample
+
+# Fixtures shared with those modules (imported fixtures are used as test arguments: F811 by design).
+from tests.test_freshbooks_webhooks import fb, pending  # noqa: F401
+from tests.test_jira_webhooks_receive import basic_site, link, post_admin, sample  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -152,23 +153,6 @@ def test_connection_errors_never_echo_the_remote_body(staff_client, tenant, fake
 # --- Finding 6: the handshake under forged posts -----------------------------------------------------------
 
 
-@pytest.fixture
-def fb(settings):
-    server = install_callback_routes(make_fake_freshbooks())
-    settings.FRESHBOOKS_API_URL = server.url
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def pending(fb, tenant):
-    account = connected_account(tenant)
-    callback_id = add_callback(fb, "invoice.create", callbacks.webhook_uri())
-    return FreshBooksWebhook.objects.create(
-        account=account, callback_id=callback_id, event="invoice.create", uri=callbacks.webhook_uri()
-    )
-
-
 def forged_handshake(fb, callback_id, n):
     return verification_delivery(fb, callback_id).replace(b"verifier=", f"verifier=forged{n}".encode())
 
@@ -280,14 +264,6 @@ def test_a_processed_freshbooks_delivery_posted_again_is_acknowledged_without_wo
     assert len(queued(PROCESS)) == 2
 
 
-@pytest.fixture
-def admin_site(tenant):
-    return JiraSite.objects.create(
-        tenant=tenant, base_url="https://acme.atlassian.net", email="ops@acme.test", api_token="t",
-        status=ConnectionStatus.CONNECTED, webhook_ids=["7"], webhook_secret=HOOK_SECRET,
-    )  # fmt: skip
-
-
 def key_change(old, new, timestamp):
     body = sample("issue_updated__status.json")
     body["timestamp"] = timestamp
@@ -296,51 +272,51 @@ def key_change(old, new, timestamp):
     return body
 
 
-def test_an_old_signed_jira_delivery_resent_does_not_undo_a_newer_change(client, tenant, admin_site):
+def test_an_old_signed_jira_delivery_resent_does_not_undo_a_newer_change(client, tenant, basic_site):
     row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="FIN-1")
     older, newer = (
         key_change("FIN-1", "OPS-1", 1_700_000_000_000),
         key_change("OPS-1", "FIN-9", 1_700_000_100_000),
     )
-    assert post_admin(client, admin_site, older).status_code == 200
-    assert post_admin(client, admin_site, newer).status_code == 200
+    assert post_admin(client, basic_site, older).status_code == 200
+    assert post_admin(client, basic_site, newer).status_code == 200
     assert Link.objects.get(pk=row.pk).jira_issue_key == "FIN-9"
     # The captured older delivery, re-sent with a fresh (unsigned) identifier header.
-    replay = post_admin(client, admin_site, older, identifier="a-brand-new-identifier")
+    replay = post_admin(client, basic_site, older, identifier="a-brand-new-identifier")
     assert replay.status_code == 200 and replay.json()["status"] == "skipped"
     assert Link.objects.get(pk=row.pk).jira_issue_key == "FIN-9"
 
 
-def test_late_older_delivery_after_a_deletion_changes_nothing(client, tenant, admin_site):
+def test_late_older_delivery_after_a_deletion_changes_nothing(client, tenant, basic_site):
     row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="FIN-1")
     deleted = sample("issue_updated__status.json")
     deleted.update(webhookEvent="jira:issue_deleted", timestamp=1_700_000_200_000)
-    assert post_admin(client, admin_site, deleted).status_code == 200
-    assert post_admin(client, admin_site, key_change("FIN-1", "OPS-1", 1_700_000_000_000)).status_code == 200
+    assert post_admin(client, basic_site, deleted).status_code == 200
+    assert post_admin(client, basic_site, key_change("FIN-1", "OPS-1", 1_700_000_000_000)).status_code == 200
     row.refresh_from_db()
     assert (row.state, row.jira_issue_key) == ("deleted", "FIN-1")
 
 
-def test_a_future_timestamp_cannot_freeze_a_link(client, tenant, admin_site):
+def test_a_future_timestamp_cannot_freeze_a_link(client, tenant, basic_site):
     row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="FIN-1")
     far = int(timezone.now().timestamp() * 1000) + 10 * 365 * 24 * 3600 * 1000
-    post_admin(client, admin_site, key_change("FIN-1", "OPS-1", far))
+    post_admin(client, basic_site, key_change("FIN-1", "OPS-1", far))
     row.refresh_from_db()
     assert row.jira_changed_at < far
     later = int(timezone.now().timestamp() * 1000) + 3_600_000
-    post_admin(client, admin_site, key_change("OPS-1", "FIN-2", later))
+    post_admin(client, basic_site, key_change("OPS-1", "FIN-2", later))
     assert Link.objects.get(pk=row.pk).jira_issue_key == "FIN-2"
 
 
 # --- Finding 8: enumeration and the rejected counter -------------------------------------------------------
 
 
-def test_unknown_jira_site_answers_like_a_bad_signature(client, admin_site):
+def test_unknown_jira_site_answers_like_a_bad_signature(client, basic_site):
     import uuid
 
     body = sample("worklog_deleted.json")
     unknown = post_admin(client, JiraSite(uuid=uuid.uuid4()), body)
-    forged = post_admin(client, admin_site, body, secret="guessed")
+    forged = post_admin(client, basic_site, body, secret="guessed")
     assert unknown.status_code == forged.status_code == 401 and unknown.json() == forged.json()
 
 
