@@ -10,6 +10,9 @@ key. Everything else is acknowledged and recorded as skipped. A repeated
 ``X-Atlassian-Webhook-Identifier`` is acknowledged and not acted on again; since that header is not
 signed, a delivery is also never applied over a newer one: each link keeps the payload ``timestamp``
 (epoch ms, inside the signed body) of the newest delivery applied to it, and older ones change nothing.
+A dynamic delivery's JWT is not bound to its body (no captured token shows a claim such as ``qsh``), so
+before such a delivery changes a link Jira is asked (one GET of the issue) and its answer is applied,
+not the body's: 503 when Jira cannot be asked, so that Jira delivers it again.
 """
 
 import json
@@ -26,8 +29,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit.models import Event
 from connector.jira import webhooks
+from connector.jira.client import JiraClient, JiraError
 from connector.models import Link
 from tenants.models import JiraSite
+from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,7 @@ def dynamic_webhook(request):
     site = webhooks.site_for_webhook_ids(data.get("matchedWebhookIds"), data)
     if site is None:
         return _error(404, "No site registered these webhooks.")
-    return _receive(request, site, data)
+    return _receive(request, site, data, confirm=True)
 
 
 @csrf_exempt
@@ -102,7 +107,7 @@ def admin_webhook(request, site_uuid):
     return _receive(request, site, data)
 
 
-def _receive(request, site, data):
+def _receive(request, site, data, confirm=False):
     if not site.tenant.active:
         return _error(403, "Tenant is inactive.")
     identifier = _text(request.META.get(IDENTIFIER)).strip()
@@ -110,6 +115,15 @@ def _receive(request, site, data):
     delivery_id = f"{site.uuid}:{identifier}" if identifier else ""
     if len(delivery_id) > Event._meta.get_field("delivery_id").max_length:
         return _error(400, "Delivery identifier too long.")
+    try:
+        return _record(site, data, delivery_id, confirm)
+    except Unconfirmed as exc:  # nothing was stored: Jira delivers it again
+        log.warning("Jira delivery %s for %s not confirmed with Jira: %s", identifier, site, exc)
+        return _error(503, "Could not check the delivery with Jira; try again later.")
+
+
+def _record(site, data, delivery_id, confirm):
+    """Store the delivery as an Event and apply it, in one transaction (rolled back by Unconfirmed)."""
     name = _text(data["webhookEvent"])[:64]
     issue, worklog = _dict(data.get("issue")), _dict(data.get("worklog"))
     object_id = _text(worklog.get("id") or issue.get("id"))[:64]
@@ -122,10 +136,10 @@ def _receive(request, site, data):
                     status=Event.Status.PROCESSING, started_at=timezone.now(), attempts=1,
                 )  # fmt: skip
         except IntegrityError:
-            log.info("Jira delivery %s for %s already received", identifier, site)
+            log.info("Jira delivery %s for %s already received", delivery_id, site)
             return JsonResponse({"ok": True, "duplicate": True})
         handler = HANDLERS.get(name)
-        changed = handler(site, data, _timestamp(data)) if handler else 0
+        changed = handler(site, data, _timestamp(data), confirm) if handler else 0
         event.status = Event.Status.SUCCEEDED if changed else Event.Status.SKIPPED
         event.status_detail = (
             f"{changed} link(s) updated."
@@ -135,6 +149,27 @@ def _receive(request, site, data):
         event.finished_at = timezone.now()
         event.save(update_fields=["status", "status_detail", "finished_at"])
     return JsonResponse({"ok": True, "event": event.pk, "status": event.status})
+
+
+class Unconfirmed(Exception):
+    """Jira could not be asked about a delivery that would change a link."""
+
+
+def _no_wait(_seconds):
+    """The sender waits for the answer: no backoff sleeps."""
+
+
+def _jira_issue(site, issue_id):
+    """The issue as Jira shows it now (with its ``key``), or None when Jira says it does not exist.
+
+    Raises Unconfirmed when Jira cannot be asked (network, 5xx, 429, a refused or lapsed grant).
+    """
+    if not issue_id:
+        return None
+    try:
+        return JiraClient(site, actor="jira-webhook", sleep=_no_wait).get_issue(issue_id, fields=("summary",))
+    except (JiraError, ReconnectRequired, TokenRefreshError) as exc:
+        raise Unconfirmed(str(exc)) from exc
 
 
 def _dict(value):
@@ -178,23 +213,28 @@ def _issue_links(site, issue_id, key):
     return Link.objects.filter(match, tenant=site.tenant)
 
 
-def issue_deleted(site, data, timestamp=None):
-    """The issue is gone, and with it every worklog the connector logged on it."""
+def issue_deleted(site, data, timestamp=None, confirm=False):
+    """The issue is gone, and with it every worklog the connector logged on it (with `confirm`: only when Jira
+    says so too)."""
     issue = _dict(data.get("issue"))
-    links = _issue_links(site, _text(issue.get("id")), _text(issue.get("key")))
-    return _apply(links.exclude(state__in=GONE), timestamp, state=Link.State.DELETED)
+    issue_id = _text(issue.get("id"))
+    links = _issue_links(site, issue_id, _text(issue.get("key"))).exclude(state__in=GONE)
+    if confirm and links.exists() and _jira_issue(site, issue_id) is not None:
+        return 0
+    return _apply(links, timestamp, state=Link.State.DELETED)
 
 
-def worklog_deleted(site, data, timestamp=None):
+def worklog_deleted(site, data, timestamp=None, confirm=False):
     worklog_id = _text(_dict(data.get("worklog")).get("id"))
-    if not worklog_id:
+    if not worklog_id or confirm:  # dynamic webhooks carry no worklog events: such a body is not Jira's
         return 0
     links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
     return _apply(links.exclude(state__in=GONE), timestamp, state=Link.State.DELETED)
 
 
-def issue_updated(site, data, timestamp=None):
-    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key)."""
+def issue_updated(site, data, timestamp=None, confirm=False):
+    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key;
+    with `confirm`, the key Jira shows now)."""
     issue = _dict(data.get("issue"))
     issue_id, key = _text(issue.get("id")), _text(issue.get("key"))
     items = _dict(data.get("changelog")).get("items")
@@ -209,8 +249,12 @@ def issue_updated(site, data, timestamp=None):
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if old_keys:
         match |= Q(jira_issue_id="", jira_issue_key__in=old_keys)
-    links = Link.objects.filter(match, tenant=site.tenant).exclude(jira_issue_key=key)
-    return _apply(links, timestamp, jira_issue_key=key)
+    links = Link.objects.filter(match, tenant=site.tenant)
+    if confirm and links.exclude(jira_issue_key=key).exists():
+        key = _text((_jira_issue(site, issue_id) or {}).get("key"))
+        if not key or len(key) > 32:
+            return 0
+    return _apply(links.exclude(jira_issue_key=key), timestamp, jira_issue_key=key)
 
 
 HANDLERS = {

@@ -31,7 +31,17 @@ from tests.test_connections import jira_site_form
 
 # Fixtures shared with those modules (imported fixtures are used as test arguments: F811 by design).
 from tests.test_freshbooks_webhooks import fb, pending  # noqa: F401
-from tests.test_jira_webhooks_receive import basic_site, link, post_admin, sample  # noqa: F401
+from tests.test_jira_webhooks_receive import (  # noqa: F401
+    basic_site,
+    client_secret,
+    gateway,
+    issue_deleted_sample,
+    link,
+    oauth_site,
+    post_admin,
+    post_dynamic,
+    sample,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -306,6 +316,43 @@ def test_a_future_timestamp_cannot_freeze_a_link(client, tenant, basic_site):
     later = int(timezone.now().timestamp() * 1000) + 3_600_000
     post_admin(client, basic_site, key_change("OPS-1", "FIN-2", later))
     assert Link.objects.get(pk=row.pk).jira_issue_key == "FIN-2"
+
+
+def add_gateway_issue(gateway, issue_id, key):
+    gateway.state["issues"][key] = {"id": issue_id, "key": key, "fields": {"summary": key}, "properties": {},
+                                    "hidden_searches": 0, "created": 0}  # fmt: skip
+
+
+def test_a_dynamic_delivery_is_checked_with_jira_before_it_changes_a_link(
+    client, tenant, oauth_site, gateway
+):
+    """A captured JWT paired with a forged body (the token does not bind the body): Jira's answer counts."""
+    row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="TEST-1")
+    add_gateway_issue(gateway, "10000", "TEST-1")  # the issue still exists in Jira
+    forged = issue_deleted_sample() | {"matchedWebhookIds": [1001]}
+    assert post_dynamic(client, forged).json()["status"] == "skipped"
+    assert Link.objects.get(pk=row.pk).state == "created"
+
+    renamed = sample("issue_updated__status.json") | {"matchedWebhookIds": [1001]}
+    renamed["issue"]["key"] = "EVIL-1"
+    assert post_dynamic(client, renamed).status_code == 200
+    assert Link.objects.get(pk=row.pk).jira_issue_key == "TEST-1", "Jira still calls it TEST-1"
+    gateway.state["issues"]["FIN-5"] = gateway.state["issues"].pop("TEST-1") | {
+        "key": "FIN-5"
+    }  # really moved
+    assert post_dynamic(client, renamed).status_code == 200
+    assert Link.objects.get(pk=row.pk).jira_issue_key == "FIN-5", "the key Jira shows, not the body's"
+    assert all(call.headers["authorization"] == "Bearer gateway-access-token" for call in gateway.calls())
+
+
+def test_a_dynamic_delivery_jira_cannot_confirm_is_refused_for_a_retry(client, tenant, oauth_site, gateway):
+    row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="TEST-1")
+    gateway.state["fail_next"] = [("GET", r"issue/10000", 500)] * 3
+    response = post_dynamic(client, issue_deleted_sample() | {"matchedWebhookIds": [1001]})
+    assert response.status_code == 503
+    assert Link.objects.get(pk=row.pk).state == "created" and not Event.objects.exists(), "stored nothing"
+    assert post_dynamic(client, issue_deleted_sample() | {"matchedWebhookIds": [1001]}).status_code == 200
+    assert Link.objects.get(pk=row.pk).state == "deleted", "Jira confirms on the retry: gone"
 
 
 # --- Finding 8: enumeration and the rejected counter -------------------------------------------------------
