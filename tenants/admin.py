@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from connector.defaults import create_default_mappings
+from tenants import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.secrets import SecretFieldsAdmin, SecretFieldsForm, masked, masked_display

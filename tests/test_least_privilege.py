@@ -416,3 +416,21 @@ def test_issue_13_sensitive_audit_data_needs_its_permission(client, world, djang
     )
     shown = client.get(pages[0]).content.decode() + client.get(pages[1]).content.decode()
     assert all(value in shown for value in SENSITIVE.values())
+
+
+def test_resubmitting_queue_tasks_needs_change_permission(client, db, django_user_model):
+    from django_q.models import Task
+
+    failed = Task.objects.create(
+        id="a" * 32, name="failed-one", func="connector.tasks.process_event", args=(1,), kwargs={},
+        started=timezone.now(), stopped=timezone.now(), success=False,
+    )  # fmt: skip
+    form = {"action": "resubmit_task", "_selected_action": [failed.pk], "index": 0}
+    url = reverse("admin:django_q_failure_changelist")
+    client.force_login(staff_with(django_user_model, "django_q.view_failure", name="watcher"))
+    assert client.get(url).status_code == 200
+    client.post(url, form)
+    assert not OrmQ.objects.exists() and Task.objects.filter(pk=failed.pk).exists()
+    client.force_login(staff_with(django_user_model, "django_q.view_failure", "django_q.change_failure"))
+    client.post(url, form)
+    assert OrmQ.objects.count() == 1
