@@ -402,3 +402,10 @@ def test_a_refused_token_refresh_shows_the_error_code_not_the_vendor_text(tenant
         tokens.access_token(account)
     account.refresh_from_db()
     assert "invalid_grant" in account.last_error and remote not in account.last_error
+
+
+@pytest.mark.parametrize("ids", [["１００１"], ["١٠٠١"], [" 1001 "], [True]])
+def test_webhook_ids_are_ascii_digits_only(client, tenant, oauth_site, ids):
+    row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="TEST-1")
+    response = post_dynamic(client, issue_deleted_sample() | {"matchedWebhookIds": ids})
+    assert response.status_code == 404 and Link.objects.get(pk=row.pk).state == "created"
