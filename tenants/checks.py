@@ -9,18 +9,17 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from connector.freshbooks.client import FreshBooksClient, FreshBooksError
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import ConnectorError, FreshBooksError, JiraError, VendorError
+from connector.freshbooks.client import FreshBooksClient
+from connector.jira.client import JiraClient
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 from tenants.vendor_urls import check_vendor_url
 
 LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
 OK, FAIL = "ok", "FAIL"
-CONNECTION_ERRORS = (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError)
 
 
-class CheckError(Exception):
+class CheckError(ConnectorError):
     """A connection check failed; the message is one line an operator can act on."""
 
 
@@ -136,7 +135,7 @@ def check_freshbooks(tenant):
             client.request(
                 "GET", LIST_CLIENTS.format(account_id=account.account_id), params={"page": 1, "per_page": 1}
             )
-        except (CheckError, *CONNECTION_ERRORS) as exc:
+        except ConnectorError as exc:  # CheckError or a vendor error
             results.append(Result(tenant.slug, "freshbooks", FAIL, f"{label}: {failure(exc)}"))
             continue
         results.append(Result(tenant.slug, "freshbooks", OK, f"{label} as {me.get('email') or 'user'}"))
@@ -149,7 +148,7 @@ def check_jira(tenant):
         return [Result(tenant.slug, "jira", FAIL, "no Jira site")]
     try:
         me = JiraClient(site, actor="check", sleep=_no_sleep).myself() or {}
-    except CONNECTION_ERRORS as exc:
+    except VendorError as exc:
         return [Result(tenant.slug, "jira", FAIL, f"{site}: {failure(exc)}")]
     results = [Result(tenant.slug, "jira", OK, f"{site} as {me.get('displayName') or me.get('name') or '?'}")]
     wanted = {}
@@ -160,7 +159,7 @@ def check_jira(tenant):
     for project_key, issue_types in sorted(wanted.items()):
         try:
             check_jira_project(site, project_key, issue_types)
-        except (CheckError, *CONNECTION_ERRORS) as exc:
+        except ConnectorError as exc:  # CheckError or a vendor error
             results.append(Result(tenant.slug, "jira", FAIL, str(exc)))
         else:
             types = ", ".join(sorted(issue_types))

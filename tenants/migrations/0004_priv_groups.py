@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("tenants", "0003_priv_permissions"),
-        ("connector", "0002_priv_link_jira_changed_at"),
+        ("connector", "0003_priv_link_jira_changed_at"),
         ("audit", "0002_priv_permissions_replay_hash"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]

@@ -1,14 +1,15 @@
 """POST /webhooks/freshbooks/: signed FreshBooks deliveries in, audit events out, processing enqueued.
 
 The request does no call to FreshBooks or Jira: it checks the delivery, stores an encrypted
-audit.Event in one short transaction and enqueues `connector.tasks.process_event` after commit.
+audit.Event in one short transaction and enqueues `connector.tasks.process_event` with it.
 
-Answers: 200 stored (or duplicate of an event still queued/processing, stored but not enqueued; or a
-replay: the same signed delivery already received within WEBHOOK_REPLAY_WINDOW, acknowledged and not
-stored or processed again); 400 malformed form, missing, over-long or non-numeric fields; 401 missing or
-wrong signature, or unknown account (the same answer: an unsigned caller cannot tell them apart; counted
-on a known account at most once a second); 403 the tenant is inactive; 404 unknown callback (handshake);
-405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
+Answers (errors as ``{"error": ...}``, connector.endpoints.base): 200 stored (or duplicate of an event still
+queued/processing, stored but not enqueued; or a replay: the same signed delivery already received within
+WEBHOOK_REPLAY_WINDOW, acknowledged and neither stored nor processed again); 400 malformed form, missing,
+over-long or non-numeric fields, or an event no kind declares (connector.kinds); 401 missing or wrong
+signature, or unknown account (the same answer: an unsigned caller cannot tell them apart; counted on a known
+account at most once a second); 403 the tenant is inactive; 404 unknown callback (handshake: also for an
+unknown account or an inactive tenant); 405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
 import functools
@@ -25,12 +26,10 @@ from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.models import Event
+from connector import kinds
+from connector.endpoints.base import InboundEndpoint, Refused
 from connector.freshbooks import callbacks
 from connector.freshbooks import signature as fb_signature
 from tenants.models import FreshBooksAccount, FreshBooksWebhook
@@ -46,20 +45,7 @@ FRESHBOOKS_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() a
 MAX_REJECTED = 2**31 - 1  # the counter saturates instead of overflowing the column
 BAD_SIGNATURE = "Missing or invalid X-FreshBooks-Hmac-SHA256 signature."
 FORM = "application/x-www-form-urlencoded"
-
-
-class AlwaysJSON(BaseContentNegotiation):
-    """Answer JSON whatever the Accept header says (a webhook sender does not negotiate)."""
-
-    def select_parser(self, request, parsers):
-        return None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-def _error(status, detail):
-    return Response({"detail": detail}, status=status)
+CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 
 def _lock_key(*parts):
@@ -68,54 +54,43 @@ def _lock_key(*parts):
     return int.from_bytes(digest, "big", signed=True)
 
 
-class FreshBooksWebhookView(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    parser_classes = []
-    content_negotiation_class = AlwaysJSON
-    throttle_classes = []
+class FreshBooksWebhookView(InboundEndpoint):
+    sender = "FreshBooks"
+    content_type = FORM
 
-    def post(self, request):
-        raw = request._request  # the Django request: the body is read here, not by a DRF parser
-        limit = settings.WEBHOOK_MAX_BODY
-        try:
-            declared = int(raw.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
-        if raw.content_type != FORM or raw.content_params.get("charset", "utf-8").lower() not in (
-            "utf-8",
-            "utf8",
-            "us-ascii",
-            "ascii",
-        ):
-            return _error(415, f"Expected {FORM}.")
-        try:
-            body = raw.read(limit + 1)
-        except OSError:  # the sender went away mid-body (Django's UnreadablePostError)
-            return _error(400, "Incomplete body.")
-        if len(body) > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
+    def accepts(self, request):
+        charset = request.content_params.get("charset", "utf-8").lower()
+        return request.content_type == FORM and charset in CHARSETS
+
+    def parse(self, request, body, **kwargs):
+        """The form's fields in body order (FreshBooks signs them in that order) and the signature header."""
         try:
             fields = fb_signature.parse_form(body)
         except fb_signature.MalformedForm as exc:
-            return _error(400, f"Malformed form body: {exc}")
+            raise Refused(400, f"Malformed form body: {exc}") from None
         missing = [name for name in REQUIRED if not fields.get(name)]
         if missing:
-            return _error(400, f"Missing fields: {', '.join(missing)}.")
+            raise Refused(400, f"Missing fields: {', '.join(missing)}.")
         clear = (*REQUIRED, "business_id")
         too_long = [k for k in clear if len(fields.get(k, "")) > MAX_LENGTH]
         too_long += [k for k, v in fields.items() if k not in clear and len(v) > MAX_FIELD_LENGTH]
         if too_long:
-            return _error(400, f"Fields too long: {', '.join(too_long[:10])}.")
+            raise Refused(400, f"Fields too long: {', '.join(too_long[:10])}.")
         if not FRESHBOOKS_ID.fullmatch(fields["object_id"]):
-            return _error(400, "object_id must be a FreshBooks id (ASCII digits).")
+            raise Refused(400, "object_id must be a FreshBooks id (ASCII digits).")
+        if fields["name"] != "callback.verify" and kinds.kind_for(fields["name"]) is None:
+            raise Refused(
+                400, f"Unknown event {fields['name']}: no FreshBooks kind of the connector declares it."
+            )
+        return fields, request.headers.get(fb_signature.HEADER, "")
+
+    def verify(self, request, delivery):
+        """The account's verified callback for the event (or its parent event) must have signed it.
+
+        `callback.verify` is the handshake instead: answered here, nothing stored as an event."""
+        fields, given_signature = delivery
         if fields["name"] == "callback.verify":
             return self.handshake(fields)
-        return self.delivery(fields, raw.headers.get(fb_signature.HEADER, ""))
-
-    def delivery(self, fields, given_signature):
         name, account_id = fields["name"], fields["account_id"]
         business_id = fields.get("business_id", "")
         # The event's own callback or its parent's ("invoice" for "invoice.create").
@@ -129,48 +104,52 @@ class FreshBooksWebhookView(APIView):
         if not signed:  # unknown account, no verified callback or a bad signature: one answer for all
             if accounts:
                 _count_rejected(accounts)
-            return _error(401, BAD_SIGNATURE)
+            raise Refused(401, BAD_SIGNATURE)
         if len(signed) > 1:
-            return _error(400, "Several accounts match this account_id: business_id is required.")
+            raise Refused(400, "Several accounts match this account_id: business_id is required.")
         account_pk = signed.pop()
-        hooks = [hook for hook in hooks if hook[1] == account_pk]
-        _, _, account_business_id, tenant_pk, tenant_active = hooks[0]
+        _, _, account_business_id, tenant_pk, tenant_active = next(h for h in hooks if h[1] == account_pk)
         if not tenant_active:
-            return _error(403, "This tenant is inactive.")
-        object_id = fields["object_id"]
-        body_hash = hashlib.sha256(f"{account_pk}\n{fb_signature.message(fields)}".encode()).hexdigest()
-        with transaction.atomic():
-            original = _open_event(
-                tenant_pk, name, object_id
-            )  # (holds the lock for this object's deliveries)
-            replayed = _replayed(body_hash)
-            if replayed:
-                return Response({"status": "replay", "event": replayed})
-            event = Event.objects.create(
-                source=Event.Source.FRESHBOOKS,
-                tenant_id=tenant_pk,
-                name=name,
-                object_id=object_id,
-                account_id=account_id,
-                business_id=business_id or account_business_id,
-                payload=fields,
-                body_hash=body_hash,
-                status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
-                duplicate_of_id=original,
-            )
-            if original is None:
-                _enqueue_on_commit(PROCESS_TASK, event.pk)
+            raise Refused(403, "This tenant is inactive.")
+        self.tenant_pk, self.account_business_id = tenant_pk, account_business_id
+        self.body_hash = hashlib.sha256(f"{account_pk}\n{fb_signature.message(fields)}".encode()).hexdigest()
+        return None
+
+    def deduplicate(self, delivery):
+        """An event still open for the same object (holding its lock), and any replay of this very delivery."""
+        fields, _ = delivery
+        original = _open_event(self.tenant_pk, fields["name"], fields["object_id"])
+        self.replay_of = _replayed(self.body_hash)
+        return original
+
+    def store(self, delivery, original):
+        fields, _ = delivery
+        if self.replay_of:  # the same signed delivery again: acknowledged, no new event, no new work
+            return {"status": "replay", "event": self.replay_of}
+        event = Event.objects.create(
+            source=Event.Source.FRESHBOOKS,
+            tenant_id=self.tenant_pk,
+            name=fields["name"],
+            object_id=fields["object_id"],
+            account_id=fields["account_id"],
+            business_id=fields.get("business_id", "") or self.account_business_id,
+            payload=fields,
+            body_hash=self.body_hash,
+            status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
+            duplicate_of_id=original,
+        )
         if original:
-            return Response({"status": "duplicate", "event": event.pk, "duplicate_of": original})
-        return Response({"status": "queued", "event": event.pk})
+            return {"status": "duplicate", "event": event.pk, "duplicate_of": original}
+        _enqueue_on_commit(PROCESS_TASK, event.pk)
+        return {"status": "queued", "event": event.pk}
 
     def handshake(self, fields):
         """name=callback.verify: keep the verifier (encrypted) and confirm it with FreshBooks after commit."""
         verifier, callback_id = fields.get("verifier", ""), fields["object_id"]
         if not verifier:
-            return _error(400, "Missing fields: verifier.")
+            raise Refused(400, "Missing fields: verifier.")
         if len(verifier) > MAX_VERIFIER_LENGTH:
-            return _error(400, "Fields too long: verifier.")
+            raise Refused(400, "Fields too long: verifier.")
         accounts = self._accounts(fields["account_id"], fields.get("business_id", ""))
         with transaction.atomic():
             hook = (
@@ -180,12 +159,12 @@ class FreshBooksWebhookView(APIView):
                 .first()
             )
             if hook is None:  # unknown account, unknown callback or inactive tenant: one answer
-                return _error(404, "Unknown callback: run register_webhooks, then resend verification.")
+                raise Refused(404, "Unknown callback: run register_webhooks, then resend verification.")
             stored = callbacks.store_verifier(hook, verifier)
             if stored:
                 _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
         status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
-        return Response({"status": status, "callback": hook.callback_id})
+        return {"status": status, "callback": hook.callback_id}
 
     @staticmethod
     def _accounts(account_id, business_id):
