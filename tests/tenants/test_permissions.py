@@ -181,6 +181,9 @@ def test_every_admin_page_action_and_connect_view_by_role(client, world, users, 
                 args = [] if page in ("changelist", "add") else [obj.pk]
                 response = visit(role, client.get(reverse(f"admin:{app}_{name}_{page}", args=args)))
                 assert response.status_code == page_status(role, obj, page), (role, name, page)
+            if role != "administrator":  # a view-only page cannot be posted to either
+                change = reverse(f"admin:{app}_{name}_change", args=[obj.pk])
+                assert client.post(change, {}).status_code == 403, (role, name)
             # Actions: exactly the expected ones are offered; the others are refused when posted anyway.
             changelist = reverse(f"admin:{app}_{name}_changelist")
             allowed = {action for action, roles in ACTIONS[name].items() if role in roles}
@@ -197,6 +200,11 @@ def test_every_admin_page_action_and_connect_view_by_role(client, world, users, 
                     assert "No action selected." in messages_in(response), (role, name, action)
                 else:  # no action form at all: the post is just the list again
                     assert response.status_code == 200 and not messages_in(response), (role, name, action)
+
+        # The task queue's pages (django-q2): the administrator's only.
+        for name in ("success", "failure", "schedule", "ormq"):
+            response = visit(role, client.get(reverse(f"admin:django_q_{name}_changelist")))
+            assert response.status_code == (200 if role == "administrator" else 403), (role, name)
 
         # Custom admin views.
         replayed = visit(role, client.post(reverse("admin:audit_event_replay", args=[event.pk])))
