@@ -32,18 +32,22 @@ __all__ = ["JiraClient", "JiraError", "error_message"]
 
 
 def error_message(response):
-    """Jira's errorMessages and per-field errors, readable in one line."""
+    """Jira's errorMessages and per-field errors, readable in one line; "HTTP <status>" when the answer is not
+    Jira's error shape. Never the raw answer: it is shown to users (connection checks, webhook status), and a
+    site URL pointed at some other server must not reveal what that server says (the Attempt keeps it,
+    encrypted, for users who may see it)."""
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "").strip()[:300] or f"HTTP {response.status_code}"
+        body = None
     if not isinstance(body, dict):
-        return str(body)[:300]
-    parts = list(body.get("errorMessages") or [])
-    parts += [f"{field}: {message}" for field, message in (body.get("errors") or {}).items()]
-    if body.get("message"):
-        parts.append(str(body["message"]))
-    return "; ".join(parts) or str(body)[:300]
+        return f"HTTP {response.status_code}"
+    parts = [str(m) for m in body.get("errorMessages") or [] if isinstance(m, str)]
+    errors = body.get("errors")
+    parts += [f"{field}: {message}" for field, message in (errors if isinstance(errors, dict) else {}).items()]
+    if isinstance(body.get("message"), str):
+        parts.append(body["message"])
+    return ("; ".join(parts) or f"HTTP {response.status_code}")[:500]
 
 
 class JiraClient:

@@ -133,3 +133,15 @@ def test_a_refused_token_refresh_shows_the_error_code_not_the_vendor_text(tenant
         tokens.access_token(account)
     account.refresh_from_db()
     assert "invalid_grant" in account.last_error and remote not in account.last_error
+
+
+def test_a_non_jira_answer_never_reaches_the_webhook_status(tenant, fake_jira, api_token_site):
+    from connector.jira import registration
+
+    internal = "<html>INTERNAL: intranet admin console, build 4.2</html>"
+    fake_jira.state["fail_next"] = [
+        {"method": "GET", "path": "/rest/webhooks", "status": 502, "body": internal}
+    ] * 3
+    assert not registration.register(api_token_site, actor="test")
+    api_token_site.refresh_from_db()
+    assert "502" in api_token_site.webhook_error and "INTERNAL" not in api_token_site.webhook_error
