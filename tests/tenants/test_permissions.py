@@ -442,3 +442,36 @@ def test_resubmitting_queue_tasks_needs_change_permission(client, db, django_use
     client.force_login(staff_with(django_user_model, "django_q.view_failure", "django_q.change_failure"))
     client.post(url, form)
     assert OrmQ.objects.count() == 1
+
+
+def test_issue_13_action_results_show_no_sensitive_data_without_the_permission(
+    client, world, django_user_model
+):
+    """A user who may replay and roll back, but not view sensitive data: pages, the attempts inline, the
+    action results and the rollback confirmation carry metadata only."""
+    event = world["event"]
+    client.force_login(
+        staff_with(
+            django_user_model,
+            "audit.view_event",
+            "audit.view_attempt",
+            "audit.replay_event",
+            "audit.rollback_event",
+        )  # fmt: skip
+    )
+    changelist = reverse("admin:audit_event_changelist")
+    responses = [
+        client.get(reverse("admin:audit_event_change", args=[event.pk])),  # with the attempts inline
+        client.post(
+            changelist, {"action": "replay_selected", "_selected_action": [event.pk], "index": 0}, follow=True
+        ),
+        client.post(changelist, {"action": "rollback_selected", "_selected_action": [event.pk], "index": 0}),
+        client.get(reverse("admin:audit_event_rollback", args=[event.pk])),
+        client.get(reverse("admin:audit_attempt_change", args=[world["attempt"].pk])),
+    ]
+    assert "Queued 1 event(s) for replay" in responses[1].content.decode()
+    assert "Roll back events?" in responses[2].content.decode()
+    for response in responses:
+        body = response.content.decode()
+        assert response.status_code == 200
+        assert not [name for name, value in SENSITIVE.items() if value in body]
