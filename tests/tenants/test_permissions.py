@@ -475,3 +475,16 @@ def test_issue_13_action_results_show_no_sensitive_data_without_the_permission(
         body = response.content.decode()
         assert response.status_code == 200
         assert not [name for name, value in SENSITIVE.items() if value in body]
+
+
+def test_finding_3_the_choice_rechecks_the_permissions(client, tenant, fb_auth, django_user_model):
+    from tests.tenants.test_views import TWO_BUSINESSES, start, vendor_page_link
+
+    fb_auth.state["memberships"] = TWO_BUSINESSES
+    user = staff_with(django_user_model, "tenants.change_tenant", "tenants.add_freshbooksaccount")
+    client.force_login(user)
+    page = client.get(*vendor_page_link(start(client, "freshbooks"), "approve"))
+    assert page.status_code == 200 and "Bayern Corporation" in page.content.decode()
+    user.user_permissions.clear()  # withdrawn while the choice page is open
+    response = client.post("/oauth/freshbooks/choose/", {"choice": "438000"})
+    assert response.status_code == 403 and not FreshBooksAccount.objects.exists()
