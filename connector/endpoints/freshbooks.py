@@ -118,8 +118,9 @@ class FreshBooksWebhookView(InboundEndpoint):
     def deduplicate(self, delivery):
         """An event still open for the same object (holding its lock), and any replay of this very delivery."""
         fields, _ = delivery
-        original = _open_event(self.tenant_pk, fields["name"], fields["object_id"])
-        self.replay_of = _replayed(self.body_hash)
+        original, self.replay_of = _earlier_events(
+            self.tenant_pk, fields["name"], fields["object_id"], self.body_hash
+        )
         return original
 
     def store(self, delivery, original):
@@ -189,13 +190,6 @@ def _count_rejected(account_pks):
     )
 
 
-def _replayed(body_hash):
-    """The id of an event with the same signed delivery received within WEBHOOK_REPLAY_WINDOW, else None."""
-    since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
-    found = Event.objects.filter(body_hash=body_hash, received_at__gte=since).values_list("pk", flat=True)
-    return found.first()
-
-
 def _enqueue(func, pk):
     """Hand the task to the broker; the event stays queued (and visible) if the broker is down."""
     try:
@@ -252,23 +246,26 @@ _CALLBACKS_SQL = (
 )
 
 
-def _open_event(tenant_pk, name, object_id):
-    """The id of an event for the same object still queued or processing, else None.
+def _earlier_events(tenant_pk, name, object_id, body_hash):
+    """(id of an event for the same object still queued or processing, id of an event with this very signed
+    delivery received within WEBHOOK_REPLAY_WINDOW), each None when there is none: one round trip.
 
     On PostgreSQL a transaction-scoped advisory lock on (tenant, name, object id) makes a concurrent
-    identical delivery wait until this transaction commits, so it sees this event and is recorded as
-    its duplicate (SQLite serialises write transactions anyway).
+    delivery for the same object wait until this transaction commits, so it sees this event and is recorded
+    as its duplicate, or as its replay (SQLite serialises write transactions anyway).
     """
+    since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
+    since = connection.ops.adapt_datetimefield_value(since)  # as the column stores it (raw SQL)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(str(tenant_pk), name, object_id)])
         cursor.execute(
-            "SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
-            " AND status IN (%s, %s) ORDER BY id LIMIT 1",
-            [tenant_pk, name, object_id, Event.Status.QUEUED, Event.Status.PROCESSING],
+            "SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
+            " AND status IN (%s, %s) ORDER BY id LIMIT 1),"
+            " (SELECT id FROM audit_event WHERE body_hash = %s AND received_at >= %s ORDER BY id LIMIT 1)",
+            [tenant_pk, name, object_id, Event.Status.QUEUED, Event.Status.PROCESSING, body_hash, since],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        return cursor.fetchone()
 
 
 freshbooks_webhook = FreshBooksWebhookView.as_view()

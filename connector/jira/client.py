@@ -44,7 +44,9 @@ def error_message(response):
         return f"HTTP {response.status_code}"
     parts = [str(m) for m in body.get("errorMessages") or [] if isinstance(m, str)]
     errors = body.get("errors")
-    parts += [f"{field}: {message}" for field, message in (errors if isinstance(errors, dict) else {}).items()]
+    parts += [
+        f"{field}: {message}" for field, message in (errors if isinstance(errors, dict) else {}).items()
+    ]
     if isinstance(body.get("message"), str):
         parts.append(body["message"])
     return ("; ".join(parts) or f"HTTP {response.status_code}")[:500]
