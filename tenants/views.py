@@ -3,11 +3,12 @@ driven by the declarative providers (tenants.oauth.PROVIDERS, by the URL's vendo
 
 Every step needs a staff user who may change the tenant and its connection (`may_connect`). GET
 connect/<slug>/ is a confirmation page whose button POSTs (CSRF-protected) to the same URL; that POST
-stores a random `state` in the operator's session, bound to the tenant, and redirects to the vendor. The callback takes that state out of the session (single use), checks its age (10 minutes)
-and compares it in constant time, exchanges the code, lets the provider discover the businesses or sites
-and save the connection in one transaction. Several choices → a choice page; the token waits for the
-choice encrypted in the session for at most 10 minutes. Any failure ends on a clear page plus an admin
-message, and nothing is saved.
+stores a random `state` in the operator's session, bound to the tenant, and redirects to the vendor. The
+callback takes that state out of the session (single use), checks its age (10 minutes) and compares it in
+constant time, exchanges the code, lets the provider discover the businesses or sites and save the
+connection in one transaction. Several choices → a choice page; the token waits for the choice encrypted
+in the session for at most 10 minutes. Any failure ends on a clear page plus an admin message, and nothing
+is saved.
 """
 
 import hmac
