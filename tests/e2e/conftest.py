@@ -7,12 +7,12 @@ OAuth pages, registers the webhooks (FreshBooks' callback.verify handshake is an
 by the worker), then FreshBooks' signed deliveries reach the web and the worker writes to Jira.
 """
 
+import io
 import os
 import re
 import threading
 import time
 from html import unescape
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -114,13 +114,15 @@ class Stack:
         href = unescape(re.search(r'id="approve"[^>]* data-href="([^"]+)"', consent.text).group(1))
         assert href.startswith(self.url + "/oauth/freshbooks/callback/"), href
         done = session.get(href, allow_redirects=False, timeout=30)
-        assert done.status_code == 302 and "/admin/tenants/tenant/" in done.headers["Location"], done.text[:500]
+        assert done.status_code == 302 and "/admin/tenants/tenant/" in done.headers["Location"], done.text[
+            :500
+        ]
         return FreshBooksAccount.objects.get(tenant=self.tenant)
 
     def register_webhooks(self):
         """`register_webhooks`, then FreshBooks' callback.verify to each new callback's uri; waits until the
         worker has confirmed every verifier with FreshBooks."""
-        call_command("register_webhooks", tenant=self.tenant.slug, stdout=open("/dev/null", "w"))
+        call_command("register_webhooks", tenant=self.tenant.slug, stdout=io.StringIO())
         callbacks = dict(self.fb.state["callbacks"])
         assert callbacks, "register_webhooks created no callback"
         for callback_id, callback in callbacks.items():
@@ -130,7 +132,9 @@ class Stack:
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )  # fmt: skip
             assert answer.status_code == 200, answer.text
-        wait_until(lambda: all(c["verified"] for c in self.fb.state["callbacks"].values()), 30, "verified callbacks")
+        wait_until(
+            lambda: all(c["verified"] for c in self.fb.state["callbacks"].values()), 30, "verified callbacks"
+        )
         return callbacks
 
     def verifier(self, event):
@@ -143,7 +147,11 @@ class Stack:
         fields = {"name": name, "object_id": str(object_id), "account_id": ACCOUNT_ID,
                   "business_id": BUSINESS_ID, "identity_id": "1234", "user_id": "1"}  # fmt: skip
         body, headers = signed_delivery(fields, self.verifier(name))
-        return body, {**headers, "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "FreshHooks"}
+        return body, {
+            **headers,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "FreshHooks",
+        }
 
     def deliver(self, name, object_id, session=None, retry_seconds=0.0):
         """POST one signed delivery; with `retry_seconds`, retried like FreshBooks on errors until a 200."""
@@ -169,11 +177,12 @@ class Stack:
                 return None
             return events if all(e.status in FINAL for e in events) else None
 
-        return wait_until(done, timeout, "events processed", lambda: (self.worker and self.worker.log_text()))
+        return wait_until(done, timeout, "events processed", lambda: self.worker and self.worker.log_text())
 
     def issues(self):
+        """The issues the connector created (marked with its issue property)."""
         with self.jira.lock:
-            return [i for i in self.jira.state["issues"].values() if i["key"] != "FIN-7"]
+            return [i for i in self.jira.state["issues"].values() if "ml-connector" in i["properties"]]
 
     def worklogs(self):
         with self.jira.lock:

@@ -5,6 +5,7 @@ bin directory first on PATH (so `gunicorn` and `python` are the virtualenv's), i
 Used by the end-to-end tests (tests/e2e) and the benchmarks (tests/bench). Loopback only.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -86,7 +87,10 @@ class Process:
     def start(self):
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         bin_dir = str(Path(sys.executable).parent)
-        env = {**self.env, "PATH": os.pathsep.join([bin_dir, self.env.get("PATH", os.environ.get("PATH", ""))])}
+        env = {
+            **self.env,
+            "PATH": os.pathsep.join([bin_dir, self.env.get("PATH", os.environ.get("PATH", ""))]),
+        }
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
                 ["bash", "-c", "exec " + procfile()[self.name]], cwd=ROOT, env=env, stdout=log,
@@ -127,10 +131,8 @@ class Process:
         return took
 
     def _signal_group(self, sig):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def log_text(self, last=4000):
         try:
@@ -168,7 +170,9 @@ def wait_http(url, process, timeout=30.0):
 
 
 def start_web(env, log_path, port, workers=2, timeout=30.0):
-    web = Process("web", {**env, "WEB_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": str(workers)}, log_path).start()
+    web = Process(
+        "web", {**env, "WEB_BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": str(workers)}, log_path
+    ).start()
     wait_http(f"http://{HOST}:{port}/healthz/", web, timeout)
     return web
 

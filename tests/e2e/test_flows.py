@@ -12,14 +12,17 @@ from tests.e2e.processes import ROOT
 
 
 def test_connect_register_and_deliver_duplicates_and_concurrent_ones(make_stack, jira, jira_tenant):
-    WorklogRule.objects.create(tenant=jira_tenant, match_kind="project", match_value="654321", issue_key="FIN-7")
+    WorklogRule.objects.create(
+        tenant=jira_tenant, match_kind="project", match_value="654321", issue_key="FIN-7"
+    )
     jira.state["issues"]["FIN-7"] = {"id": "30001", "key": "FIN-7", "fields": {"summary": "Time"},
                                      "properties": {}, "hidden_searches": 0, "created": 0}  # fmt: skip
     stack = make_stack()
     account = stack.tenant.freshbooks_accounts.get()
     assert account.status == ConnectionStatus.CONNECTED and account.business_name == "Acme Books"
     assert set(FreshBooksWebhook.objects.filter(verified=True).values_list("event", flat=True)) >= {
-        "invoice.create", "time_entry.create"
+        "invoice.create",
+        "time_entry.create",
     }
     add_invoices(stack.fb, range(700001, 700006))
 
@@ -38,7 +41,9 @@ def test_connect_register_and_deliver_duplicates_and_concurrent_ones(make_stack,
     assert len(by_object) == 7
     for (name, object_id), found in by_object.items():
         done = [e for e in found if e.status == Event.Status.SUCCEEDED]
-        assert done and all(e.status in (Event.Status.SUCCEEDED, Event.Status.DUPLICATE) for e in found), found
+        assert done and all(e.status in (Event.Status.SUCCEEDED, Event.Status.DUPLICATE) for e in found), (
+            found
+        )
         assert len({e.jira_key for e in done}) == 1, (name, object_id, [e.jira_key for e in done])
     issues = stack.issues()
     assert len(issues) == 6, [i["fields"]["summary"] for i in issues]  # one per invoice, none twice
@@ -68,5 +73,7 @@ def test_jira_outage_then_replay_ends_every_event_succeeded_once(make_stack, jir
     assert replay.returncode == 0, replay.stderr
     Event.objects.filter(status=Event.Status.FAILED).exists()
     events = stack.wait_processed(count=4)
-    assert {e.status for e in events} == {Event.Status.SUCCEEDED}, [(e.status, e.status_detail) for e in events]
+    assert {e.status for e in events} == {Event.Status.SUCCEEDED}, [
+        (e.status, e.status_detail) for e in events
+    ]
     assert len(stack.issues()) == 4
