@@ -148,8 +148,11 @@ Q_CLUSTER = {
     "max_attempts": 3,
     "ack_failures": True,
     "catch_up": False,
-    "save_limit": 1000,
-    "poll": env.float("Q_POLL", default=0.5),
+    # Successful task results are not kept (each event's outcome is on audit.Event): with a positive limit
+    # django-q2 reads the whole success table under a row lock to prune it after every task.
+    "save_limit": -1,
+    # The ORM broker sleeps this long when the queue is empty: the queue wait of an event (e2e latency).
+    "poll": env.float("Q_POLL", default=0.1),
     "label": "Task queue",
 }
 if REDIS_URL:
