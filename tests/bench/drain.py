@@ -28,9 +28,16 @@ def queue_events(count, first_id=1_000_000):
 
     tenant = Tenant.objects.get(slug=common.TENANT_SLUG)
     events = [
-        Event(tenant=tenant, source=Event.Source.FRESHBOOKS, name="invoice.create", object_id=str(first_id + i),
-              account_id=fields["account_id"], business_id=fields["business_id"], payload=fields,
-              status=Event.Status.QUEUED)  # fmt: skip
+        Event(
+            tenant=tenant,
+            source=Event.Source.FRESHBOOKS,
+            name="invoice.create",
+            object_id=str(first_id + i),
+            account_id=fields["account_id"],
+            business_id=fields["business_id"],
+            payload=fields,
+            status=Event.Status.QUEUED,
+        )  # fmt: skip
         for i in range(count)
         for fields in [common.delivery_fields(first_id + i)]
     ]
@@ -103,7 +110,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000, help="backlog for the 1 and 2 process runs")
     parser.add_argument("--small", type=int, default=1000, help="small backlog (time per event), 2 processes")
-    parser.add_argument("--large", type=int, default=10000, help="large backlog (time per event), 2 processes")
+    parser.add_argument(
+        "--large", type=int, default=10000, help="large backlog (time per event), 2 processes"
+    )
     parser.add_argument("--database", default=DB)
     args = parser.parse_args(argv)
     url = common.database_url(args.database)

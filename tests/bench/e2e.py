@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tests.bench import common
-from tests.e2e.processes import HOST, free_port, peak_rss_mb, start_web, start_worker
+from tests.e2e.processes import free_port, peak_rss_mb, start_web, start_worker
 
 DB = "mlc_bench_e2e"
 
@@ -61,7 +61,9 @@ def run(url, broker, redis_url, rate, seconds, log_dir, first_id):
         while time.monotonic() < deadline and len(set(created_at(jira)) & set(answered)) < len(ids):
             time.sleep(0.2)
         created = created_at(jira)
-        latencies = [(created[k] - t) * 1000 for k, (status, t) in answered.items() if status == 200 and k in created]
+        latencies = [
+            (created[k] - t) * 1000 for k, (status, t) in answered.items() if status == 200 and k in created
+        ]
         statuses = {}
         for status, _ in answered.values():
             statuses[status] = statuses.get(status, 0) + 1

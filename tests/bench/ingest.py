@@ -53,7 +53,7 @@ def run(url, broker, redis_url, args, log_dir):
                 db.sample(common.backend_pids(url))
                 found = results[key]
                 found["lat"] += [d[0] for d in done]
-                for _, status, _ in done:
+                for _, status, *_ in done:
                     found["codes"][status] = found["codes"].get(status, 0) + 1
                 found["wall"] += wall
                 found["app"] += app.total()
@@ -71,7 +71,9 @@ def run(url, broker, redis_url, args, log_dir):
 
 def figures(broker, results, stored, concurrency, workers):
     rate = {k: len(r["lat"]) / r["wall"] for k, r in results.items()}
-    lines = [f"{broker} broker: gunicorn {workers} sync workers, {concurrency} concurrent senders, {os.cpu_count()} CPUs"]
+    lines = [
+        f"{broker} broker: gunicorn {workers} sync workers, {concurrency} concurrent senders, {os.cpu_count()} CPUs"
+    ]
     for key, r in results.items():
         n = len(r["lat"])
         codes = ", ".join(f"{c}×{m}" for c, m in sorted(r["codes"].items()))
@@ -92,7 +94,9 @@ def figures(broker, results, stored, concurrency, workers):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="requests per target and broker (default 3000)")
+    parser.add_argument(
+        "--requests", type=int, default=3000, help="requests per target and broker (default 3000)"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")

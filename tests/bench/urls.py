@@ -13,7 +13,9 @@ from config.urls import urlpatterns as app_urlpatterns
 from connector.freshbooks import signature
 
 VERIFIER = "bench-verifier-0123456789"  # tests.bench.common.VERIFIER
-FLOOR_TABLE = "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, name text, object_id text, body text)"
+FLOOR_TABLE = (
+    "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, name text, object_id text, body text)"
+)
 
 
 @csrf_exempt
@@ -25,7 +27,9 @@ def trivial(request):
 def floor(request):
     body = request.body
     fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
-    if not hmac.compare_digest(signature.compute(fields, VERIFIER), request.headers.get(signature.HEADER, "")):
+    if not hmac.compare_digest(
+        signature.compute(fields, VERIFIER), request.headers.get(signature.HEADER, "")
+    ):
         return HttpResponse(b"bad signature", status=401, content_type="text/plain")
     with connection.cursor() as cursor:
         cursor.execute(
