@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -17,7 +16,8 @@ from tests.e2e.processes import ROOT
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-        connection.vendor != "postgresql" or (connection.settings_dict.get("HOST") or "127.0.0.1") != "127.0.0.1",
+        connection.vendor != "postgresql"
+        or (connection.settings_dict.get("HOST") or "127.0.0.1") != "127.0.0.1",
         reason="the benchmarks need a PostgreSQL server on 127.0.0.1 (CI: DATABASE_URL=postgres://…)",
     ),
 ]
