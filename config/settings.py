@@ -146,7 +146,10 @@ Q_CLUSTER = {
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=420),
     "max_attempts": 3,
-    "ack_failures": True,
+    # A task that raised (a bug, or the database went away mid-task) stays in the ORM broker and is handed out
+    # again after `retry` seconds, up to max_attempts: process_event's claim makes a second run harmless, and
+    # an event whose task was dropped would otherwise stay queued until someone replays it.
+    "ack_failures": False,
     "catch_up": False,
     # Successful task results are not kept (each event's outcome is on audit.Event): with a positive limit
     # django-q2 reads the whole success table under a row lock to prune it after every task.
