@@ -71,7 +71,6 @@ def test_jira_outage_then_replay_ends_every_event_succeeded_once(make_stack, jir
         cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr
-    Event.objects.filter(status=Event.Status.FAILED).exists()
     events = stack.wait_processed(count=4)
     assert {e.status for e in events} == {Event.Status.SUCCEEDED}, [
         (e.status, e.status_detail) for e in events
