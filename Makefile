@@ -41,6 +41,7 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Benchmarks (tests/bench; loopback only; each prints its figures and appends them, dated, to
 # tests/bench/RESULTS.md). PostgreSQL at 127.0.0.1:5432 (BENCH_POSTGRES; databases mlc_bench_* are recreated),
