@@ -1,5 +1,5 @@
 """Fault and load runs (`make bench-faults`), on a PostgreSQL server of the run's own (tests/bench/pgserver.py),
-with the Procfile's web and worker (2 processes) and loopback fakes:
+with the Procfile's web and worker (8 processes) and loopback fakes:
 
 1. retry: 1,000 deliveries while the fake Jira fails 20% of its issue calls (5xx, read timeouts, 429 with
    Retry-After, 5xx after the write was applied) and the worker is SIGKILLed three times; the tenant has
@@ -33,8 +33,10 @@ from tests.bench.pgserver import TempPostgres
 from tests.e2e.processes import ROOT, free_port, start_web, start_worker
 
 DB = "mlc_bench_faults"
-WORKER_ENV = {"Q_TIMEOUT": 10, "Q_RETRY": 12, "HTTP_READ_TIMEOUT": 1, "Q_WORKERS": 2}
-DONE_TIMEOUT = 300
+# 8 worker processes: an event whose create was answered 5xx or timed out waits ~7 s for Jira's search
+# (connector.retry.SEARCH_RETRY_DELAYS) before writing again, asleep, not using CPU.
+WORKER_ENV = {"Q_TIMEOUT": 10, "Q_RETRY": 12, "HTTP_READ_TIMEOUT": 1, "Q_WORKERS": 8}
+DONE_TIMEOUT = 600
 
 
 class Run:
