@@ -89,10 +89,18 @@ def prepare(url, redis_url="", **extra):
 
     Schedule.objects.all().delete()  # only what the benchmark enqueues runs
     if redis_url:
-        from django_q.brokers import get_broker
-
-        get_broker().purge_queue()
+        purge_redis(redis_url)
     return env
+
+
+def purge_redis(redis_url):
+    """Drop the tasks an earlier run left in the Redis broker (django-q2's list is named after the cluster).
+
+    This process's own Django runs on the ORM broker settings, so django-q2's purge_queue would miss it."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(local(redis_url)).delete(settings.Q_CLUSTER["name"])
 
 
 def seed(jira_url, events=("invoice.create",), auto_retry=False):
