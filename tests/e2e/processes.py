@@ -52,14 +52,15 @@ def group_pids(pgid):
 
 
 def cpu_seconds(pids):
-    """User + system CPU seconds of `pids`, children already waited for included; vanished ones count 0."""
+    """User + system CPU seconds of `pids` themselves (not their reaped children: a sampler sees those while
+    they live); vanished ones count 0."""
     total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(f) for f in fields[11:15])
+        total += int(fields[11]) + int(fields[12])
     return total / TICK
 
 
