@@ -153,10 +153,16 @@ Q_CLUSTER = {
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=420),
     "max_attempts": 3,
-    "ack_failures": True,
+    # A task that raised (a bug, or the database went away mid-task) stays in the ORM broker and is handed out
+    # again after `retry` seconds, up to max_attempts: process_event's claim makes a second run harmless, and
+    # an event whose task was dropped would otherwise stay queued until someone replays it.
+    "ack_failures": False,
     "catch_up": False,
-    "save_limit": 1000,
-    "poll": env.float("Q_POLL", default=0.5),
+    # Successful task results are not kept (each event's outcome is on audit.Event): with a positive limit
+    # django-q2 reads the whole success table under a row lock to prune it after every task.
+    "save_limit": -1,
+    # The ORM broker sleeps this long when the queue is empty: the queue wait of an event (e2e latency).
+    "poll": env.float("Q_POLL", default=0.1),
     "label": "Task queue",
 }
 if REDIS_URL:
