@@ -1,6 +1,3 @@
-import re
-
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
@@ -12,97 +9,13 @@ from connector.defaults import create_default_mappings
 from connector.errors import VendorError
 from connector.freshbooks import callbacks
 from connector.jira import registration
-from tenants.checks import CheckError, check_tenant, probe_jira_site
-from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
-from tenants.secrets import SecretFieldsForm, masked
+from tenants import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
+from tenants.checks import check_tenant
+from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
+from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
+from tenants.secrets import SecretFieldsAdmin, masked, masked_display
 from tenants.setup import connect_blocker
-
-
-class FreshBooksAccountForm(SecretFieldsForm):
-    secret_fields = ("access_token", "refresh_token")
-
-    class Meta:
-        model = FreshBooksAccount
-        fields = "__all__"
-
-
-class JiraSiteForm(SecretFieldsForm):
-    """An API-token site: tenant, URL, email and token, checked on save (serverInfo sets Cloud or Server,
-    myself proves the credentials) unless "Save without checking" was pressed. A new OAuth 2.0 site is not
-    saved here: the admin sends the operator to Connect Jira instead (see JiraSiteAdmin.add_view)."""
-
-    secret_fields = ("api_token", "access_token", "refresh_token", "webhook_secret")
-    skip_check = False  # set by JiraSiteAdmin.get_form from the button pressed
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if "api_token" in self.fields:
-            # A failed check keeps what the operator typed (the initial value is "": the stored token is
-            # never rendered).
-            self.fields["api_token"].widget.render_value = True
-
-    class Meta:
-        model = JiraSite
-        fields = "__all__"
-        help_texts = {
-            "auth_method": "Email + API token: fill in the URL, email and token below. OAuth 2.0: saving takes "
-            "you to Connect Jira, to sign in at Atlassian (nothing else to fill in).",
-            "email": "The Jira user's email (Cloud) or user name (Server / Data Center).",
-        }
-
-    def clean(self):
-        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
-        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
-        cleaned = super().clean()
-        if cleaned.get("auth_method", self.instance.auth_method) != JiraSite.AuthMethod.BASIC or self.errors:
-            return cleaned
-        base_url, email, token = (cleaned.get(k) or "" for k in ("base_url", "email", "api_token"))
-        if not (email and token):
-            raise forms.ValidationError("An API-token site needs the email (or user name) and the API token.")
-        if self.instance.pk and base_url.rstrip("/") == self.instance.base_url.rstrip("/"):
-            return cleaned
-        site = self.instance  # status and deployment are not form fields: set them on the instance
-        if self.skip_check:
-            site.status = ConnectionStatus.DISCONNECTED
-            site.last_error = "Saved without checking: run Test connection on the tenant."
-            return cleaned
-        try:
-            deployment, _user = probe_jira_site(base_url, email, token)
-        except CheckError as exc:
-            raise forms.ValidationError(
-                f"{exc} Check the URL and the credentials, or use “Save without checking”."
-            ) from exc
-        site.deployment, site.status, site.last_error = deployment, ConnectionStatus.CONNECTED, ""
-        return cleaned
-
-
-class TenantForm(forms.ModelForm):
-    jira_project_key = forms.CharField(
-        required=False,
-        max_length=32,
-        label="Jira project key",
-        help_text="Creates the default mappings (invoice, bill, payments, expense) to this project, e.g. FIN.",
-    )
-
-    class Meta:
-        model = Tenant
-        fields = ("name", "slug", "active", "auto_retry", "settings")
-
-    def clean_jira_project_key(self):
-        key = self.cleaned_data.get("jira_project_key", "").strip().upper()
-        if key and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,31}", key):
-            raise forms.ValidationError(
-                "A Jira project key is letters and digits starting with a letter, e.g. FIN."
-            )
-        return key
-
-
-class FreshBooksWebhookForm(SecretFieldsForm):
-    secret_fields = ("verifier",)
-
-    class Meta:
-        model = FreshBooksWebhook
-        fields = "__all__"
+from tenants.views import may_connect
 
 
 class FreshBooksAccountInline(admin.TabularInline):
@@ -125,7 +38,17 @@ class FreshBooksAccountInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Test connection")
+class OperationsPermissions:
+    """The dedicated permissions of the connection actions (see the README's permission matrix)."""
+
+    def has_test_connection_permission(self, request):
+        return request.user.has_perm("tenants.test_connection")
+
+    def has_register_webhooks_permission(self, request):
+        return request.user.has_perm("tenants.register_webhooks")
+
+
+@admin.action(description="Test connection", permissions=["test_connection"])
 def test_connection(modeladmin, request, queryset):
     for tenant in queryset:
         results = check_tenant(tenant)
@@ -140,7 +63,7 @@ def test_connection(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{tenant}: all checks passed ({details})", messages.SUCCESS)
 
 
-@admin.action(description="Register FreshBooks webhooks")
+@admin.action(description="Register FreshBooks webhooks", permissions=["register_webhooks"])
 def register_freshbooks_webhooks(modeladmin, request, queryset):
     """One callback per needed event (idempotent); see `manage.py register_webhooks`."""
     actor = f"admin:{request.user.get_username()}"
@@ -161,7 +84,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
     form = TenantForm
     actions = [test_connection, register_freshbooks_webhooks]
     list_display = ("name", "slug", "active", "freshbooks_status", "jira_status", "created_at")
@@ -188,27 +111,24 @@ class TenantAdmin(admin.ModelAdmin):
             super().get_queryset(request).select_related("jira_site").prefetch_related("freshbooks_accounts")
         )
 
+    CONNECT = (("freshbooks", "Connect FreshBooks"), ("jira", "Connect Jira (OAuth)"))
+
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:  # the Connect buttons (for users who may use them; disabled with the reason)
+            context["connect_buttons"] = [
+                (vendor, label, f"{vendor}-oauth-connect", connect_blocker(vendor))
+                for vendor, label in self.CONNECT
+                if may_connect(request.user, vendor, obj)
+            ]
+            context["can_register_webhooks"] = (
+                self.has_register_webhooks_permission(request) and obj.freshbooks_accounts.exists()
+            )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
         return [f for f in fields if f != "jira_project_key"] if obj else fields
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        tenant = self.get_object(request, object_id)
-        extra_context = {
-            **(extra_context or {}),
-            "connect_buttons": [
-                (
-                    "freshbooks",
-                    "Connect FreshBooks",
-                    "freshbooks-oauth-connect",
-                    connect_blocker("freshbooks"),
-                ),
-                ("jira", "Connect Jira (OAuth)", "jira-oauth-connect", connect_blocker("jira")),
-            ],
-            "can_register_webhooks": bool(tenant and tenant.freshbooks_accounts.exists()),
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def response_add(self, request, obj, post_url_continue=None):
         """A new tenant lands on its own page (its next step: connect), unless "add another" was asked."""
@@ -227,7 +147,7 @@ class TenantAdmin(admin.ModelAdmin):
     def register_webhooks_view(self, request, object_id):
         """POST: register the tenant's FreshBooks callbacks and Jira webhooks, then back to its page."""
         tenant = get_object_or_404(Tenant, pk=object_id)
-        if not self.has_change_permission(request, tenant):
+        if not self.has_register_webhooks_permission(request):
             raise PermissionDenied
         register_freshbooks_webhooks(self, request, Tenant.objects.filter(pk=tenant.pk))
         site = getattr(tenant, "jira_site", None)
@@ -251,8 +171,11 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksAccount)
-class FreshBooksAccountAdmin(admin.ModelAdmin):
+class FreshBooksAccountAdmin(SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksAccountForm
+    secret_fields = FreshBooksAccountForm.secret_fields
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
     list_display = (
         "__str__",
         "tenant",
@@ -275,8 +198,10 @@ class FreshBooksAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksWebhook)
-class FreshBooksWebhookAdmin(admin.ModelAdmin):
+class FreshBooksWebhookAdmin(OperationsPermissions, SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksWebhookForm
+    secret_fields = FreshBooksWebhookForm.secret_fields
+    verifier_masked = masked_display("verifier", "Verifier")
     list_display = ("event", "callback_id", "account", "verified", "verifier_set", "updated_at")
     list_filter = ("verified", "event", "account__tenant")
     search_fields = ("event", "callback_id", "account__account_id", "account__tenant__name")
@@ -288,7 +213,7 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
     def verifier_set(self, obj):
         return masked(obj.verifier)
 
-    @admin.action(description="Resend verification")
+    @admin.action(description="Resend verification", permissions=["register_webhooks"])
     def resend_verification(self, request, queryset):
         """Ask FreshBooks to send the callback.verify delivery again for unverified callbacks."""
         sent, skipped = 0, 0
@@ -308,30 +233,14 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
             self.message_user(request, f"{skipped} callback(s) already verified: skipped.", messages.INFO)
 
 
-@admin.register(JiraSite)
-class JiraSiteAdmin(admin.ModelAdmin):
-    form = JiraSiteForm
-    change_form_template = "admin/tenants/jirasite/change_form.html"
-    list_display = (
-        "__str__",
-        "tenant",
-        "auth_method",
-        "deployment",
-        "status",
-        "webhook_status",
-        "webhook_expires_at",
-        "updated_at",
-    )
-    list_filter = ("auth_method", "deployment", "status")
-    search_fields = ("base_url", "site_name", "cloud_id", "email", "tenant__name")
-    # What the operator types for an API-token site; everything else is set by the checks, the OAuth flow
-    # or the webhook registration, and only shown.
+class JiraSiteFields:
+    """The Jira site page shows what the operator types for an API-token site; everything else is set by the
+    checks, the OAuth flow or the webhook registration, and only shown (below SecretFieldsAdmin's masking)."""
+
     TYPED = ("tenant", "auth_method", "base_url", "email", "api_token")
     SHOWN = ("site_name", "deployment", "status", "last_error", "cloud_id", "scopes", "token_expires_at",
              "last_refreshed_at", "uuid", "webhook_ids", "webhook_expires_at", "webhook_refreshed_at",
              "webhook_error", "created_at", "updated_at")  # fmt: skip
-    list_select_related = ("tenant",)
-    actions = ["register_jira_webhooks", "refresh_jira_webhooks"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -346,6 +255,31 @@ class JiraSiteAdmin(admin.ModelAdmin):
         if obj.auth_method == JiraSite.AuthMethod.OAUTH2:  # reconnect through Connect Jira instead
             return ("tenant", "auth_method", "base_url", *self.SHOWN)
         return ("auth_method", *self.SHOWN)
+
+
+@admin.register(JiraSite)
+class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, JiraSiteFields, admin.ModelAdmin):
+    form = JiraSiteForm
+    change_form_template = "admin/tenants/jirasite/change_form.html"
+    secret_fields = JiraSiteForm.secret_fields
+    api_token_masked = masked_display("api_token", "API token")
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
+    webhook_secret_masked = masked_display("webhook_secret", "Webhook secret")
+    list_display = (
+        "__str__",
+        "tenant",
+        "auth_method",
+        "deployment",
+        "status",
+        "webhook_status",
+        "webhook_expires_at",
+        "updated_at",
+    )
+    list_filter = ("auth_method", "deployment", "status")
+    search_fields = ("base_url", "site_name", "cloud_id", "email", "tenant__name")
+    list_select_related = ("tenant",)
+    actions = ["register_jira_webhooks", "refresh_jira_webhooks"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -380,10 +314,10 @@ class JiraSiteAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{site}: {site.webhook_error}", messages.ERROR)
 
-    @admin.action(description="Register Jira webhooks")
+    @admin.action(description="Register Jira webhooks", permissions=["register_webhooks"])
     def register_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "registered")
 
-    @admin.action(description="Refresh Jira webhooks")
+    @admin.action(description="Refresh Jira webhooks", permissions=["register_webhooks"])
     def refresh_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "refreshed", force=True)

@@ -119,6 +119,7 @@ def test_jira_site_form_sends_oauth_to_connect_jira(live_server, page, operator,
     page.select_option("#id_tenant", label="Acme Corp")
     page.select_option("#id_auth_method", value="oauth2")
     page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("button", name="Continue to Jira").click()
     page.wait_for_url(f"{atl.url}/authorize?*")
     assert not JiraSite.objects.exists(), "nothing is saved before the sign-in"
 

@@ -49,7 +49,7 @@ def test_http_authorize_url_is_a_clear_page_not_a_500(staff_client, tenant, prod
     production.ALLOW_LOCAL_VENDOR_URLS = True  # passes the settings check; oauthlib still refuses http
     production.FRESHBOOKS_AUTH_URL = "http://auth.example.test"
     monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
-    response = staff_client.get("/oauth/freshbooks/connect/acme/")
+    response = staff_client.post("/oauth/freshbooks/connect/acme/")
     assert response.status_code == 400
     assert "The FreshBooks sign-in is misconfigured" in response.content.decode()
 

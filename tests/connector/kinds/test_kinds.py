@@ -21,7 +21,9 @@ def test_every_declared_event_has_a_handler_a_preview_sample_and_a_fixture(event
     assert kind is not None and event in kind.events
     assert HANDLERS[kind.name] is WRITERS[kind.writes], f"{kind.name}: no handler writes {kind.writes!r}"
     assert load_sample(kind.name) is not None, f"connector/samples/{kind.name}.json is missing"
-    assert kind.name in fb.samples, f"tests/fakes/freshbooks_records.py has no fixture {kind.name} record"
+    assert kind.name in fb.samples, (
+        f"tests/processing.py (install_fixture_records) has no fixture {kind.name} record"
+    )
 
 
 @pytest.mark.parametrize("name", list(KINDS))

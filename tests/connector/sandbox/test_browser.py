@@ -71,11 +71,13 @@ def test_sandbox_invoice_becomes_a_jira_issue_by_clicks_only(live_server, sandbo
 
     # OAuth: the FreshBooks sandbox's consent page for its sample business, then Atlassian's.
     page.click("#connect-freshbooks")
+    page.get_by_role("button", name="Continue to FreshBooks").click()  # the confirmation page POSTs
     expect(page.locator("h1")).to_contain_text("allow the connector to read Sandbox Bakery")
     page.get_by_role("button", name="Approve").click()
     expect(page.locator(".messagelist")).to_contain_text("FreshBooks business Sandbox Bakery is connected")
     expect(page.locator("#getting-started .next-step")).to_contain_text("Connect Jira")
     page.click("#connect-jira")
+    page.get_by_role("button", name="Continue to Jira").click()
     page.get_by_role("button", name="Approve").click()
     expect(page.locator(".messagelist")).to_contain_text("Jira site sandbox is connected")
     expect(page.locator("#getting-started .next-step")).to_contain_text("Register webhooks")
