@@ -50,7 +50,7 @@ ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="https://auth.atlassi
 ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="https://api.atlassian.com").rstrip("/")
 REDIS_URL = env.str("REDIS_URL", default="")
 # Vendor URLs typed by users (Jira site URLs) must be https on a public address unless this is on.
-# Unset or empty: follows DEBUG.
+# Unset or empty: follows DEBUG (and is on in sandbox mode, below).
 ALLOW_LOCAL_VENDOR_URLS = (
     env.bool("ALLOW_LOCAL_VENDOR_URLS") if env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip() else DEBUG
 )
@@ -97,9 +97,8 @@ if SANDBOX:
     ATLASSIAN_AUTH_URL = _sandbox_url("ATLASSIAN_AUTH_URL", 8102)
     ATLASSIAN_API_URL = _sandbox_url("ATLASSIAN_API_URL", 8103)
     os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the sandbox speaks plain http on loopback
-ALLOW_LOCAL_VENDOR_URLS = (
-    env.bool("ALLOW_LOCAL_VENDOR_URLS") if env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip() else SANDBOX
-)
+if SANDBOX and not env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip():
+    ALLOW_LOCAL_VENDOR_URLS = True  # unset: on in sandbox mode too (its vendors are http on loopback)
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))

@@ -173,6 +173,15 @@ def test_sandbox_mode_is_on_without_vendor_credentials_and_never_with_them(tmp_p
     assert run_settings(db).returncode == 0, "no credentials: sandbox mode"
     with_credentials = {**db, "FRESHBOOKS_CLIENT_ID": "real-id", "FRESHBOOKS_CLIENT_SECRET": "real-secret"}
     assert run_settings(with_credentials).returncode == 1, "credentials: no sandbox"
+    allowed = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.ALLOW_LOCAL_VENDOR_URLS, "
+         "settings.FRESHBOOKS_API_URL)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("FRESHBOOKS_", "ATLASSIAN_", "SANDBOX",
+             "ALLOW_LOCAL"))} | db | {"DEBUG": "0", "SECRET_KEY": "s" * 50, "FERNET_KEYS": "k",
+                                      "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )  # fmt: skip
+    assert allowed.stdout.split() == ["True", "http://127.0.0.1:8101"], allowed.stderr
     refused = run_settings({**with_credentials, "SANDBOX": "1"})
     assert refused.returncode != 0
     assert "the sandbox never runs where vendor credentials are set" in refused.stderr
