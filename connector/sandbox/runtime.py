@@ -13,6 +13,7 @@ State is written to `state_path` after every change and read back at start.
 """
 
 import logging
+import queue
 import re
 import threading
 import time
@@ -104,8 +105,9 @@ class Sandbox:
         self._install_jira_pages()
         for server in (self.fb, self.jira, self.auth):
             server.after_change = self.save
-        self.stream_thread = threading.Thread(target=self._stream, name="sandbox-stream", daemon=True)
-        self.stream_thread.start()
+        self.jobs = queue.Queue()
+        for name, target in (("sandbox-deliveries", self._run_jobs), ("sandbox-stream", self._stream)):
+            threading.Thread(target=target, name=name, daemon=True).start()
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -127,8 +129,28 @@ class Sandbox:
 
     # --- what FreshBooks does on its own ---------------------------------------------------------------------
 
-    def _later(self, func, *args):
-        threading.Thread(target=func, args=args, daemon=True).start()
+    def _later(self, func, *args, delay=0.0):
+        """Run `func(*args)` on the delivery thread, `delay` seconds from now: deliveries go out one at a
+        time, in order."""
+        self.jobs.put((time.monotonic() + delay, func, args))
+
+    def _run_jobs(self):
+        while not self.stopped.is_set():
+            try:
+                due, func, args = self.jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                if not self.stopped.wait(max(0.0, due - time.monotonic())):
+                    func(*args)
+            except Exception:  # a delivery failing must not stop the ones after it
+                log.exception("sandbox: delivery job failed")
+            finally:
+                self.jobs.task_done()
+
+    def idle(self):
+        """True when no delivery is waiting or being sent."""
+        return self.jobs.unfinished_tasks == 0
 
     def _post(self, uri, body, headers, what):
         """POST a delivery like FreshBooks: retried (1, 2, 3, 4 × verify_delay later) while the answer is a
@@ -158,11 +180,10 @@ class Sandbox:
         ])  # fmt: skip
 
         def send():
-            if not self.stopped.wait(self.verify_delay):
-                outcome = self._post(callback["uri"], body, {}, f"callback.verify {callback['callbackid']}")
-                log.info("sandbox: %s", outcome)
+            outcome = self._post(callback["uri"], body, {}, f"callback.verify {callback['callbackid']}")
+            log.info("sandbox: %s", outcome)
 
-        self._later(send)
+        self._later(send, delay=self.verify_delay)
 
     def create(self, name, fields, lose=False):
         """Store a sample record and deliver its event (unless `lose`); returns the activity entry."""
