@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from connector import ledger
 from connector.context import build_context, payment_kind
 from connector.freshbooks.client import FreshBooksError
+from connector.jira import fields as field_types
 from connector.jira.client import JiraError
 from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
+from connector.render import TEXT_MAX, fit_text
 
 AUTO_MATCH_NOTE = "Found by Jira user search on the FreshBooks email"
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
@@ -215,7 +217,34 @@ def write_issue(job, mappings, record, related):
             raise Skip(f"no enabled mapping for {job.event.name} with payment kind {kind}")
         raise Skip(f"no mapping applies: the conditions of {len(mappings)} enabled mapping(s) are not met")
     users = users_for(job, mapping, people(job.kind, record, related))
-    fields = render_fields(mapping, context, job.site, **users)
+    kinds = field_types.kinds_for(mapping, job.jira.site, job.jira)
+    notes = []
+    fields = render_fields(mapping, context, job.site, **users, kinds=kinds, notes=notes)
+    try:
+        outcome = _write(job, mapping, fields)
+    except JiraError as exc:
+        # Jira refused a custom field's value: its type may have changed since we last asked. Ask again, and
+        # send once more only when that changes how a refused field is typed.
+        refused = field_types.refused(exc) & set(kinds)
+        if not refused:
+            raise
+        field_types.refresh(job.jira)
+        retyped = field_types.kinds_for(mapping, job.jira.site)
+        if all(retyped[f] == kinds[f] for f in refused):
+            raise
+        job.notes.append(
+            f"types of {', '.join(sorted(refused))} refreshed from Jira after it refused a value"
+        )
+        notes = []
+        fields = render_fields(mapping, context, job.site, **users, kinds=retyped, notes=notes)
+        outcome = _write(job, mapping, fields)
+    if notes:
+        outcome.detail = "; ".join(filter(None, [outcome.detail, *notes]))
+    return outcome
+
+
+def _write(job, mapping, fields):
+    """Create the object's issue, or for *.update update the linked one, with the rendered `fields`."""
     if job.action == "update":
         link = (
             Link.objects.filter(
@@ -305,7 +334,7 @@ def worklog_body(job, entry):
         raise FreshBooksError(
             f"time entry {entry.get('id')}: unreadable duration {entry.get('duration')!r} or start {started!r}"
         ) from exc
-    note = (entry.get("note") or "").strip()
+    note = fit_text((entry.get("note") or "").strip(), TEXT_MAX, job.notes, "worklog comment")
     if note:
         body["comment"] = to_adf(note) if job.jira.cloud else note
     return body
