@@ -53,6 +53,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
 # FreshBooks deliveries larger than this are refused with 413.
 WEBHOOK_MAX_BODY = 64 * 1024
+# Seconds of clock difference allowed on the iat/nbf/exp claims of inbound delivery tokens (Jira's JWT).
+INBOUND_CLOCK_LEEWAY = env.int("INBOUND_CLOCK_LEEWAY", default=30)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 INSTALLED_APPS = [
