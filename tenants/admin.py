@@ -3,7 +3,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 
-from connector.defaults import create_default_mappings
+from connector.defaults import create_default_mappings, create_default_worklog_rule
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.secrets import SecretFieldsForm, masked
@@ -50,6 +50,13 @@ class TenantForm(forms.ModelForm):
         max_length=32,
         label="Jira project key",
         help_text="Creates the default mappings (invoice, bill, payments, expense) to this project, e.g. FIN.",
+    )
+    worklog_from_note = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Log time entries on the Jira issue their note names",
+        help_text="Creates the worklog rule “Jira issue key in the entry's note”: a time entry whose note names an "
+        "existing issue (e.g. “Call about FIN-7”) becomes a worklog on it.",
     )
 
     class Meta:
@@ -163,7 +170,7 @@ class TenantAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
-        return [f for f in fields if f != "jira_project_key"] if obj else fields
+        return [f for f in fields if f not in ("jira_project_key", "worklog_from_note")] if obj else fields
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)  # the admin wraps the whole view in one transaction
@@ -172,6 +179,10 @@ class TenantAdmin(admin.ModelAdmin):
             created = create_default_mappings(obj, key)
             self.message_user(
                 request, f"Created {len(created)} default mappings to project {key}.", messages.INFO
+            )
+        if not change and form.cleaned_data.get("worklog_from_note") and create_default_worklog_rule(obj):
+            self.message_user(
+                request, "Created the worklog rule “Jira issue key in the entry's note”.", messages.INFO
             )
 
 
