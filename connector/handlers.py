@@ -21,6 +21,7 @@ from connector.freshbooks.client import FreshBooksError
 from connector.jira import fields as field_types
 from connector.jira.client import JiraError
 from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
+from connector.records import Skip, embedded, fetch, fetch_related
 from connector.render import TEXT_MAX, fit_text
 
 AUTO_MATCH_NOTE = "Found by Jira user search on the FreshBooks email"
@@ -32,10 +33,6 @@ class Outcome:
     status: str  # an audit.Event status: succeeded or skipped
     jira_key: str = ""
     detail: str = ""
-
-
-class Skip(Exception):
-    """Nothing to do for this event (the message says why); the event is marked skipped."""
 
 
 @dataclass
@@ -65,46 +62,14 @@ class Job:
         return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))
 
 
-# FreshBooks fetching -------------------------------------------------------------------------------------
-
-
-def _get(job, kind, object_id, includes=()):
-    if kind == "time_entry":  # time tracking and projects live under the business, not the account
-        return job.fb.get_time_entry(object_id)
-    if kind == "project":
-        return job.fb.get_project(object_id)
-    return job.fb.get_record(kind, object_id, includes)
-
-
-def fetch(job, kind, object_id, includes=()):
-    """The record, or Skip when FreshBooks no longer has it (deleted before we got to it)."""
-    try:
-        return _get(job, kind, object_id, includes)
-    except FreshBooksError as exc:
-        if exc.status == 404:
-            raise Skip(f"{kind.replace('_', ' ')} {object_id} no longer exists in FreshBooks") from exc
-        raise
-
-
-def fetch_related(job, kind, object_id, includes=()):
-    """A related record; a missing one (404) is noted on the event, not fatal."""
-    if object_id in (None, "", 0, "0"):
-        return None
-    try:
-        return _get(job, kind, object_id, includes)
-    except FreshBooksError as exc:
-        if exc.status == 404:
-            job.notes.append(f"{kind} {object_id} not found in FreshBooks")
-            return None
-        raise
-
-
 def related_invoice(job, invoice):
     return {"client": fetch_related(job, "client", invoice.get("customerid"))}
 
 
 def related_bill(job, bill):
-    vendor = bill.get("vendor") or fetch_related(job, "bill_vendor", bill.get("vendorid"))
+    vendor = embedded(job, "bill_vendor", bill.get("vendor"), "vendorid") or fetch_related(
+        job, "bill_vendor", bill.get("vendorid")
+    )
     return {"vendor": vendor}
 
 
@@ -115,7 +80,9 @@ def related_payment(job, payment):
 
 
 def related_expense(job, expense):
-    category = expense.get("category") or fetch_related(job, "expense_category", expense.get("categoryid"))
+    category = embedded(job, "expense_category", expense.get("category"), "categoryid") or fetch_related(
+        job, "expense_category", expense.get("categoryid")
+    )
     return {"category": category, "client": fetch_related(job, "client", expense.get("clientid"))}
 
 
