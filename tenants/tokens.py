@@ -14,7 +14,7 @@ from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
 from tenants.models import ConnectionStatus
-from tenants.oauth import provider_for
+from tenants.oauth import TokenRefused, provider_for
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ class ReconnectRequired(Exception):
 
 
 class TokenRefreshError(Exception):
-    """The token endpoint failed in a way that may pass (network, 5xx): try again later."""
+    """The token endpoint failed in a way that may pass (network, 5xx, 429, temporarily_unavailable): try
+    again later. A permanent refusal (tenants.oauth.TokenRefused) becomes ReconnectRequired instead."""
 
 
 def _fresh(conn, margin=REFRESH_MARGIN):
@@ -97,9 +98,14 @@ def refresh(conn, stale_token=None):
             _mark_reconnect(row, reason)
             _adopt(conn, row)
             raise ReconnectRequired(reason)
+        if (
+            row.status == ConnectionStatus.NEEDS_RECONNECT
+        ):  # refused before: never ask again until reconnected
+            _adopt(conn, row)
+            raise ReconnectRequired(row.last_error or f"{row} needs to be connected again.")
         try:
             token = provider.refresh(used_refresh_token)
-        except InvalidGrantError as exc:
+        except (TokenRefused, InvalidGrantError) as exc:
             failure = exc
         except OAuth2Error as exc:
             raise TokenRefreshError(
@@ -111,7 +117,7 @@ def refresh(conn, stale_token=None):
             _save_token(row, token)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
-    # invalid_grant: another worker (or an operator reconnecting) may have won the race with this refresh
+    # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting) may have won the race with this refresh
     # token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
     # lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
@@ -121,8 +127,8 @@ def refresh(conn, stale_token=None):
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
             return _adopt(conn, row)
         reason = (
-            f"{provider.name} refused the refresh token ({failure.description or failure.error}); "
-            "connect again."
+            f"{provider.name} refused the refresh token ({failure.error}: "
+            f"{failure.description or 'no description'}); connect again."
         )
         _mark_reconnect(row, reason)
     _adopt(conn, row)
