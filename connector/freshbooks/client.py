@@ -1,9 +1,12 @@
-"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401."""
+"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401, 429 waited
+out (FreshBooks publishes no rate limit; its SDKs retry 429 with back-off)."""
+
+import time
 
 import requests
 from django.conf import settings
 
-from connector import http
+from connector import backoff, http
 from tenants import tokens
 
 ME = "/auth/api/v1/users/me"
@@ -12,6 +15,8 @@ CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
 ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
 TIMETRACKING = "/timetracking/business/{business_id}/time_entries/{object_id}"
 PROJECT = "/projects/business/{business_id}/project/{object_id}"
+MAX_RATE_LIMIT_WAITS = 6
+MAX_TOTAL_WAIT_SECONDS = 120.0  # stays well under the django-q2 task timeout, like the Jira client's budget
 
 # Resource kind → path under /accounting/account/{account_id}/ and the key of the single record.
 ACCOUNTING_RESOURCES = {
@@ -59,16 +64,20 @@ def body_message(body):
 
 
 class FreshBooksClient:
-    def __init__(self, account, event=None, actor="worker"):
+    def __init__(self, account, event=None, actor="worker", sleep=time.sleep):
         self.account = account
         self.event = event
         self.actor = actor
+        self.sleep = sleep
 
     def request(self, method, path, *, json=None, params=None):
-        """Call FreshBooks with the account's token: one refresh and one retry on 401."""
+        """Call FreshBooks with the account's token: one refresh and one retry on 401; 429 is waited out
+        (connector.backoff) up to MAX_RATE_LIMIT_WAITS times and MAX_TOTAL_WAIT_SECONDS, then FreshBooksError
+        (transient)."""
         url = settings.FRESHBOOKS_API_URL + path
         token = tokens.access_token(self.account)
-        for attempt in (1, 2):
+        refreshed, waits, waited = False, 0, 0.0
+        while True:
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Api-Version": "alpha",
@@ -80,8 +89,19 @@ class FreshBooksClient:
                 )
             except requests.RequestException as exc:
                 raise FreshBooksError(f"FreshBooks unreachable: {exc}", transient=True) from exc
-            if response.status_code == 401 and attempt == 1:
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
                 token = tokens.refresh(self.account, stale_token=token)
+                continue
+            if (
+                response.status_code == 429
+                and waits < MAX_RATE_LIMIT_WAITS
+                and waited < MAX_TOTAL_WAIT_SECONDS
+            ):
+                waits += 1
+                seconds = min(backoff.delay(waits, response.headers), MAX_TOTAL_WAIT_SECONDS - waited)
+                self.sleep(seconds)
+                waited += seconds
                 continue
             break
         if response.status_code >= 400:

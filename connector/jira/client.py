@@ -1,17 +1,17 @@
 """A thin Jira REST client: Cloud v3 or Server/Data Center v2, Basic (email + API token) or OAuth 2.0.
 
-429 is flow control: honoured with Retry-After (else exponential backoff with jitter) and waited out.
+429 is flow control: waited out (connector.backoff: Retry-After and X-RateLimit-Reset are minimums; 0 or none
+means at least ~1 s, doubling with jitter) within MAX_RATE_LIMIT_WAITS and MAX_TOTAL_WAIT_SECONDS.
 Idempotent calls (GET/PUT/DELETE) are also retried on 5xx; a POST is never re-sent here, because Jira
 has no idempotency key: the caller's ledger decides (see connector.ledger).
 """
 
-import random
 import time
 
 import requests
 from requests.auth import HTTPBasicAuth
 
-from connector import http
+from connector import backoff, http
 from tenants import tokens
 
 MYSELF = "myself"
@@ -29,7 +29,7 @@ SEARCH_V2 = "search"  # Server / Data Center
 USER_SEARCH = "user/search"
 
 MAX_RATE_LIMIT_WAITS = 6
-MAX_WAIT_SECONDS = 60.0
+MAX_WAIT_SECONDS = backoff.MAX_WAIT_SECONDS
 # All waiting inside one call stays well under the django-q2 task timeout (Q_TIMEOUT, 300 s by default):
 # past it the call fails as transient (auto-retry or replay) instead of being killed mid-wait.
 MAX_TOTAL_WAIT_SECONDS = 120.0
@@ -84,17 +84,12 @@ class JiraClient:
         return {"auth": HTTPBasicAuth(self.site.email, self.site.api_token)}
 
     def _backoff(self, attempt, response=None, budget=MAX_WAIT_SECONDS):
-        """Sleep before the next try (Retry-After, else exponential with jitter); returns the seconds slept."""
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        try:
-            delay = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            delay = None
-        if delay is None:
-            delay = min(MAX_WAIT_SECONDS, 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-        delay = max(0.0, min(delay, MAX_WAIT_SECONDS, budget))
-        self.sleep(delay)
-        return delay
+        """Sleep before the next try (connector.backoff: Retry-After and X-RateLimit-Reset as minimums, else
+        at least ~1 s doubling with jitter), never past `budget`; returns the seconds slept."""
+        headers = response.headers if response is not None else None
+        seconds = max(0.0, min(backoff.delay(attempt, headers, MAX_WAIT_SECONDS), budget))
+        self.sleep(seconds)
+        return seconds
 
     def request(self, method, path, *, json=None, params=None, action=None):
         """Call Jira and return the decoded JSON (None for an empty answer); raise JiraError otherwise."""
