@@ -5,7 +5,6 @@ without being read; normal deliveries are never lost (research row 04: a signed 
 import io
 import json
 
-import pytest
 from django.core.handlers.wsgi import WSGIRequest
 from django.test import RequestFactory
 
