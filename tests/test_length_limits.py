@@ -6,9 +6,17 @@ import copy
 import pytest
 
 from connector.models import IssueMapping, WorklogRule
-from connector.render import TEXT_MAX, java_length, render_fields
+from connector.render import render_fields
 from tests.processing import created_issues, description_text, process, worklogs
 from tests.test_worklogs import ENTRY, add_issue
+
+TEXT_MAX = 32767  # Jira: description, worklog comment, multi-line text fields
+
+
+def java_length(text):
+    """Length as Jira (Java) counts it: UTF-16 units."""
+    return len(text.encode("utf-16-le")) // 2
+
 
 both = pytest.mark.parametrize("jira", ["cloud", "server"], indirect=True)
 LINES = "Invoice {{ invoice_number }} for {{ client_name }}\n\n{% for l in lines %}- {{ l.name }}: {{ l.description }} ({{ l.qty }} x) {{ l.amount }}\n{% endfor %}"
