@@ -13,7 +13,6 @@ for them is enabled, and then update the linked issue. Deletions are not synced 
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from connector import ledger
 from connector.context import build_context, payment_kind
@@ -278,12 +277,8 @@ def handle_client(job):
 
 
 def jira_started(value):
-    """FreshBooks' "2023-08-09T19:56:50Z" → Jira's yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (UTC)."""
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}+0000"
+    """FreshBooks' "2023-08-09T19:56:50Z" → Jira's yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (UTC); ValueError if unreadable."""
+    return field_types.jira_datetime(value)
 
 
 def worklog_body(job, entry):
