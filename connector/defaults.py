@@ -1,9 +1,10 @@
 """The mappings every new tenant starts with (all to the tenant's project as Task, labelled by kind), and the
 worklog rule that logs time entries on the Jira issue their note names.
 
-Templates are Django templates over the context documented in connector/context.py (per resource kind).
+Templates are Django templates over the context each kind documents (connector/kinds/<kind>.py).
 """
 
+from connector.kinds import kind_for
 from connector.models import IssueMapping, WorklogRule
 
 LINK = "\n\nOpen in FreshBooks: {{ link }}"
@@ -12,7 +13,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Invoice created",
         "event": "invoice.create",
-        "kind": "invoice",
         "summary": "Invoice {{ invoice_number }} for {{ client_name }}: {{ amount }} {{ currency }}",
         "description": (
             "Invoice {{ invoice_number }} was created in FreshBooks.\n\n"
@@ -24,7 +24,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Bill received",
         "event": "bill.create",
-        "kind": "bill",
         "summary": "Bill {{ bill_number }} from {{ vendor_name }}: {{ amount }} {{ currency }}",
         "description": (
             "Bill {{ bill_number }} was received from {{ vendor_name }}.\n\n"
@@ -37,7 +36,6 @@ DEFAULT_MAPPINGS = [
             "name": f"Payment {kind}",
             "event": "payment.create",
             "payment_kind": kind,
-            "kind": "payment",
             "summary": f"Payment {kind}" + " for invoice {{ invoice_number }}: {{ amount }} {{ currency }}",
             "description": (
                 f"A payment was {kind}" + " for invoice {{ invoice_number }} ({{ client_name }}).\n\n"
@@ -50,7 +48,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Expense created",
         "event": "expense.create",
-        "kind": "expense",
         "summary": "Expense {{ category_name }} from {{ vendor_name }}: {{ amount }} {{ currency }}",
         "description": (
             "An expense was recorded in FreshBooks.\n\n"
@@ -81,7 +78,7 @@ def create_default_mappings(tenant, project_key):
                 issue_type="Task",
                 summary_template=spec["summary"],
                 description_template=spec["description"],
-                labels=["freshbooks", spec["kind"]],
+                labels=["freshbooks", kind_for(spec["event"]).name],
                 order=order,
             )
         )

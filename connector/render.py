@@ -8,8 +8,9 @@ import re
 
 from django.template import Context, Engine, TemplateSyntaxError
 
+from connector.errors import RenderError
 from connector.jira import fields as field_types
-from connector.jira.adf import to_adf
+from connector.jira.dialect import dialect_for
 
 SUMMARY_MAX = 255
 LABEL_MAX = 255
@@ -22,8 +23,7 @@ WHITESPACE = re.compile(r"\s+")
 engine = Engine(autoescape=False, string_if_invalid="")
 
 
-class RenderError(Exception):
-    """A template that does not compile or fails while rendering; the message says which and why."""
+__all__ = ["RenderError", "compile_template", "condition_holds", "render_fields", "render_text"]
 
 
 def _blank_none(value):
@@ -99,29 +99,30 @@ def sanitize_label(text, notes=None):
     return fit_text(label, LABEL_MAX, notes, f"label {label[:20]}…", ELLIPSIS + TRUNCATED)
 
 
-def _render_value(field_id, template, context, kind, cloud, notes):
+def _render_value(field_id, template, context, kind, dialect, notes):
     """A custom field's value: dict/list templates rendered leaf by leaf (leaves stay text), a text template
     converted to the JSON type of the field's `kind` (connector.jira.fields) and fitted to its length limit."""
     if isinstance(template, dict):
         return {
-            key: _render_value(field_id, item, context, "auto", cloud, None) for key, item in template.items()
+            key: _render_value(field_id, item, context, "auto", dialect, None)
+            for key, item in template.items()
         }
     if isinstance(template, list):
-        items = [_render_value(field_id, item, context, "auto", cloud, None) for item in template]
+        items = [_render_value(field_id, item, context, "auto", dialect, None) for item in template]
         return [{"value": item} if kind == "options" and isinstance(item, str) else item for item in items]
     if not isinstance(template, str):
         return template
     rendered = render_text(template, context)
     try:
-        value = field_types.convert(kind, rendered, cloud)
+        value = field_types.convert(kind, rendered, dialect)
     except field_types.FieldValueError as exc:
-        raise RenderError(f"{field_id} ({field_types.KINDS.get(kind, kind)}): {exc}") from exc
+        raise RenderError(f"{field_types.KINDS.get(kind, kind)} field: {exc}") from exc
     if kind == "string" and value:
         return fit_text(WHITESPACE.sub(" ", value).strip(), field_types.SINGLE_LINE_MAX, notes, field_id,
                         ELLIPSIS + TRUNCATED)  # fmt: skip
     if kind == "text" and value.strip():
         value = fit_text(value.strip(), TEXT_MAX, notes, field_id)
-        return to_adf(value) if cloud else value
+        return dialect.text(value)
     return value
 
 
@@ -140,7 +141,7 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
     `kinds`: {custom field id: kind} (connector.jira.fields.kinds_for; missing → "auto"). Texts over Jira's
     limits are cut with a "(truncated)" marker and a line is added to `notes` (a list) for each cut.
     """
-    cloud = site is None or site.deployment == site.Deployment.CLOUD
+    dialect = dialect_for(site)
     summary = truncate_summary(render_text(mapping.summary_template, context)) or truncate_summary(
         mapping.name
     )
@@ -153,7 +154,7 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
         render_text(mapping.description_template, context).strip(), TEXT_MAX, notes, "description"
     )
     if description:
-        fields["description"] = to_adf(description) if cloud else description
+        fields["description"] = dialect.text(description)
     labels = render_labels(mapping.labels, context, notes)
     if labels:
         fields["labels"] = labels
@@ -163,15 +164,14 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
     for field_id, template in (mapping.custom_fields or {}).items():
         try:
             value = _render_value(
-                field_id, template, context, (kinds or {}).get(field_id, "auto"), cloud, notes
+                field_id, template, context, (kinds or {}).get(field_id, "auto"), dialect, notes
             )
         except RenderError as exc:
             raise RenderError(f"{field_id}: {exc}") from exc
         if value not in ("", None, [], {}):
             fields[field_id] = value
-    user_key = "accountId" if cloud else "name"
     if reporter_id:
-        fields["reporter"] = {user_key: reporter_id}
+        fields["reporter"] = dialect.user(reporter_id)
     if assignee_id:
-        fields["assignee"] = {user_key: assignee_id}
+        fields["assignee"] = dialect.user(assignee_id)
     return fields

@@ -13,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
+from connector.errors import ReconnectRequired, TokenRefreshError, TokenRefused
 from tenants.models import ConnectionStatus
-from tenants.oauth import TokenRefused, provider_for
+from tenants.oauth import provider_for
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
 
 
-class ReconnectRequired(Exception):
-    """The connection's grant is gone: an operator must connect it again."""
-
-
-class TokenRefreshError(Exception):
-    """The token endpoint failed in a way that may pass (network, 5xx, 429, temporarily_unavailable): try
-    again later. A permanent refusal (tenants.oauth.TokenRefused) becomes ReconnectRequired instead."""
+__all__ = ["ReconnectRequired", "TokenRefreshError", "access_token", "refresh"]
 
 
 def _fresh(conn, margin=REFRESH_MARGIN):
@@ -100,7 +95,7 @@ def refresh(conn, stale_token=None):
             raise ReconnectRequired(reason)
         if (
             row.status == ConnectionStatus.NEEDS_RECONNECT
-        ):  # refused before: never ask again until reconnected
+        ):  # refused before: not asked again until reconnected
             _adopt(conn, row)
             raise ReconnectRequired(row.last_error or f"{row} needs to be connected again.")
         try:
@@ -117,8 +112,8 @@ def refresh(conn, stale_token=None):
             _save_token(row, token)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
-    # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting) may have won the race with this refresh
-    # token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
+    # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting)
+    # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
     # lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
     with transaction.atomic():

@@ -6,35 +6,29 @@ import time
 import requests
 from django.conf import settings
 
-from connector import backoff, http
+from connector import http, retry
+from connector.errors import FreshBooksError
+from connector.kinds import KINDS
 from tenants import tokens
+from tenants.oauth import FreshBooksProvider
 
-ME = "/auth/api/v1/users/me"
+ME = FreshBooksProvider.discovery[1]  # users/me: the identity and its business memberships
 CALLBACKS = "/events/account/{account_id}/events/callbacks"
 CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
 ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
 TIMETRACKING = "/timetracking/business/{business_id}/time_entries/{object_id}"
 PROJECT = "/projects/business/{business_id}/project/{object_id}"
-MAX_RATE_LIMIT_WAITS = 6
-MAX_TOTAL_WAIT_SECONDS = 120.0  # stays well under the django-q2 task timeout, like the Jira client's budget
 
-# Resource kind → path under /accounting/account/{account_id}/ and the key of the single record.
+# Resource → path under /accounting/account/{account_id}/ and the key of the single record: the account kinds
+# as they declare it (connector.kinds), and the related records fetched with them.
 ACCOUNTING_RESOURCES = {
-    "invoice": ("invoices/invoices", "invoice"),
-    "payment": ("payments/payments", "payment"),
-    "expense": ("expenses/expenses", "expense"),
+    **{name: kind.resource for name, kind in KINDS.items() if kind.scope == "account"},
     "expense_category": ("expenses/categories", "category"),
-    "client": ("users/clients", "client"),
-    "bill": ("bills/bills", "bill"),
     "bill_vendor": ("bill_vendors/bill_vendors", "bill_vendor"),
 }
 
 
-class FreshBooksError(Exception):
-    def __init__(self, message, status=None, transient=False):
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
+__all__ = ["ACCOUNTING_RESOURCES", "FreshBooksClient", "FreshBooksError", "body_message", "error_message"]
 
 
 def error_message(response):
@@ -72,8 +66,8 @@ class FreshBooksClient:
 
     def request(self, method, path, *, json=None, params=None):
         """Call FreshBooks with the account's token: one refresh and one retry on 401; 429 is waited out
-        (connector.backoff) up to MAX_RATE_LIMIT_WAITS times and MAX_TOTAL_WAIT_SECONDS, then FreshBooksError
-        (transient)."""
+        as connector.retry says (at most MAX_RATE_LIMIT_WAITS waits within MAX_TOTAL_WAIT_SECONDS), then
+        FreshBooksError (transient)."""
         url = settings.FRESHBOOKS_API_URL + path
         token = tokens.access_token(self.account)
         refreshed, waits, waited = False, 0, 0.0
@@ -93,13 +87,11 @@ class FreshBooksClient:
                 refreshed = True
                 token = tokens.refresh(self.account, stale_token=token)
                 continue
-            if (
-                response.status_code == 429
-                and waits < MAX_RATE_LIMIT_WAITS
-                and waited < MAX_TOTAL_WAIT_SECONDS
-            ):
+            if response.status_code == 429 and retry.may_retry_call(method, waits + 1, waited, 429):
                 waits += 1
-                seconds = min(backoff.delay(waits, response.headers), MAX_TOTAL_WAIT_SECONDS - waited)
+                seconds = retry.call_delay(
+                    waits, response.headers.get("Retry-After"), budget=retry.MAX_TOTAL_WAIT_SECONDS - waited
+                )
                 self.sleep(seconds)
                 waited += seconds
                 continue
@@ -142,6 +134,15 @@ class FreshBooksClient:
         path = ACCOUNTING.format(account_id=self.account.account_id, resource=resource, object_id=object_id)
         params = [("include[]", name) for name in includes] or None
         return self._unwrap(self.request("GET", path, params=params), path, "response", "result", key)
+
+    def get(self, kind, object_id, includes=()):
+        """One record of any kind by id: time entries and projects under the business, the others under the
+        accounting account (ACCOUNTING_RESOURCES); `includes` go to accounting records only."""
+        if kind == "time_entry":
+            return self.get_time_entry(object_id)
+        if kind == "project":
+            return self.get_project(object_id)
+        return self.get_record(kind, object_id, includes)
 
     def get_time_entry(self, object_id):
         path = TIMETRACKING.format(business_id=self.account.business_id, object_id=object_id)

@@ -162,8 +162,9 @@ def _structured(text):
     return None
 
 
-def convert(kind, rendered, cloud):
-    """Rendered text → the JSON value a field of `kind` takes; "" stays "" (left out). Raises FieldValueError."""
+def convert(kind, rendered, dialect):
+    """Rendered text → the JSON value a field of `kind` takes on a site of `dialect` (connector.jira.dialect);
+    "" stays "" (left out). Raises FieldValueError."""
     text = rendered.strip()
     if not text:
         return ""
@@ -192,7 +193,7 @@ def convert(kind, rendered, cloud):
     if kind == "strings":
         return [part for part in text.split() if part]
     if kind == "user":
-        return {"accountId": text} if cloud else {"name": text}
+        return dialect.user(text)
     return rendered
 
 
