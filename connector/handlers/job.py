@@ -108,8 +108,8 @@ def fetch_with_related(job):
     declared = job.declared
     record = fetch(job, job.kind, job.event.object_id, declared.includes)
     related = declared.related(lambda kind, object_id: fetch_related(job, kind, object_id), record)
+    job.store({job.kind: record, **{k: v for k, v in related.items() if v}})  # kept even when skipped below
     for name, found in related.items():
         if isinstance(found, dict):
             live(job, name, found)
-    job.store({job.kind: record, **{k: v for k, v in related.items() if v}})
     return record, related

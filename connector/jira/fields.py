@@ -62,9 +62,13 @@ def kind_of(schema):
 
 
 def fetch_schemas(client):
-    """{field id: schema} of every field the site's Jira knows (GET /field). Raises JiraError."""
+    """{custom field id: schema} of every custom field the site's Jira knows (GET /field). Raises JiraError."""
     found = client.get(FIELDS) or []
-    return {f["id"]: schema_of(f) for f in found if isinstance(f, dict) and f.get("id")}
+    return {
+        f["id"]: schema_of(f)
+        for f in found
+        if isinstance(f, dict) and str(f.get("id") or "").startswith("customfield_")
+    }
 
 
 def remember(site, schemas):
@@ -89,8 +93,14 @@ def kinds_for(mapping, site, client=None):
     wanted = list((mapping.custom_fields or {}).keys())
     explicit = {k: v for k, v in (mapping.custom_field_types or {}).items() if v in KINDS}
     kept = (site.field_schemas or {}) if site is not None else {}
-    if client is not None and any(f not in kept and f not in explicit for f in wanted):
-        kept = refresh(client)
+    unknown = [f for f in wanted if f not in kept and f not in explicit]
+    if client is not None and unknown:
+        kept = {**kept, **refresh(client)}
+        # A field Jira does not list is kept as schema-less ("auto"), so it is not asked about every event.
+        missing = {f: {} for f in unknown if f not in kept}
+        if missing:
+            remember(client.site, missing)
+            kept = {**kept, **missing}
     return {f: explicit.get(f) or (kind_of(kept[f]) if f in kept else "auto") for f in wanted}
 
 
