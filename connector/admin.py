@@ -42,7 +42,7 @@ class IssueMappingAdmin(admin.ModelAdmin):
         "type Jira's schema gives the field (text stays text, numbers become numbers, dates yyyy-MM-dd).",
         "custom_field_types": "Optional: a type per custom field that overrides Jira's schema, e.g. "
         '{"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, '
-        "strings, user, json, auto.",
+        "strings, user, users, json, auto.",
         "reporter_from": "Set the reporter to the Jira user matched to the FreshBooks client or vendor "
         "(Jira user matches, else a Jira user search by email); left unset when no user matches.",
         "assignee_from": "Same as reporter, for the assignee.",

@@ -46,7 +46,7 @@ class IssueMapping(models.Model):
         blank=True,
         help_text="Optional value type per custom field, overriding the type Jira reports, e.g. "
         '{"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, strings, '
-        "user, json, auto.",
+        "user, users, json, auto.",
     )
     reporter_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")
     assignee_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")

@@ -31,6 +31,7 @@ KINDS = {
     "options": 'multi-select: [{"value": …}, …]',
     "strings": "list of strings (labels field)",
     "user": 'user: {"accountId": …} (Cloud) / {"name": …} (Server)',
+    "users": "multi-user picker: a comma list of users",
     "json": "the rendered text parsed as JSON",
     "auto": "JSON object/array parsed, else text",
 }
@@ -57,7 +58,7 @@ def kind_of(schema):
     if jira_type in ("number", "date", "datetime", "option", "user"):
         return jira_type
     if jira_type == "array":
-        return {"option": "options", "string": "strings"}.get(items, "auto")
+        return {"option": "options", "string": "strings", "user": "users"}.get(items, "auto")
     return "auto"
 
 
@@ -204,6 +205,8 @@ def convert(kind, rendered, dialect):
         return [part for part in text.split() if part]
     if kind == "user":
         return dialect.user(text)
+    if kind == "users":
+        return [dialect.user(part.strip()) for part in text.split(",") if part.strip()]
     return rendered
 
 

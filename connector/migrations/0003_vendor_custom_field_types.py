@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='issuemapping',
             name='custom_field_types',
-            field=models.JSONField(blank=True, default=dict, help_text='Optional value type per custom field, overriding the type Jira reports, e.g. {"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, strings, user, json, auto.'),
+            field=models.JSONField(blank=True, default=dict, help_text='Optional value type per custom field, overriding the type Jira reports, e.g. {"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, strings, user, users, json, auto.'),
         ),
     ]

@@ -37,3 +37,20 @@ def test_user_fields_follow_the_deployment():
         "accountId": "5b10a2844c20165700ede21g"
     }
     assert field_types.convert("user", "jdoe", SERVER) == {"name": "jdoe"}
+    assert field_types.convert("users", "jdoe, rita", SERVER) == [{"name": "jdoe"}, {"name": "rita"}]
+
+
+@pytest.mark.parametrize(
+    ("schema", "kind"),
+    [
+        ({"type": "string", "custom": field_types.TEXTFIELD}, "string"),
+        ({"type": "string", "custom": field_types.TEXTAREA}, "text"),
+        ({"type": "number"}, "number"),
+        ({"type": "array", "items": "option"}, "options"),
+        ({"type": "array", "items": "user"}, "users"),
+        ({"type": "option-with-child"}, "auto"),
+        ({}, "auto"),
+    ],
+)
+def test_kind_of_jiras_schema(schema, kind):
+    assert field_types.kind_of(schema) == kind
