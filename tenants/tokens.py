@@ -6,6 +6,7 @@ the same transaction. Credentials are never deleted on failure.
 """
 
 import logging
+import re
 import time
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
 log = logging.getLogger(__name__)
+OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
@@ -103,9 +105,7 @@ def refresh(conn, stale_token=None):
         except (TokenRefused, InvalidGrantError) as exc:
             failure = exc
         except OAuth2Error as exc:
-            raise TokenRefreshError(
-                f"{provider.name} token refresh failed: {exc.description or exc.error}"
-            ) from exc
+            raise TokenRefreshError(f"{provider.name} token refresh failed: {oauth_error_code(exc)}") from exc
         except Exception as exc:  # network errors, non-JSON answers: transient
             raise TokenRefreshError(f"{provider.name} token refresh failed: {exc}") from exc
         else:
@@ -113,21 +113,29 @@ def refresh(conn, stale_token=None):
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
     # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting)
-    # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
-    # lock, so a success is adopted and never overwritten.
+    # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment
+    # to land, then re-read once under the lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
     with transaction.atomic():
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.refresh_token != used_refresh_token and row.access_token:
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
             return _adopt(conn, row)
-        reason = (
-            f"{provider.name} refused the refresh token ({failure.error}: "
-            f"{failure.description or 'no description'}); connect again."
+        # Shown to operators: the OAuth error code only (never the vendor's free text); the description is logged.
+        reason = f"{provider.name} refused the refresh token ({oauth_error_code(failure)}); connect again."
+        log.warning(
+            "%s refused the refresh token of %s: %s", provider.name, row, getattr(failure, "description", "")
         )
         _mark_reconnect(row, reason)
     _adopt(conn, row)
     raise ReconnectRequired(reason)
+
+
+def oauth_error_code(exc):
+    """The OAuth error code (RFC 6749 §5.2, e.g. invalid_grant) of a refused request, else the exception's
+    class name: what users are shown, never the vendor's free text or anything else from its answer."""
+    code = getattr(exc, "error", None)
+    return code if isinstance(code, str) and OAUTH_ERROR_CODE.fullmatch(code) else type(exc).__name__
 
 
 def _mark_reconnect(row, reason):

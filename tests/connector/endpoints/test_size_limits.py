@@ -14,6 +14,7 @@ from tests.connector.endpoints.test_jira import (  # noqa: F401 - fixtures
     basic_site,
     client_secret,
     cloud_issue_deleted,
+    gateway,
     links,
     oauth_site,
     post_admin,

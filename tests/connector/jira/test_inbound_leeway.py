@@ -12,6 +12,7 @@ from tests.connector.endpoints.test_jira import (  # noqa: F401 - fixtures
     OTHER_SECRET,
     client_secret,
     cloud_issue_deleted,
+    gateway,
     links,
     oauth_site,
     states,

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0002_one_business_per_tenant'),
+        ('tenants', '0004_priv_groups'),
     ]
 
     operations = [
