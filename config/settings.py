@@ -56,8 +56,13 @@ ALLOW_LOCAL_VENDOR_URLS = (
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
-# FreshBooks deliveries larger than this are refused with 413.
-WEBHOOK_MAX_BODY = 64 * 1024
+# Inbound size limits per sender (bytes); larger deliveries are refused with 413 without being read. FreshBooks
+# posts a few form fields; Jira embeds the whole issue (description, comments, worklogs) and documents webhook
+# payloads of up to 25 MB.
+WEBHOOK_MAX_BODY = env.int("WEBHOOK_MAX_BODY", default=64 * 1024)
+JIRA_WEBHOOK_MAX_BODY = env.int("JIRA_WEBHOOK_MAX_BODY", default=25 * 1024 * 1024)
+# Seconds of clock difference allowed on the iat/nbf/exp claims of inbound delivery tokens (Jira's JWT).
+INBOUND_CLOCK_LEEWAY = env.int("INBOUND_CLOCK_LEEWAY", default=30)
 # Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
 WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

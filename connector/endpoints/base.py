@@ -1,7 +1,8 @@
 """The base of every inbound webhook endpoint: read → parse → verify → deduplicate → store → enqueue.
 
 A vendor endpoint fills in the steps; the base owns what every sender shares:
-- POST only; the body is read up to the sender's size limit (`max_body_setting`, bytes), else 413;
+- POST only; the body is read up to the sender's size limit (`max_body_setting`, bytes: WEBHOOK_MAX_BODY for
+  FreshBooks, JIRA_WEBHOOK_MAX_BODY for Jira), else 413 — a larger declared Content-Length before reading any;
   an optional content type (`content_type`, else 415);
 - one JSON error shape for every refusal: ``{"error": "<what is wrong>"}`` with a 4xx status, raised as
   `Refused(status, message)` by any step; nothing is stored for a refused delivery;

@@ -43,6 +43,8 @@ class JiraEndpoint(InboundEndpoint):
     """Shared steps of both Jira endpoints: `parse` returns the webhook's JSON, `verify` sets `self.site`."""
 
     sender = "Jira"
+    # Jira embeds the whole issue (description, comments, worklogs) and documents payloads up to 25 MB.
+    max_body_setting = "JIRA_WEBHOOK_MAX_BODY"
     confirm = False  # ask Jira before a delivery changes a link (its authentication does not cover the body)
 
     def deduplicate(self, delivery):
