@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from audit import metrics
+
 MAX_STORED_RESPONSE = 20_000
 
 _session = requests.Session()
@@ -23,10 +25,19 @@ def send(method, url, *, event=None, actor="worker", action=None, **kwargs):
     try:
         response = _session.request(method, url, **kwargs)
     except requests.RequestException as exc:
+        metrics.vendor_call(vendor_of(url), method, None, event)
         _record(event, actor, action, method, url, kwargs, None, f"{type(exc).__name__}: {exc}", started)
         raise
+    metrics.vendor_call(vendor_of(url), method, response.status_code, event)
     _record(event, actor, action, method, url, kwargs, response, "", started)
     return response
+
+
+def vendor_of(url):
+    """ "freshbooks" for FreshBooks' API and auth hosts, else "jira" (Jira sites and Atlassian's gateway)."""
+    if url.startswith((settings.FRESHBOOKS_API_URL + "/", settings.FRESHBOOKS_AUTH_URL + "/")):
+        return "freshbooks"
+    return "jira"
 
 
 def _record(event, actor, action, method, url, kwargs, response, error, started):

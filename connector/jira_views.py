@@ -21,6 +21,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from audit import metrics
 from audit.models import Event
 from connector.jira import webhooks
 from connector.models import Link
@@ -130,6 +131,7 @@ def _receive(request, site, data):
         )
         event.finished_at = timezone.now()
         event.save(update_fields=["status", "status_detail", "finished_at"])
+    metrics.event_finished(event)
     return JsonResponse({"ok": True, "event": event.pk, "status": event.status})
 
 

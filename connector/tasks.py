@@ -21,6 +21,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit import metrics
 from audit.models import Event
 from connector.freshbooks.client import FreshBooksClient, FreshBooksError
 from connector.handlers import HANDLERS, Job, Outcome, Skip
@@ -172,6 +173,7 @@ def finish(event, outcome):
         event.jira_key = outcome.jira_key
     event.finished_at = timezone.now()
     event.save(update_fields=["status", "status_detail", "jira_key", "finished_at"])
+    metrics.event_finished(event)
 
 
 def process_event(event_id, actor="worker"):

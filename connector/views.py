@@ -26,6 +26,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import metrics
 from audit.models import Event
 from connector.freshbooks import callbacks
 from connector.freshbooks import signature as fb_signature
@@ -143,6 +144,7 @@ class FreshBooksWebhookView(APIView):
             if original is None:
                 _enqueue_on_commit(PROCESS_TASK, event.pk)
         if original:
+            metrics.event_finished(event)
             return Response({"status": "duplicate", "event": event.pk, "duplicate_of": original})
         return Response({"status": "queued", "event": event.pk})
 
