@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
-from audit.models import Attempt, Event
+from audit.models import Alert, Attempt, Event
 
 
 def pretty(value):
@@ -215,3 +215,13 @@ class AttemptAdmin(AppendOnly, admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
+
+
+@admin.register(Alert)
+class AlertAdmin(AppendOnly, admin.ModelAdmin):
+    """Alerts raised (audit.alerts): one row per tenant, kind, subject and hour, with its occurrences."""
+
+    list_display = ("hour", "tenant", "kind", "subject", "occurrences", "mailed", "last_at")
+    list_filter = ("kind", "mailed", "tenant")
+    list_select_related = ("tenant",)
+    date_hierarchy = "hour"

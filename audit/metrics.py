@@ -13,6 +13,7 @@ Names (all prefixed `mlc_`; counters end in `_total` in the exposition):
 - mlc_events_total{kind, status}: events that finished processing, by FreshBooks/Jira kind and final status.
 - mlc_vendor_calls_total{vendor, status}: outbound calls to jira / freshbooks by HTTP status ("error": no answer).
 - mlc_delivery_to_jira_write_seconds: histogram, from an event's delivery to its first Jira write.
+- mlc_alerts_total{kind}: alerts raised (audit.alerts), one per tenant, kind, subject and hour.
 - mlc_reconcile_passes_total{result}, mlc_reconcile_events_found_total: reconcile passes (see `reconcile_pass`).
 - mlc_queue_backlog, mlc_queue_oldest_age_seconds, mlc_broker_backlog: read at scrape time.
 """
@@ -51,6 +52,9 @@ DELIVERY_TO_JIRA = Histogram(
     "mlc_delivery_to_jira_write_seconds",
     "Seconds from an event's delivery to its first Jira write.",
     buckets=(0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+ALERTS = Counter(
+    "mlc_alerts", "Alerts raised (first occurrence per tenant, kind, subject and hour).", ["kind"]
 )
 RECONCILE_PASSES = Counter("mlc_reconcile_passes", "Reconcile passes by result (ok, failed).", ["result"])
 RECONCILE_FOUND = Counter("mlc_reconcile_events_found", "Events created by reconcile for missed records.")

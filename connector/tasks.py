@@ -21,7 +21,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from audit import metrics
+from audit import alerts, metrics
 from audit.models import Event
 from connector.freshbooks.client import FreshBooksClient, FreshBooksError
 from connector.handlers import HANDLERS, Job, Outcome, Skip
@@ -174,6 +174,8 @@ def finish(event, outcome):
     event.finished_at = timezone.now()
     event.save(update_fields=["status", "status_detail", "jira_key", "finished_at"])
     metrics.event_finished(event)
+    if event.status == Event.Status.FAILED:
+        alerts.event_failed(event)
 
 
 def process_event(event_id, actor="worker"):

@@ -28,6 +28,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit import alerts
 from connector.jira.client import JiraClient, JiraError
 from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
@@ -208,6 +209,7 @@ def refresh_all():
         except Exception:  # one site's surprise must not stop the others' refresh
             log.exception("Refreshing Jira webhooks for %s failed", site.tenant.slug)
             results[site.tenant.slug] = False
+        alerts.webhook_lapsed(site)
     return {"ok": sum(results.values()), "failed": [slug for slug, ok in results.items() if not ok]}
 
 
