@@ -59,7 +59,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Alerts: mail_admins() sends to ADMINS (comma-separated addresses); EMAIL_URL picks the mail backend
 # (django-environ syntax, e.g. smtp+tls://user:pass@smtp.example.com:587; default: SMTP on localhost:25).
-ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[]) if address.strip()]
 SERVER_EMAIL = env.str("SERVER_EMAIL", default="ml-connector@localhost")
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[ml-connector] ")
 if env.str("EMAIL_URL", default=""):
@@ -71,13 +71,15 @@ METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 try:
     METRICS_ALLOWED_IPS = [
-        ipaddress.ip_network(a, strict=False) for a in env.list("METRICS_ALLOWED_IPS", default=[])
+        ipaddress.ip_network(a.strip(), strict=False)
+        for a in env.list("METRICS_ALLOWED_IPS", default=[])
+        if a.strip()
     ]
 except ValueError as exc:
     raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
 # Counters of every web and worker process on this host meet in one directory (prometheus_client's multiprocess
 # mode); it must exist before prometheus_client is first imported, which happens after settings load.
-PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / ".metrics"))
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".metrics")
 os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 
