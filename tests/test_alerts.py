@@ -1,13 +1,17 @@
 """Alerts: counted per tenant, kind and hour, mailed to ADMINS once, never with a secret or a payload; the
 per-tenant health panel on the admin index."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection, connections
 from django.db.models import F
 from django.utils import timezone
 
+from audit.alerts import raise_alert
 from audit.models import Alert, Event
 from connector.jira import webhooks
 from connector.tasks import process_event
@@ -182,3 +186,23 @@ def test_admin_index_hides_the_panel_without_audit_view_permission(client, djang
     page = client.get("/admin/").content.decode()
     assert client.get("/admin/").status_code == 200
     assert 'id="tenant-health"' not in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+def test_concurrent_failures_in_several_workers_mail_once(tenant, mailoutbox):
+    start = threading.Barrier(8)
+
+    def fail(_):
+        start.wait()
+        try:
+            return raise_alert(tenant, Alert.Kind.EVENT_FAILED, "invoice", "Event #1 failed.")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        mailed = list(pool.map(fail, range(8)))
+
+    assert mailed.count(True) == 1
+    assert len(mailoutbox) == 1
+    assert Alert.objects.get().occurrences == 8

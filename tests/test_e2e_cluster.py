@@ -2,11 +2,8 @@
 processes an enqueued event against the loopback fakes (FreshBooks records, Jira Cloud)."""
 
 import os
-import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -15,9 +12,9 @@ from django_q.tasks import async_task
 
 from audit.models import Event
 from connector.models import WorklogRule
+from tests.processes import database_url, start, stop
 from tests.processing import issues, make_event, worklogs
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60
 
 pytestmark = [
@@ -28,15 +25,6 @@ pytestmark = [
         "this test runs on PostgreSQL (CI: DATABASE_URL=postgres://…)",
     ),
 ]
-
-
-def database_url():
-    settings = connection.settings_dict
-    user = settings.get("USER") or "postgres"
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or "5432"
-    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
 
 
 @pytest.fixture
@@ -56,23 +44,12 @@ def cluster(fb, tmp_path):
         "Q_POLL": "0.2",
         "CONN_MAX_AGE": "0",
     }
-    log = (tmp_path / "qcluster.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    log_path = tmp_path / "qcluster.log"
+    process, log = start([sys.executable, "manage.py", "qcluster"], env, log_path)
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-        print((tmp_path / "qcluster.log").read_text()[-3000:])
+        stop(process, log, log_path)
 
 
 def wait_for(event, statuses, cluster):

@@ -5,12 +5,9 @@ shows the sum of all processes' counters (prometheus_client multiprocess mode on
 PostgreSQL only, like tests/test_e2e_cluster.py (the SQLite test database lives in memory)."""
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,9 +19,8 @@ from tenants.models import FreshBooksAccount, FreshBooksWebhook
 from tests.fakes.freshbooks_callbacks import delivery_fields, signed_delivery
 from tests.fakes.freshbooks_records import get, put
 from tests.metrics_helpers import histogram_count, parse, value
-from tests.test_e2e_cluster import database_url
+from tests.processes import database_url, start, stop
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 90
 VERIFIER = "e2e-metrics-verifier"
 INVOICES = ("987654", "987655", "987656", "987657")
@@ -42,26 +38,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def start(args, env, log_path):
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    return process, log
-
-
-def stop(process, log, log_path):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    log.close()
-    print(log_path.name, log_path.read_text()[-2000:])
 
 
 @pytest.fixture
