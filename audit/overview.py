@@ -40,11 +40,12 @@ def tenant_health(now=None):
     now = now or timezone.now()
     day_ago = now - timedelta(hours=24)
     health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
+    failed_today = Q(status=Event.Status.FAILED, received_at__gte=day_ago)
     for row in (
-        Event.objects.filter(tenant__in=health)
+        Event.objects.filter(failed_today | Q(status=Event.Status.QUEUED), tenant__in=health)
         .values("tenant")
         .annotate(
-            failed=Count("id", filter=Q(status=Event.Status.FAILED, received_at__gte=day_ago)),
+            failed=Count("id", filter=failed_today),
             oldest=Min("received_at", filter=Q(status=Event.Status.QUEUED)),
         )
     ):

@@ -1,7 +1,7 @@
 """Audit retention: remove the content of old finished events, keep what exactly-once and the trail need.
 
-Pruning an event clears its payload and fetched record and the request/response bodies of its attempts, and
-stamps `pruned_at`. The event's metadata (tenant, name, object id, status, Jira key, times), its attempts'
+Pruning an event clears its payload and fetched record and the request/response bodies of its attempts (every
+encrypted field of Event and Attempt), and stamps `pruned_at`. The event's metadata (tenant, name, object id, status, Jira key, times), its attempts'
 metadata (action, HTTP status, error, duration, actor) and the ledger links (connector.Link) stay: a replayed
 duplicate delivery still finds its link and writes nothing twice. Finished: succeeded, skipped, duplicate,
 failed or rolled back — never queued, received or processing. A pruned failed event can still be replayed
@@ -19,6 +19,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
+from fernet_fields import EncryptedField
 
 from audit.models import Attempt, Event
 
@@ -31,6 +32,13 @@ FINISHED = (
 )
 SCHEDULE_NAME = "prune-audit"
 SCHEDULE_FUNC = "audit.retention.prune_scheduled"
+
+
+def cleared(model):
+    """{field: empty value} for every encrypted field of `model`: the content pruning removes (payloads,
+    records, bodies — and any encrypted field added later, e.g. values kept for a rollback)."""
+    fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
+    return {f.name: None if f.null else "" for f in fields}
 
 
 @dataclass
@@ -69,9 +77,9 @@ def prune(older_than_days, *, dry_run=False, batch_size=500, progress=None):
             )
             if not ids:
                 return result
-            result.attempts += Attempt.objects.filter(event_id__in=ids).update(request=None, response="")
+            result.attempts += Attempt.objects.filter(event_id__in=ids).update(**cleared(Attempt))
             result.events += Event.objects.filter(pk__in=ids).update(
-                payload=None, record=None, pruned_at=timezone.now()
+                **cleared(Event), pruned_at=timezone.now()
             )
         if progress:
             progress(result)
