@@ -139,6 +139,9 @@ def test_metrics_add_up_deliveries_from_gunicorn_workers_and_processing_in_qclus
         assert histogram_count(samples, "mlc_delivery_to_jira_write_seconds") == len(INVOICES)
         assert value(samples, "mlc_delivery_to_jira_write_seconds_bucket", le="+Inf") == len(INVOICES)
         assert value(samples, "mlc_queue_backlog") == 0
+    # Through a proxy on this host (X-Forwarded-For), the same loopback caller is refused.
+    proxied = requests.get(f"{base}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert proxied.status_code == 403 and "mlc_" not in proxied.text
     # The counts came from several processes: 2 gunicorn workers and the qcluster's processes wrote files.
     pids = {path.stem.rsplit("_", 1)[-1] for path in metrics_dir.glob("*.db")}
     assert len(pids) >= 3, sorted(path.name for path in metrics_dir.iterdir())
