@@ -1,10 +1,17 @@
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.models import Alert, Attempt, Event
+from connector.ledger import describe
+from connector.replay import replay
+from connector.rollback import RollbackError, created_links, rollback
 
 
 def pretty(value):
@@ -84,8 +91,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
 
     def get_urls(self):
-        from django.urls import path
-
         replay_one = path(
             "<path:object_id>/replay/",
             self.admin_site.admin_view(self.replay_view),
@@ -100,9 +105,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
     def replay_view(self, request, object_id):
         """POST: replay this one event (the same path as the list action), then back to its page."""
-        from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-        from django.urls import reverse
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         event = self.get_object(request, object_id)
@@ -115,9 +117,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
     def rollback_view(self, request, object_id):
         """GET: the confirmation page for this one event; POST with post=yes: roll it back, back to its page."""
-        from django.http import Http404, HttpResponseRedirect
-        from django.urls import reverse
-
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
@@ -130,12 +129,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     def rollback_selected(self, request, queryset):
         """Django's two-step pattern: a confirmation page listing what will be deleted in Jira, then (on its
         POST with post=yes) the rollback itself, one message per event."""
-        from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-        from django.template.response import TemplateResponse
-
-        from connector.ledger import describe
-        from connector.rollback import RollbackError, created_links, rollback
-
         events = list(queryset.order_by("received_at", "id"))
         if request.method == "POST" and request.POST.get("post") == "yes":
             actor = f"admin:{request.user.get_username()}"
@@ -162,8 +155,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     @admin.action(description="Replay selected events")
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
-        from connector.replay import replay
-
         result = replay(queryset.order_by("received_at", "id"), actor=f"admin:{request.user.get_username()}")
         if result.queued:
             ids = ", ".join(f"#{event.pk}" for event in result.queued)

@@ -1,7 +1,8 @@
 """Prometheus metrics (prometheus_client), served at GET /metrics in the Prometheus text format.
 
-Counters and the histogram are counted where things happen — in gunicorn workers (deliveries) and in the
-qcluster worker processes (events, vendor calls, latency, reconcile) — in prometheus_client's multiprocess
+Counters and the histogram are counted where things happen — in gunicorn workers (deliveries, by the inbound
+endpoint base) and in the qcluster worker processes (events, vendor calls through connector.http's hook,
+latency, reconcile) — in prometheus_client's multiprocess
 mode: every process writes its values to files in PROMETHEUS_MULTIPROC_DIR (set up by config.settings before
 this module is imported), and a scrape, answered by any web process, adds up the files of all processes on
 the host. The queue gauges are read from the database at scrape time, so they are right whichever process
@@ -11,14 +12,14 @@ Names (all prefixed `mlc_`; counters end in `_total` in the exposition):
 - mlc_deliveries_total{source, result, reason}: inbound webhook deliveries; result accepted | rejected | error,
   reason the refusal (malformed, signature, inactive_tenant, unknown_sender, too_large, media_type, method …).
 - mlc_events_total{kind, status}: events that finished processing, by FreshBooks/Jira kind and final status.
-- mlc_vendor_calls_total{vendor, status}: outbound calls to jira / freshbooks by HTTP status ("error": no answer).
+- mlc_vendor_calls_total{vendor, status}: outbound calls made for events (reported by connector.http's hook)
+  to jira / freshbooks by HTTP status ("error": no answer).
 - mlc_delivery_to_jira_write_seconds: histogram, from an event's delivery to its first Jira write.
 - mlc_alerts_total{kind}: alerts raised (audit.alerts), one per tenant, kind, subject and hour.
 - mlc_reconcile_passes_total{result}, mlc_reconcile_events_found_total: reconcile passes (see `reconcile_pass`).
 - mlc_queue_backlog, mlc_queue_oldest_age_seconds, mlc_broker_backlog: read at scrape time.
 """
 
-import functools
 import hmac
 import ipaddress
 import logging
@@ -71,26 +72,15 @@ REASONS = {
 }
 
 
-def count_deliveries(source):
-    """Wrap an inbound webhook view: count each answer in mlc_deliveries_total{source, result, reason}."""
-
-    def wrap(view):
-        @functools.wraps(view)  # keeps csrf_exempt
-        def counted(request, *args, **kwargs):
-            response = view(request, *args, **kwargs)
-            code = response.status_code
-            if code < 300:
-                result, reason = "accepted", "stored"
-            elif code < 500:
-                result, reason = "rejected", REASONS.get(code, f"http_{code}")
-            else:
-                result, reason = "error", f"http_{code}"
-            DELIVERIES.labels(source, result, reason).inc()
-            return response
-
-        return counted
-
-    return wrap
+def count_delivery(source, status_code):
+    """Count one answer of an inbound webhook endpoint in mlc_deliveries_total{source, result, reason}."""
+    if status_code < 300:
+        result, reason = "accepted", "stored"
+    elif status_code < 500:
+        result, reason = "rejected", REASONS.get(status_code, f"http_{status_code}")
+    else:
+        result, reason = "error", f"http_{status_code}"
+    DELIVERIES.labels(source, result, reason).inc()
 
 
 def event_finished(event):
@@ -99,15 +89,24 @@ def event_finished(event):
         EVENTS.labels(event.name.split(".", 1)[0], event.status).inc()
 
 
-def vendor_call(vendor, method, status, event=None):
-    """Count one outbound call; the first successful Jira write of an event observes its delivery latency.
-
-    status: the HTTP status (int), or None when no answer came (network error)."""
+def count_call(call):
+    """connector.http hook: count one outbound call made for an event (a connector.http.Call); the first
+    successful Jira write of an event observes its delivery-to-Jira latency."""
+    url, method, status = call.request.get("url", ""), call.request.get("method", ""), call.http_status
+    vendor = vendor_of(url)
     VENDOR_CALLS.labels(vendor, str(status) if status else "error").inc()
+    event = call.event
     is_write = vendor == "jira" and method.upper() != "GET" and status and 200 <= status < 300
-    if is_write and event is not None and event.received_at and not getattr(event, "_mlc_wrote", False):
+    if is_write and getattr(event, "received_at", None) and not getattr(event, "_mlc_wrote", False):
         event._mlc_wrote = True
         DELIVERY_TO_JIRA.observe(max(0.0, (timezone.now() - event.received_at).total_seconds()))
+
+
+def vendor_of(url):
+    """ "freshbooks" for FreshBooks' API and auth hosts, else "jira" (Jira sites and Atlassian's gateway)."""
+    if url.startswith((settings.FRESHBOOKS_API_URL + "/", settings.FRESHBOOKS_AUTH_URL + "/")):
+        return "freshbooks"
+    return "jira"
 
 
 def reconcile_pass(ok, found):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from audit.models import Event
+from connector.tasks import enqueue, process_event
 
 REPLAYABLE = {
     Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
@@ -32,9 +33,7 @@ def refusal(event):
     if event.tenant_id is None:
         return "the event belongs to no tenant"
     if event.status == Event.Status.PROCESSING:
-        from connector.tasks import stale
-
-        return "" if stale(event) else "it is being processed right now"
+        return "" if event.is_stale else "it is being processed right now"
     if event.status not in REPLAYABLE:
         return f"it is {event.get_status_display().lower()}"
     return ""
@@ -43,8 +42,6 @@ def refusal(event):
 def replay(events, actor, *, sync=False):
     """Re-queue `events` (a queryset or iterable of Event) for process_event; with sync=True process them
     inline instead. Returns a ReplayResult; each queued event's detail says who asked."""
-    from connector.tasks import enqueue, process_event
-
     result = ReplayResult()
     for pk in [event.pk for event in events]:
         with transaction.atomic():

@@ -11,10 +11,10 @@ from django.db import transaction
 
 from audit.models import Event
 from connector import ledger
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import ConnectorError
+from connector.jira.client import JiraClient
 from connector.models import Link
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 
 class RollbackError(Exception):
@@ -38,11 +38,8 @@ def created_links(event):
 
 def refusal(event):
     """Why `event` cannot be rolled back now, or ""."""
-    if event.status == Event.Status.PROCESSING:
-        from connector.tasks import stale
-
-        if not stale(event):
-            return "it is being processed right now"
+    if event.status == Event.Status.PROCESSING and not event.is_stale:
+        return "it is being processed right now"
     if not created_links(event):
         if event.status == Event.Status.ROLLED_BACK:
             return "it is already rolled back"
@@ -62,7 +59,7 @@ def rollback(event, actor):
     for link in created_links(event):
         try:
             _, deleted = ledger.rollback_link(client=client, link=link, event=event)
-        except (JiraError, ReconnectRequired, TokenRefreshError, ledger.LedgerError) as exc:
+        except ConnectorError as exc:
             done = f" (already removed: {', '.join(removed)})" if removed else ""
             detail = f"Rollback by {actor} failed at {ledger.describe(link)}: {exc}{done}"
             _save(event, None, detail)

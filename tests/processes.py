@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def database_url():

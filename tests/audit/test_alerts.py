@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from audit.alerts import raise_alert
 from audit.models import Alert, Event
-from connector.jira import webhooks
+from connector.jira import registration
 from connector.tasks import process_event
 from tenants import tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
@@ -130,10 +130,10 @@ def test_lapsed_jira_webhook_mails_once_per_lapse(tenant, settings, mailoutbox, 
         webhook_secret="webhook-secret-value",
     )  # fmt: skip
 
-    webhooks.refresh_all()
-    webhooks.refresh_all()
+    registration.refresh_all()
+    registration.refresh_all()
     Alert.objects.update(hour=F("hour") - timedelta(hours=1))
-    webhooks.refresh_all()  # still the same lapse, an hour later: counted, not mailed again
+    registration.refresh_all()  # still the same lapse, an hour later: counted, not mailed again
 
     site.refresh_from_db()
     assert site.webhook_error and site.webhook_expires_at == expired
@@ -144,7 +144,7 @@ def test_lapsed_jira_webhook_mails_once_per_lapse(tenant, settings, mailoutbox, 
 
     # A new lapse (renewed, then expired again) mails again.
     JiraSite.objects.filter(pk=site.pk).update(webhook_expires_at=timezone.now() - timedelta(minutes=5))
-    webhooks.refresh_all()
+    registration.refresh_all()
     assert len(mailoutbox) == 2
 
 
