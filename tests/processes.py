@@ -21,6 +21,23 @@ def database_url():
     return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
 
 
+def environment(fake_url, **extra):
+    """The environment of a subprocess on the test database whose vendor URLs all point at the loopback fake
+    `fake_url` (nothing may leave loopback), with `extra` variables on top."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "FRESHBOOKS_API_URL": fake_url,
+        "FRESHBOOKS_AUTH_URL": fake_url,
+        "ATLASSIAN_AUTH_URL": fake_url,
+        "ATLASSIAN_API_URL": fake_url,
+        "Q_POLL": "0.2",
+        "CONN_MAX_AGE": "0",
+        **extra,
+    }
+
+
 def start(args, env, log_path):
     """(process, log file) of `args` run from the repository root."""
     log = Path(log_path).open("w")  # noqa: SIM115 (kept open for the subprocess, closed by stop)

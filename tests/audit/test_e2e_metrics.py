@@ -4,7 +4,6 @@ shows the sum of all processes' counters (prometheus_client multiprocess mode on
 
 PostgreSQL only, like tests/test_e2e_cluster.py (the SQLite test database lives in memory)."""
 
-import os
 import socket
 import sys
 import time
@@ -19,7 +18,7 @@ from tenants.models import FreshBooksAccount, FreshBooksWebhook
 from tests.fakes.freshbooks_callbacks import delivery_fields, signed_delivery
 from tests.fakes.freshbooks_records import get, put
 from tests.metrics_helpers import histogram_count, parse, value
-from tests.processes import database_url, start, stop
+from tests.processes import environment, start, stop
 
 WAIT_SECONDS = 90
 VERIFIER = "e2e-metrics-verifier"
@@ -47,19 +46,7 @@ def processes(fb, jira, tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "FRESHBOOKS_API_URL": fb.url,
-        "FRESHBOOKS_AUTH_URL": fb.url,
-        "ATLASSIAN_AUTH_URL": fb.url,
-        "ATLASSIAN_API_URL": fb.url,
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "Q_WORKERS": "2",
-        "Q_POLL": "0.2",
-        "CONN_MAX_AGE": "0",
-    }
+    env = environment(fb.url, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), Q_WORKERS="2")
     web = start(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
         env,

@@ -1,7 +1,6 @@
 """End to end with the real django-q2 cluster: `manage.py qcluster` as a subprocess on the test database
 processes an enqueued event against the loopback fakes (FreshBooks records, Jira Cloud)."""
 
-import os
 import sys
 import time
 
@@ -12,7 +11,7 @@ from django_q.tasks import async_task
 
 from audit.models import Event
 from connector.models import WorklogRule
-from tests.processes import database_url, start, stop
+from tests.processes import environment, start, stop
 from tests.processing import issues, make_event, worklogs
 
 WAIT_SECONDS = 60
@@ -31,19 +30,7 @@ pytestmark = [
 def cluster(fb, tmp_path):
     """A running `manage.py qcluster` (1 worker) on the test database; stopped (its process group) after."""
     Schedule.objects.all().delete()  # only what the test enqueues runs
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "FRESHBOOKS_API_URL": fb.url,
-        # Nothing may leave loopback: every other vendor URL points at the fake too.
-        "FRESHBOOKS_AUTH_URL": fb.url,
-        "ATLASSIAN_AUTH_URL": fb.url,
-        "ATLASSIAN_API_URL": fb.url,
-        "Q_WORKERS": "1",
-        "Q_POLL": "0.2",
-        "CONN_MAX_AGE": "0",
-    }
+    env = environment(fb.url, Q_WORKERS="1")
     log_path = tmp_path / "qcluster.log"
     process, log = start([sys.executable, "manage.py", "qcluster"], env, log_path)
     try:
