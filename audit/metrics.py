@@ -75,7 +75,7 @@ REASONS = {
 def count_delivery(source, status_code):
     """Count one answer of an inbound webhook endpoint in mlc_deliveries_total{source, result, reason}."""
     if status_code < 300:
-        result, reason = "accepted", "stored"
+        result, reason = "accepted", "ok"
     elif status_code < 500:
         result, reason = "rejected", REASONS.get(status_code, f"http_{status_code}")
     else:

@@ -113,9 +113,7 @@ def test_metrics_add_up_deliveries_from_gunicorn_workers_and_processing_in_qclus
     # Several scrapes, answered by either gunicorn worker, all give the sum over every process.
     scrapes = [scrape(base) for _ in range(6)]
     for samples in scrapes:
-        accepted = value(
-            samples, "mlc_deliveries_total", source="freshbooks", result="accepted", reason="stored"
-        )
+        accepted = value(samples, "mlc_deliveries_total", source="freshbooks", result="accepted", reason="ok")
         rejected = value(
             samples, "mlc_deliveries_total", source="freshbooks", result="rejected", reason="signature"
         )

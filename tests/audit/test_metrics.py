@@ -91,7 +91,9 @@ def test_counters_histogram_and_queue_gauges_follow_deliveries_and_processing(cl
         "invoice.create", "987654", business_id=hooked.freshbooks_accounts.get().business_id
     )
     assert deliver(client, fields).status_code == 200
-    assert deliver(client, fields).json()["status"] == "duplicate"  # same object still queued
+    assert deliver(client, fields).json()["status"] == "replay"  # the same delivery again: no new event
+    again = {**fields, "user_id": "2"}  # another delivery for the same object, still queued
+    assert deliver(client, again).json()["status"] == "duplicate"
     assert deliver(client, fields, verifier="wrong").status_code == 401
     assert client.post("/webhooks/freshbooks/", data=b"%zz", content_type=FORM).status_code == 400
     assert (
@@ -99,8 +101,8 @@ def test_counters_histogram_and_queue_gauges_follow_deliveries_and_processing(cl
     )
 
     queued = scrape(client)
-    accepted = dict(source="freshbooks", result="accepted", reason="stored")
-    assert moved(before, queued, "mlc_deliveries_total", **accepted) == 2
+    accepted = dict(source="freshbooks", result="accepted", reason="ok")
+    assert moved(before, queued, "mlc_deliveries_total", **accepted) == 3
     for reason in ("signature", "malformed", "media_type"):
         assert (
             moved(
@@ -128,15 +130,13 @@ def test_counters_histogram_and_queue_gauges_follow_deliveries_and_processing(cl
 @pytest.mark.django_db
 def test_jira_deliveries_are_counted_by_reason(client):
     before = scrape(client)
-    assert client.post("/webhooks/jira/00000000-0000-0000-0000-000000000000/", data=b"{}",
-                       content_type="application/json").status_code == 404  # fmt: skip
+    unknown_site = "/webhooks/jira/00000000-0000-0000-0000-000000000000/"
+    assert client.post(unknown_site, data=b"{}", content_type="application/json").status_code == 401
+    assert client.get(unknown_site).status_code == 405
     after = scrape(client)
-    assert (
-        moved(
-            before, after, "mlc_deliveries_total", source="jira", result="rejected", reason="unknown_sender"
-        )
-        == 1
-    )
+    rejected = dict(source="jira", result="rejected")
+    assert moved(before, after, "mlc_deliveries_total", **rejected, reason="signature") == 1
+    assert moved(before, after, "mlc_deliveries_total", **rejected, reason="method") == 1
 
 
 @pytest.mark.django_db
