@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
@@ -20,6 +21,9 @@ from tenants.oauth import provider_for
 
 log = logging.getLogger(__name__)
 OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+# Sent (sender: the model, connection: the row) when a connection turns "needs reconnect"; audit alerts on it.
+reconnect_required = Signal()
 
 REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
@@ -142,3 +146,4 @@ def _mark_reconnect(row, reason):
     log.error("%s needs reconnect: %s", row, reason)
     type(row).objects.filter(pk=row.pk).update(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
     row.status, row.last_error = ConnectionStatus.NEEDS_RECONNECT, reason
+    reconnect_required.send(sender=type(row), connection=row)

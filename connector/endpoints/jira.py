@@ -19,6 +19,7 @@ import jwt
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import metrics
 from audit.models import Event
 from connector.endpoints.base import InboundEndpoint, Refused
 from connector.jira import inbound
@@ -87,6 +88,7 @@ class JiraEndpoint(InboundEndpoint):
         )
         event.finished_at = timezone.now()
         event.save(update_fields=["status", "status_detail", "finished_at"])
+        metrics.event_finished(event)
         return {"ok": True, "event": event.pk, "status": event.status}
 
 

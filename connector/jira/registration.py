@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit import alerts
 from connector.errors import ConnectorError, JiraError, ReconnectRequired, TokenRefreshError
 from connector.jira.client import JiraClient
 from tenants import tokens
@@ -140,6 +141,7 @@ def refresh_all():
         except Exception:  # one site's surprise must not stop the others' refresh
             log.exception("Refreshing Jira webhooks for %s failed", site.tenant.slug)
             results[site.tenant.slug] = False
+        alerts.webhook_lapsed(site)
     return {"ok": sum(results.values()), "failed": [slug for slug, ok in results.items() if not ok]}
 
 
