@@ -35,6 +35,28 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
+SENSITIVE = "audit.view_sensitive_data"
+
+
+class SensitiveFieldsHidden:
+    """Without "view sensitive audit data" a user sees the metadata only: the `sensitive_fields` (decrypted
+    payloads, records, request and response bodies) are left off every page."""
+
+    sensitive_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm(SENSITIVE):
+            return fields
+        return [name for name in fields if name not in self.sensitive_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.has_perm(SENSITIVE):
+            return fields
+        return [name for name in fields if name not in self.sensitive_fields]
+
+
 class AppendOnly:
     """The audit trail is written by the connector only: operators read it, nobody edits or deletes it."""
 
@@ -49,7 +71,7 @@ class AppendOnly:
 
 
 @admin.register(Event)
-class EventAdmin(AppendOnly, admin.ModelAdmin):
+class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "tenant",
@@ -67,7 +89,8 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     list_select_related = ("tenant",)
     inlines = [AttemptInline]
     actions = ["replay_selected", "rollback_selected"]
-    exclude = ("payload", "record")
+    exclude = ("payload", "record", "body_hash")
+    sensitive_fields = ("payload_pretty", "record_pretty")
     readonly_fields = (
         "tenant",
         "source",
@@ -110,7 +133,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not self.has_view_permission(request, event):
+        if not self.has_replay_permission(request):
             raise PermissionDenied
         self.replay_selected(request, Event.objects.filter(pk=event.pk))
         return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
@@ -120,12 +143,26 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not self.has_view_permission(request, event):
+        if not self.has_rollback_permission(request):
             raise PermissionDenied
         response = self.rollback_selected(request, Event.objects.filter(pk=event.pk))
         return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
 
-    @admin.action(description="Roll back selected events (deletes their Jira issues/worklogs)")
+    def has_replay_permission(self, request):
+        return request.user.has_perm("audit.replay_event")
+
+    def has_rollback_permission(self, request):
+        return request.user.has_perm("audit.rollback_event")
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context.update(
+            can_replay=self.has_replay_permission(request), can_rollback=self.has_rollback_permission(request)
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.action(
+        description="Roll back selected events (deletes their Jira issues/worklogs)", permissions=["rollback"]
+    )
     def rollback_selected(self, request, queryset):
         """Django's two-step pattern: a confirmation page listing what will be deleted in Jira, then (on its
         POST with post=yes) the rollback itself, one message per event."""
@@ -152,7 +189,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/audit/event/rollback_confirmation.html", context)
 
-    @admin.action(description="Replay selected events")
+    @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
         result = replay(queryset.order_by("received_at", "id"), actor=f"admin:{request.user.get_username()}")
@@ -180,13 +217,14 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(AppendOnly, admin.ModelAdmin):
+class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = ("id", "event", "actor", "action", "http_status", "duration_ms", "created_at")
     list_filter = ("http_status", "actor")
     search_fields = ("action", "error", "=event__id")
     raw_id_fields = ("event",)
     list_select_related = ("event",)
     exclude = ("request", "response")
+    sensitive_fields = ("request_pretty", "response_pretty")
     readonly_fields = (
         "event",
         "action",
