@@ -36,6 +36,7 @@ run: install .env
 	  echo "  Jira sandbox at http://127.0.0.1:8103/; connect the tenant Sandbox Bakery in the admin."; fi
 	@echo "  Ctrl-C stops the web server, the worker and the sandbox."
 	@echo ""
+	rm -rf .metrics  # prometheus_client's per-process files of the last run (/metrics counts from zero)
 	@# config/run.py: like `honcho start`, but Ctrl-C stops every process cleanly (see its docstring).
 	@procs="web worker"; if $(BIN)/python manage.py sandbox --check; then procs="web worker sandbox"; fi; \
 	exec $(BIN)/python -m config.run $$procs

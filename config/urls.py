@@ -3,6 +3,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from audit.metrics import metrics_view
 from config.views import healthz
 
 admin.site.site_header = "ml-connector"
@@ -29,6 +30,7 @@ urlpatterns = [
         "favicon.ico", lambda request: HttpResponse(status=204), name="favicon"
     ),  # no icon, and no 404 either
     path("healthz/", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("connector.urls")),
     path("", include("tenants.urls")),

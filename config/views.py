@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_q.brokers import get_broker
 
+from audit.backlog import queued_backlog
 from audit.models import Event
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
@@ -22,8 +23,7 @@ def healthz(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        queued = Event.objects.filter(status=Event.Status.QUEUED)
-        oldest = queued.order_by("received_at").values_list("received_at", flat=True).first()
+        queued, age = queued_backlog()
         failing = {
             "freshbooks": FreshBooksAccount.objects.filter(status=ConnectionStatus.NEEDS_RECONNECT).count(),
             "jira": JiraSite.objects.filter(status=ConnectionStatus.NEEDS_RECONNECT).count(),
@@ -31,18 +31,16 @@ def healthz(request):
         failed = Event.objects.filter(
             status=Event.Status.FAILED, received_at__gte=timezone.now() - FAILING_WINDOW
         ).count()
-        queue = {"queued_events": queued.count()}
     except DatabaseError as exc:
         return JsonResponse(
             {"status": "down", "database": "unreachable", "detail": str(exc)[:200]}, status=503
         )
+    queue = {"queued_events": queued, "oldest_queued_age_seconds": round(age, 3)}
     try:
         queue["broker_backlog"] = get_broker().queue_size()
     except Exception as exc:  # a broker (Redis) outage degrades the report but the web side still works
         queue["error"] = str(exc)[:200]
         reasons.append("the task broker is unreachable")
-    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
-    queue["oldest_queued_age_seconds"] = round(age, 3)
     for vendor, count in failing.items():
         if count:
             reasons.append(

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from connector.defaults import create_default_mappings
+from connector.defaults import create_default_mappings, create_default_worklog_rule
 from connector.errors import VendorError
 from connector.freshbooks import callbacks
 from connector.jira import registration
@@ -128,7 +128,7 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
-        return [f for f in fields if f != "jira_project_key"] if obj else fields
+        return [f for f in fields if f not in ("jira_project_key", "worklog_from_note")] if obj else fields
 
     def response_add(self, request, obj, post_url_continue=None):
         """A new tenant lands on its own page (its next step: connect), unless "add another" was asked."""
@@ -167,6 +167,10 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
             created = create_default_mappings(obj, key)
             self.message_user(
                 request, f"Created {len(created)} default mappings to project {key}.", messages.INFO
+            )
+        if not change and form.cleaned_data.get("worklog_from_note") and create_default_worklog_rule(obj):
+            self.message_user(
+                request, "Created the worklog rule “Jira issue key in the entry's note”.", messages.INFO
             )
 
 

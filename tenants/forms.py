@@ -90,6 +90,13 @@ class TenantForm(forms.ModelForm):
         label="Jira project key",
         help_text="Creates the default mappings (invoice, bill, payments, expense) to this project, e.g. FIN.",
     )
+    worklog_from_note = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Log time entries on the Jira issue their note names",
+        help_text="Creates the worklog rule “Jira issue key in the entry's note”: a time entry whose note names an "
+        "existing issue (e.g. “Call about FIN-7”) becomes a worklog on it.",
+    )
 
     class Meta:
         model = Tenant
