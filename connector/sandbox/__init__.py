@@ -22,12 +22,11 @@ def setup_tenant():
     """The sandbox tenant (created once, with the default mappings to FIN and the "Jira key in the note"
     worklog rule); returns (tenant, created). Connecting it is left to the operator, through the OAuth pages."""
     # Model imports stay here: this package is also imported by the settings (no app registry yet).
-    from connector.defaults import create_default_mappings
-    from connector.models import WorklogRule
+    from connector.defaults import create_default_mappings, create_default_worklog_rule
     from tenants.models import Tenant
 
     tenant, created = Tenant.objects.get_or_create(slug=TENANT_SLUG, defaults={"name": TENANT_NAME})
     if created:
         create_default_mappings(tenant, PROJECT_KEY)
-        WorklogRule.objects.create(tenant=tenant, match_kind=WorklogRule.MatchKind.NOTE_KEY)
+        create_default_worklog_rule(tenant)
     return tenant, created
