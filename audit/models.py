@@ -12,6 +12,7 @@ class Event(models.Model):
     class Source(models.TextChoices):
         FRESHBOOKS = "freshbooks", "FreshBooks"
         JIRA = "jira", "Jira"
+        RECONCILE = "reconcile", "Reconcile"  # found by `manage.py reconcile`, not delivered
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -63,6 +64,15 @@ class Event(models.Model):
         return f"#{self.pk} {self.name} {self.object_id} ({self.status})"
 
 
+class FailedEvent(Event):
+    """The failed events, grouped by reason in their own admin list (like django-q2's failed tasks)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed event"
+        ordering = ["-received_at", "-id"]
+
+
 class Attempt(models.Model):
     """One outbound call made for an event (request and response encrypted)."""
 
@@ -74,6 +84,12 @@ class Attempt(models.Model):
     error = models.TextField(blank=True, default="")
     duration_ms = models.PositiveIntegerField(default=0)
     actor = models.CharField(max_length=150, default="worker", help_text="worker, command or admin user.")
+    previous = EncryptedJSONField(
+        null=True,
+        blank=True,
+        help_text="For a change to an issue or worklog: what Jira held before it and right after it "
+        '({"before": …, "after": …}), so a rollback can put it back and notice later edits.',
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

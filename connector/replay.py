@@ -27,7 +27,7 @@ class ReplayResult:
 
 def refusal(event):
     """Why `event` cannot be replayed, or "" when it can."""
-    if event.source != Event.Source.FRESHBOOKS:
+    if event.source == Event.Source.JIRA:
         return "only FreshBooks events are replayed"
     if event.tenant_id is None:
         return "the event belongs to no tenant"

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "Select events with --tenant, --status and/or --id (refusing to replay everything)."
             )
-        events = Event.objects.filter(source=Event.Source.FRESHBOOKS).order_by("received_at", "id")
+        events = Event.objects.exclude(source=Event.Source.JIRA).order_by("received_at", "id")
         if tenant:
             found = Tenant.objects.filter(slug=tenant).first()
             if found is None:

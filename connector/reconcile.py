@@ -1,0 +1,283 @@
+"""Reconcile and backfill: find the FreshBooks records whose webhook deliveries were lost, and process them.
+
+FreshBooks does not promise delivery, so a pass lists, for every kind the tenant maps (an enabled issue
+mapping on `<kind>.create`; time entries when an enabled worklog rule exists), the records updated since the
+tenant's watermark minus OVERLAP (accounting lists filtered on `updated`, US/Eastern; time entries by
+business on `updated_since`, UTC), MAX_PER_PAGE at a time, backing off on 429 and 5xx. A record is *known*
+when the ledger has a link for it, when an event for it is open (received, queued, processing), or when an
+event for it was received after the record's last update (it was seen, whatever came of it: a failed one is
+replayed, not re-found). Every other record becomes an event with source "reconcile" (`<kind>.create`) that
+goes through process_event and the ledger like a delivery: whichever of the webhook and the reconcile comes
+first, Jira is written once.
+
+The watermark moves to the pass's start only after a clean pass (every page listed, every event stored);
+a failed pass leaves it and records why on the tenant's ReconcileState. `since` (an aware datetime) starts
+the pass there instead: on a new tenant it is the backfill of past records. A dry run writes nothing, in the
+database or in Jira: it returns what would be created, with each rendered summary (or worklog target).
+"""
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from audit.models import Event
+from connector import handlers
+from connector.context import build_context, eastern_to_utc
+from connector.freshbooks.client import FreshBooksClient, FreshBooksError
+from connector.jira.client import JiraClient, JiraError
+from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
+from connector.render import RenderError, render_fields
+from connector.tasks import enqueue, process_event
+from tenants.models import JiraSite, Tenant
+from tenants.tokens import ReconnectRequired, TokenRefreshError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("invoice", "bill", "payment", "expense", "client", "time_entry")
+OVERLAP = timedelta(hours=2)  # FreshBooks' US/Eastern clock: DST folds, skew, records saved mid-pass
+LIST_ATTEMPTS = 6  # per page; waits of about 1, 2, 4, 8, 16 s between them (429 and 5xx)
+BUSY_AFTER = timedelta(hours=1)  # a pass marked running for longer than this died with its worker
+OPEN = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING)
+RELATED = {
+    "invoice": handlers.related_invoice,
+    "bill": handlers.related_bill,
+    "payment": handlers.related_payment,
+    "expense": handlers.related_expense,
+}
+TASK = "connector.reconcile.reconcile_task"
+
+
+class ReconcileBusy(Exception):
+    """Another pass of this tenant is running."""
+
+
+@dataclass
+class PassResult:
+    tenant: Tenant
+    dry_run: bool = False
+    ok: bool = True
+    listed: int = 0
+    known: int = 0
+    created: list = field(default_factory=list)  # Events, or on a dry run (event name, object id, what)
+    detail: str = ""
+
+    def summary(self):
+        verb = "would create" if self.dry_run else "created"
+        text = (
+            f"listed {self.listed} record(s), {self.known} already known, {verb} {len(self.created)} event(s)"
+        )
+        return text if self.ok else f"failed: {self.detail} ({text} before the failure)"
+
+
+def mapped_kinds(tenant):
+    """{kind: event name} of what a reconcile looks for: kinds with an enabled `<kind>.create` mapping,
+    and time entries when the tenant has an enabled worklog rule."""
+    names = set(IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("event", flat=True))
+    found = {kind: f"{kind}.create" for kind in KINDS if f"{kind}.create" in names}
+    if WorklogRule.objects.filter(tenant=tenant, enabled=True).exists():
+        found["time_entry"] = "time_entry.create"
+    return found
+
+
+def record_updated(kind, record):
+    """When FreshBooks last changed the record (aware, UTC), or None when the record does not say."""
+    text = record.get("updated") or record.get("updated_at")
+    if kind == "time_entry" or not text:
+        return None
+    text = eastern_to_utc(text)  # accounting datetimes are US/Eastern unless they carry an offset
+    return datetime.fromisoformat(text) if text else None
+
+
+def wanted(kind, record):
+    """False for records never worth an event: deleted ones and running timers."""
+    if str(record.get("vis_state", 0)) == "1":
+        return False
+    return not (kind == "time_entry" and (record.get("timer") or {}).get("is_running"))
+
+
+def unknown(tenant, kind, records):
+    """The records of one page that no link, open event or later event knows about."""
+    ids = [str(record.get("id")) for record in records]
+    linked = set(
+        Link.objects.filter(tenant=tenant, object_type=kind, object_id__in=ids).values_list(
+            "object_id", flat=True
+        )
+    )
+    seen = {}
+    events = Event.objects.filter(tenant=tenant, name__startswith=f"{kind}.", object_id__in=ids)
+    for object_id, status, received in events.values_list("object_id", "status", "received_at"):
+        seen.setdefault(object_id, []).append((status, received))
+    found = []
+    for record in records:
+        object_id, updated = str(record.get("id")), record_updated(kind, record)
+        heard = seen.get(object_id, [])
+        if object_id in linked or any(
+            status in OPEN or updated is None or received >= updated for status, received in heard
+        ):
+            continue
+        found.append(record)
+    return found
+
+
+def list_pages(client, kind, since, sleep):
+    """Yield (page, pages, records) for `kind` updated since `since`, backing off on transient errors."""
+    page, pages = 1, 1
+    while page <= pages:
+        for attempt in range(LIST_ATTEMPTS):
+            try:
+                records, pages = client.list_page(kind, page, updated_since=since)
+                break
+            except FreshBooksError as exc:
+                if not exc.transient or attempt == LIST_ATTEMPTS - 1:
+                    raise
+                sleep(min(30.0, 2.0**attempt) * random.uniform(0.8, 1.2))
+        yield page, pages, records
+        page += 1
+
+
+def describe(job, kind, name, record):
+    """What processing the record would write, for a dry run: the rendered summary or the worklog target."""
+    if kind == "time_entry":
+        issue = handlers.worklog_issue(job, record)
+        hours = int(float(record.get("duration") or 0)) / 3600
+        return f"worklog of {hours:.2f} h on {issue}" if issue else "nothing: no worklog rule matches"
+    related = RELATED[kind](job, record) if kind in RELATED else {}
+    context = build_context(
+        kind, record, related=related, tenant=job.tenant, account=job.account, event_name=name
+    )
+    mappings = list(IssueMapping.objects.filter(tenant=job.tenant, enabled=True, event=name))
+    mapping = handlers.choose_mapping(mappings, context)
+    if mapping is None:
+        return "nothing: no mapping's condition holds"
+    try:
+        summary = render_fields(mapping, context, job.site)["summary"]
+    except RenderError as exc:
+        return f"nothing: mapping “{mapping.name}” does not render ({exc})"
+    return f"issue in {mapping.project_key}: “{summary}”"
+
+
+def create_event(tenant, account, name, record, sync, actor):
+    object_id = str(record.get("id"))
+    event = Event.objects.create(
+        source=Event.Source.RECONCILE, tenant=tenant, name=name, object_id=object_id,
+        account_id=account.account_id, business_id=account.business_id, status=Event.Status.QUEUED,
+        payload={"name": name, "object_id": object_id, "updated": str(record.get("updated") or "")},
+    )  # fmt: skip
+    if sync:
+        process_event(event.pk, actor=actor)
+        event.refresh_from_db()
+    else:
+        enqueue(event.pk, actor=actor)
+    return event
+
+
+def _start(tenant, actor):
+    """Mark the tenant's pass running (refusing a second one); returns its ReconcileState."""
+    ReconcileState.objects.get_or_create(tenant=tenant)
+    with transaction.atomic():
+        state = ReconcileState.objects.select_for_update().get(tenant=tenant)
+        now = timezone.now()
+        if state.last_result == ReconcileState.Result.RUNNING and state.last_started_at > now - BUSY_AFTER:
+            raise ReconcileBusy(
+                f"a pass of {tenant.slug} started at {state.last_started_at:%H:%M:%S} is running"
+            )
+        state.last_result, state.last_started_at, state.last_actor = ReconcileState.Result.RUNNING, now, actor
+        state.last_detail = ""
+        state.save()
+    return state
+
+
+def _finish(state, result, started):
+    state.refresh_from_db(fields=["watermark"])
+    if result.ok:
+        state.watermark = max(filter(None, (state.watermark, started)))
+    state.last_result = ReconcileState.Result.OK if result.ok else ReconcileState.Result.FAILED
+    state.last_detail, state.last_finished_at = result.summary()[:5000], timezone.now()
+    state.save()
+
+
+def reconcile(tenant, *, since=None, kinds=None, dry_run=False, sync=False, actor="schedule",
+              progress=None, sleep=time.sleep):  # fmt: skip
+    """One pass for `tenant` (see the module docstring); returns a PassResult.
+
+    `kinds` narrows the mapped kinds; `sync` processes each new event here instead of queueing it;
+    `progress(line)` is called after every page. Raises ReconcileBusy when a pass is already running."""
+    progress = progress or (lambda line: None)
+    result = PassResult(tenant, dry_run=dry_run)
+    state = None if dry_run else _start(tenant, actor)
+    started = timezone.now()
+    try:
+        _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, state)
+    except (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError) as exc:
+        result.ok, result.detail = False, str(exc)
+    except Exception as exc:  # a bug: recorded on the tenant's state, then raised
+        result.ok, result.detail = False, f"Internal error: {type(exc).__name__}: {exc}"
+        if state is not None:
+            _finish(state, result, started)
+        raise
+    if state is not None:
+        _finish(state, result, started)
+    log.info("Reconcile of %s by %s: %s", tenant.slug, actor, result.summary())
+    return result
+
+
+def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, state):
+    account = tenant.freshbooks_accounts.first()
+    if account is None:
+        raise ReconnectRequired(f"tenant {tenant.slug} has no FreshBooks account connected")
+    site = JiraSite.objects.filter(tenant=tenant).first()
+    watermark = state.watermark if state else ReconcileState.objects.filter(tenant=tenant).values_list(
+        "watermark", flat=True
+    ).first()  # fmt: skip
+    since = since or ((watermark or account.created_at) - OVERLAP)
+    targets = mapped_kinds(tenant)
+    if kinds:
+        targets = {kind: name for kind, name in targets.items() if kind in kinds}
+    fb = FreshBooksClient(account, actor=actor)
+    job = handlers.Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
+                       jira=JiraClient(site, actor=actor) if site else None)  # fmt: skip
+    progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
+             f"{since:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
+    for kind, name in targets.items():
+        for page, pages, records in list_pages(fb, kind, since, sleep):
+            records = [record for record in records if wanted(kind, record)]
+            new = unknown(tenant, kind, records)
+            result.listed += len(records)
+            result.known += len(records) - len(new)
+            for record in new:
+                if dry_run:
+                    result.created.append((name, str(record.get("id")), describe(job, kind, name, record)))
+                else:
+                    result.created.append(create_event(tenant, account, name, record, sync, actor))
+            progress(f"{tenant.slug}: {kind} page {page}/{pages}: {len(records)} listed, {len(new)} new "
+                     f"({result.listed} listed, {len(result.created)} new so far)")  # fmt: skip
+
+
+def reconcile_task(tenant_id, actor="schedule"):
+    """django-q2 task: one pass of one tenant; returns its summary (or why it did not run)."""
+    tenant = Tenant.objects.filter(pk=tenant_id, active=True).first()
+    if tenant is None:
+        return "no such active tenant"
+    try:
+        return reconcile(tenant, actor=actor).summary()
+    except ReconcileBusy as exc:
+        return f"not run: {exc}"
+
+
+def reconcile_due():
+    """Scheduled every 5 minutes: queue a pass for every active, connected tenant whose interval has
+    elapsed since its last pass started. Returns the slugs queued."""
+    now, queued = timezone.now(), []
+    for tenant in Tenant.objects.filter(active=True, freshbooks_accounts__isnull=False).distinct():
+        state, _ = ReconcileState.objects.get_or_create(tenant=tenant)
+        interval = timedelta(minutes=max(5, state.interval_minutes))
+        if state.enabled and (state.last_started_at is None or state.last_started_at <= now - interval):
+            async_task(TASK, tenant.pk, actor="schedule")
+            queued.append(tenant.slug)
+    return queued
