@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.utils.html import format_html
 
-from audit.models import Attempt, Event
+from audit.models import Attempt, Event, FailedEvent, failure_reason
 
 
 def pretty(value):
@@ -14,6 +14,28 @@ def pretty(value):
         value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     )
     return format_html("<pre style='white-space: pre-wrap; max-width: 70em'>{}</pre>", text)
+
+
+def can_replay(request):
+    """Permission hook of the replay actions and button (issue 14 narrows it to a replay permission)."""
+    return request.user.is_active and request.user.is_staff
+
+
+def replay_events(modeladmin, request, queryset):
+    """Replay the selected events and record who asked (on the events, their attempts and the admin log)."""
+    from connector.replay import replay
+
+    actor = f"admin:{request.user.get_username()}"
+    result = replay(queryset.order_by("received_at", "id"), actor=actor)
+    for event in result.queued:
+        modeladmin.log_change(request, event, f"Replay requested by {actor}")
+    if result.queued:
+        ids = ", ".join(f"#{event.pk}" for event in result.queued)
+        modeladmin.message_user(
+            request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
+        )
+    for event, reason in result.refused:
+        modeladmin.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
 
 
 class AttemptInline(admin.TabularInline):
@@ -108,7 +130,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not self.has_view_permission(request, event):
+        if not (self.has_view_permission(request, event) and self.has_replay_permission(request)):
             raise PermissionDenied
         self.replay_selected(request, Event.objects.filter(pk=event.pk))
         return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
@@ -159,19 +181,13 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/audit/event/rollback_confirmation.html", context)
 
-    @admin.action(description="Replay selected events")
+    @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
-        from connector.replay import replay
+        replay_events(self, request, queryset)
 
-        result = replay(queryset.order_by("received_at", "id"), actor=f"admin:{request.user.get_username()}")
-        if result.queued:
-            ids = ", ".join(f"#{event.pk}" for event in result.queued)
-            self.message_user(
-                request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
-            )
-        for event, reason in result.refused:
-            self.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
+    def has_replay_permission(self, request):
+        return can_replay(request)
 
     @admin.display(description="Detail", ordering="status_detail")
     def detail(self, obj):
@@ -215,3 +231,79 @@ class AttemptAdmin(AppendOnly, admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
+
+
+class ReasonFilter(admin.SimpleListFilter):
+    """Failures grouped by reason (the detail without ids and keys), largest group first, with counts."""
+
+    title = "reason"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        counts = {}
+        for detail in model_admin.get_queryset(request).values_list("status_detail", flat=True):
+            reason = failure_reason(detail)
+            counts[reason] = counts.get(reason, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [(reason, f"{reason} ({count})") for reason, count in ranked]
+
+    def queryset(self, request, queryset):
+        wanted = self.value()
+        if not wanted:
+            return queryset
+        pks = [
+            pk
+            for pk, detail in queryset.values_list("pk", "status_detail")
+            if failure_reason(detail) == wanted
+        ]
+        return queryset.filter(pk__in=pks)
+
+
+@admin.register(FailedEvent)
+class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
+    """Failed events only, grouped by reason (the filter on the right), replayed by selection."""
+
+    list_display = (
+        "id",
+        "tenant",
+        "name",
+        "object_id",
+        "source",
+        "reason",
+        "attempts",
+        "received_at",
+        "open",
+    )
+    list_filter = (ReasonFilter, "tenant", "name", "source")
+    search_fields = ("=id", "object_id", "status_detail")
+    date_hierarchy = "received_at"
+    list_select_related = ("tenant",)
+    actions = ["replay_selected"]
+    fields = (
+        "tenant",
+        "source",
+        "name",
+        "object_id",
+        "status_detail",
+        "attempts",
+        "received_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        replay_events(self, request, queryset)
+
+    def has_replay_permission(self, request):
+        return can_replay(request)
+
+    @admin.display(description="Reason")
+    def reason(self, obj):
+        return obj.reason
+
+    @admin.display(description="Event")
+    def open(self, obj):
+        from django.urls import reverse
+
+        return format_html('<a href="{}">#{}</a>', reverse("admin:audit_event_change", args=[obj.pk]), obj.pk)

@@ -1,3 +1,5 @@
+import re
+
 from django.db import models
 from fernet_fields import EncryptedTextField
 
@@ -45,6 +47,13 @@ class Event(models.Model):
     duplicate_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
     )
+    replay_requested_by = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who asked for the last replay (command or admin user).",
+    )
+    replay_requested_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -64,13 +73,40 @@ class Event(models.Model):
         return f"#{self.pk} {self.name} {self.object_id} ({self.status})"
 
 
+# What makes two failure details differ without changing their reason: ids, issue keys, retry counters.
+REASON_NOISE = (
+    (re.compile(r" — (automatic retry|gave up after).*", re.S), ""),
+    (re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b"), "<issue>"),
+    (re.compile(r"\d{4,}|\b\d+(\.\d+)? s\b"), "<n>"),
+)
+
+
+def failure_reason(detail):
+    """The reason of a failure, for grouping: its detail's first line without ids, keys or retry counters."""
+    text = (detail or "").strip().splitlines()[0] if (detail or "").strip() else "(no detail)"
+    for pattern, replacement in REASON_NOISE:
+        text = pattern.sub(replacement, text)
+    return text.strip()[:200]
+
+
+class FailedEventManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(status=Event.Status.FAILED)
+
+
 class FailedEvent(Event):
     """The failed events, grouped by reason in their own admin list (like django-q2's failed tasks)."""
+
+    objects = FailedEventManager()
 
     class Meta:
         proxy = True
         verbose_name = "failed event"
         ordering = ["-received_at", "-id"]
+
+    @property
+    def reason(self):
+        return failure_reason(self.status_detail)
 
 
 class Attempt(models.Model):

@@ -8,13 +8,13 @@ from connector.reconcile import KINDS, ReconcileBusy, reconcile
 from tenants.models import Tenant
 
 
-def parse_since(text):
+def parse_since(text, option="--since"):
     """An ISO 8601 date or datetime (naive means UTC) → aware datetime; CommandError when unreadable."""
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise CommandError(
-            f"--since {text!r} is not an ISO 8601 date or datetime (e.g. 2024-01-31)."
+            f"{option} {text!r} is not an ISO 8601 date or datetime (e.g. 2024-01-31)."
         ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
