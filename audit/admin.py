@@ -1,7 +1,9 @@
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from audit.models import Attempt, Event, FailedEvent, failure_reason
@@ -143,43 +145,51 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not self.has_view_permission(request, event):
+        if not (self.has_view_permission(request, event) and self.has_rollback_permission(request)):
             raise PermissionDenied
         response = self.rollback_selected(request, Event.objects.filter(pk=event.pk))
         return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
 
-    @admin.action(description="Roll back selected events (deletes their Jira issues/worklogs)")
+    @admin.action(description="Roll back selected events (undo their Jira writes)", permissions=["rollback"])
     def rollback_selected(self, request, queryset):
-        """Django's two-step pattern: a confirmation page listing what will be deleted in Jira, then (on its
-        POST with post=yes) the rollback itself, one message per event."""
-        from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-        from django.template.response import TemplateResponse
-
-        from connector.ledger import describe
-        from connector.rollback import RollbackError, created_links, rollback
+        """Django's two-step pattern: a confirmation page listing what will be undone in Jira, then (on its
+        POST with post=yes) the rollback itself, one message per event. Events whose issue or worklog was
+        changed in Jira since are not touched: a second page shows the differences and asks again
+        (overwrite=yes)."""
+        from connector.rollback import RollbackConflict, RollbackError, plan, rollback
 
         events = list(queryset.order_by("received_at", "id"))
+        conflicts = []
         if request.method == "POST" and request.POST.get("post") == "yes":
             actor = f"admin:{request.user.get_username()}"
+            overwrite = request.POST.get("overwrite") == "yes"
             for event in events:
                 try:
-                    removed = rollback(event, actor=actor)
+                    done = rollback(event, actor=actor, overwrite=overwrite)
+                except RollbackConflict as exc:
+                    conflicts.append((event, exc.differences))
                 except RollbackError as exc:
                     self.message_user(request, f"Not rolled back #{event.pk}: {exc}.", messages.WARNING)
                 else:
                     self.message_user(
-                        request, f"Rolled back #{event.pk}: deleted {', '.join(removed)}.", messages.SUCCESS
+                        request, f"Rolled back #{event.pk}: {', '.join(done)}.", messages.SUCCESS
                     )
-            return None
+            if not conflicts:
+                return None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Roll back events?",
+            "title": "Overwrite changes made in Jira?" if conflicts else "Roll back events?",
             "opts": self.model._meta,
-            "events": [(event, [describe(link) for link in created_links(event)]) for event in events],
+            "events": [(event, plan(event)) for event in ([e for e, _ in conflicts] or events)],
+            "conflicts": conflicts,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "single": request.resolver_match.url_name == "audit_event_rollback",
         }
         return TemplateResponse(request, "admin/audit/event/rollback_confirmation.html", context)
+
+    def has_rollback_permission(self, request):
+        """Permission hook of the rollback action and button (issue 14 narrows it to a rollback permission)."""
+        return request.user.is_active and request.user.is_staff
 
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
