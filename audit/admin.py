@@ -72,6 +72,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         "tenant",
         "name",
         "object_id",
+        "source",
         "status",
         "detail",
         "jira_key",

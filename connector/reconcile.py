@@ -16,6 +16,7 @@ the pass there instead: on a new tenant it is the backfill of past records. A dr
 database or in Jira: it returns what would be created, with each rendered summary (or worklog target).
 """
 
+import contextlib
 import logging
 import random
 import time
@@ -170,7 +171,9 @@ def create_event(tenant, account, name, record, sync, actor):
         payload={"name": name, "object_id": object_id, "updated": str(record.get("updated") or "")},
     )  # fmt: skip
     if sync:
-        process_event(event.pk, actor=actor)
+        # A bug raises out of process_event after it marked the event failed: the pass goes on.
+        with contextlib.suppress(Exception):
+            process_event(event.pk, actor=actor)
         event.refresh_from_db()
     else:
         enqueue(event.pk, actor=actor)
@@ -232,6 +235,8 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
     if account is None:
         raise ReconnectRequired(f"tenant {tenant.slug} has no FreshBooks account connected")
     site = JiraSite.objects.filter(tenant=tenant).first()
+    if site is None:
+        raise ReconnectRequired(f"tenant {tenant.slug} has no Jira site connected")
     watermark = state.watermark if state else ReconcileState.objects.filter(tenant=tenant).values_list(
         "watermark", flat=True
     ).first()  # fmt: skip
@@ -241,7 +246,7 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
         targets = {kind: name for kind, name in targets.items() if kind in kinds}
     fb = FreshBooksClient(account, actor=actor)
     job = handlers.Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
-                       jira=JiraClient(site, actor=actor) if site else None)  # fmt: skip
+                       jira=JiraClient(site, actor=actor))  # fmt: skip
     progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
              f"{since:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
     for kind, name in targets.items():
