@@ -16,7 +16,6 @@ the pass there instead: on a new tenant it is the backfill of past records. A dr
 database or in Jira: it returns what would be created, with each rendered summary (or worklog target).
 """
 
-import contextlib
 import logging
 import random
 import time
@@ -34,7 +33,7 @@ from connector.freshbooks.client import FreshBooksClient, FreshBooksError
 from connector.jira.client import JiraClient, JiraError
 from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
 from connector.render import RenderError, render_fields
-from connector.tasks import enqueue, process_event
+from connector.tasks import run_or_enqueue
 from tenants.models import JiraSite, Tenant
 from tenants.tokens import ReconnectRequired, TokenRefreshError
 
@@ -170,13 +169,7 @@ def create_event(tenant, account, name, record, sync, actor):
         account_id=account.account_id, business_id=account.business_id, status=Event.Status.QUEUED,
         payload={"name": name, "object_id": object_id, "updated": str(record.get("updated") or "")},
     )  # fmt: skip
-    if sync:
-        # A bug raises out of process_event after it marked the event failed: the pass goes on.
-        with contextlib.suppress(Exception):
-            process_event(event.pk, actor=actor)
-        event.refresh_from_db()
-    else:
-        enqueue(event.pk, actor=actor)
+    run_or_enqueue(event, actor=actor, sync=sync)
     return event
 
 

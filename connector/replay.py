@@ -7,13 +7,13 @@ Replayable: received, queued, failed, skipped, succeeded and duplicate events, a
 Who asked is kept on the event (`replay_requested_by`/`_at`) and on every attempt the replay makes.
 """
 
-import contextlib
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Event
+from connector.tasks import run_or_enqueue
 
 REPLAYABLE = {
     Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
@@ -64,8 +64,6 @@ def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100
 
 
 def _replay_one(pk, actor, sync, result):
-    from connector.tasks import enqueue, process_event
-
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=pk).first()
         if event is None:
@@ -80,10 +78,4 @@ def _replay_one(pk, actor, sync, result):
         event.replay_requested_by, event.replay_requested_at = actor[:150], timezone.now()
         event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at"])
     result.queued.append(event)
-    if sync:
-        # A bug raises out of process_event after it logged it and marked the event failed: go on.
-        with contextlib.suppress(Exception):
-            process_event(event.pk, actor=actor)
-        event.refresh_from_db()
-    else:
-        enqueue(event.pk, actor=actor)
+    run_or_enqueue(event, actor=actor, sync=sync)
