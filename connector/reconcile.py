@@ -10,10 +10,12 @@ replayed, not re-found). Every other record becomes an event with source "reconc
 goes through process_event and the ledger like a delivery: whichever of the webhook and the reconcile comes
 first, Jira is written once.
 
-The watermark moves to the pass's start only after a clean pass (every page listed, every event stored);
-a failed pass leaves it and records why on the tenant's ReconcileState. `since` (an aware datetime) starts
-the pass there instead: on a new tenant it is the backfill of past records. A dry run writes nothing, in the
-database or in Jira: it returns what would be created, with each rendered summary (or worklog target).
+The watermark moves to the pass's start only after a clean pass (every page listed, every event stored)
+that covered every mapped kind from the watermark on (not one narrowed by `kinds`, nor one starting after
+it); a failed pass leaves it and records why on the tenant's ReconcileState. `since` (an aware datetime)
+starts the pass there instead: on a new tenant it is the backfill of past records. A dry run writes nothing,
+in the database or in Jira (only a FreshBooks token refresh, when one is due, is saved: FreshBooks refresh
+tokens are single-use): it returns what would be created, with each rendered summary (or worklog target).
 """
 
 import logging
@@ -66,13 +68,16 @@ class PassResult:
     known: int = 0
     created: list = field(default_factory=list)  # Events, or on a dry run (event name, object id, what)
     detail: str = ""
+    complete: bool = True  # every mapped kind listed from the watermark on: the watermark may move
 
     def summary(self):
         verb = "would create" if self.dry_run else "created"
         text = (
             f"listed {self.listed} record(s), {self.known} already known, {verb} {len(self.created)} event(s)"
         )
-        return text if self.ok else f"failed: {self.detail} ({text} before the failure)"
+        if not self.ok:
+            return f"failed: {self.detail} ({text} before the failure)"
+        return text if self.complete else f"{text}; watermark kept (a partial pass)"
 
 
 def mapped_kinds(tenant):
@@ -191,7 +196,7 @@ def _start(tenant, actor):
 
 def _finish(state, result, started):
     state.refresh_from_db(fields=["watermark"])
-    if result.ok:
+    if result.ok and result.complete:
         state.watermark = max(filter(None, (state.watermark, started)))
     state.last_result = ReconcileState.Result.OK if result.ok else ReconcileState.Result.FAILED
     state.last_detail, state.last_finished_at = result.summary()[:5000], timezone.now()
@@ -233,10 +238,12 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
     watermark = state.watermark if state else ReconcileState.objects.filter(tenant=tenant).values_list(
         "watermark", flat=True
     ).first()  # fmt: skip
-    since = since or ((watermark or account.created_at) - OVERLAP)
+    start = (watermark or account.created_at) - OVERLAP
+    since = since or start
     targets = mapped_kinds(tenant)
     if kinds:
         targets = {kind: name for kind, name in targets.items() if kind in kinds}
+    result.complete = since <= start and set(targets) == set(mapped_kinds(tenant))
     fb = FreshBooksClient(account, actor=actor)
     job = handlers.Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
                        jira=JiraClient(site, actor=actor))  # fmt: skip

@@ -216,3 +216,19 @@ def test_admin_shows_the_watermark_and_result_and_reconciles_now(staff_client, c
     (task,) = OrmQ.objects.all()
     assert task.task["func"] == "connector.reconcile.reconcile_task"
     assert task.task["kwargs"] == {"actor": "admin:operator"}
+
+
+@pytest.mark.django_db
+def test_only_a_pass_over_every_mapped_kind_from_the_watermark_moves_it(lost, fb, jira):
+    partial = run("--tenant", "acme", "--kinds", "invoice", "--sync")
+
+    assert "watermark kept (a partial pass)" in partial
+    assert ReconcileState.objects.get(tenant=lost).watermark is None
+    before = timezone.now()
+    run("--tenant", "acme", "--sync")
+    mark = ReconcileState.objects.get(tenant=lost).watermark
+    assert mark >= before
+
+    later = run("--tenant", "acme", "--since", (mark + timedelta(days=1)).isoformat())
+
+    assert "watermark kept" in later and ReconcileState.objects.get(tenant=lost).watermark == mark
