@@ -18,7 +18,7 @@ from tenants.models import FreshBooksAccount, FreshBooksWebhook
 from tests.fakes.freshbooks_callbacks import delivery_fields, run_queued, signed_delivery
 from tests.fakes.freshbooks_lists import install_list_routes
 from tests.fakes.freshbooks_records import put
-from tests.processing import created_issues, issues, process, worklogs
+from tests.processing import created_issues, issues, worklogs
 
 EASTERN = ZoneInfo("America/New_York")
 INVOICE, ENTRY = "987654", "123456"  # the fixture invoice and time entry (project 654321)
