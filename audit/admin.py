@@ -99,6 +99,8 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         "jira_key",
         "attempts",
         "duplicate_of",
+        "replay_requested_by",
+        "replay_requested_at",
         "received_at",
         "started_at",
         "finished_at",
@@ -222,7 +224,7 @@ class AttemptAdmin(AppendOnly, admin.ModelAdmin):
     search_fields = ("action", "error", "=event__id")
     raw_id_fields = ("event",)
     list_select_related = ("event",)
-    exclude = ("request", "response")
+    exclude = ("request", "response", "previous")
     readonly_fields = (
         "event",
         "action",
@@ -233,6 +235,7 @@ class AttemptAdmin(AppendOnly, admin.ModelAdmin):
         "created_at",
         "request_pretty",
         "response_pretty",
+        "previous_pretty",
     )
 
     @admin.display(description="Request (decrypted)")
@@ -242,6 +245,10 @@ class AttemptAdmin(AppendOnly, admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
+
+    @admin.display(description="Overwritten values, kept for rollback (decrypted)")
+    def previous_pretty(self, obj):
+        return pretty(obj.previous)
 
 
 class ReasonFilter(admin.SimpleListFilter):

@@ -184,3 +184,19 @@ def test_rollback_of_a_delete_whose_issue_is_gone_is_refused_and_writes_nothing(
         jira.calls("POST", r"/worklog$")[1:] == []
         and Link.objects.get(object_id=str(ENTRY)).state == "deleted"
     )
+
+
+@pytest.mark.django_db
+def test_the_kept_values_are_encrypted_and_shown_on_the_attempt_page(updated_invoice, staff_client):
+    from django.db import connection
+
+    attempt = updated_invoice.attempt_set.get(action__startswith="PUT")
+    assert attempt.previous["before"]["summary"] == ORIGINAL and attempt.previous["after"]["summary"] == UPDATED
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT previous FROM audit_attempt WHERE id = %s", [attempt.pk])
+        stored = cursor.fetchone()[0]
+    assert "Gordon" not in str(stored)  # ciphertext at rest
+
+    page = staff_client.get(reverse("admin:audit_attempt_change", args=[attempt.pk])).content.decode()
+
+    assert "Overwritten values, kept for rollback" in page and "41.94 CAD" in page
