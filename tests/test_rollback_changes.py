@@ -191,7 +191,9 @@ def test_the_kept_values_are_encrypted_and_shown_on_the_attempt_page(updated_inv
     from django.db import connection
 
     attempt = updated_invoice.attempt_set.get(action__startswith="PUT")
-    assert attempt.previous["before"]["summary"] == ORIGINAL and attempt.previous["after"]["summary"] == UPDATED
+    assert (
+        attempt.previous["before"]["summary"] == ORIGINAL and attempt.previous["after"]["summary"] == UPDATED
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT previous FROM audit_attempt WHERE id = %s", [attempt.pk])
         stored = cursor.fetchone()[0]
