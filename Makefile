@@ -41,6 +41,7 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Ingest benchmark: gunicorn + PostgreSQL on 127.0.0.1 (database mlc_bench is recreated), signed FreshBooks
 # deliveries vs a trivial view. Options: make bench-ingest BENCH_ARGS="--requests 10000 --workers 4"

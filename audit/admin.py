@@ -3,10 +3,14 @@ import json
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.models import Attempt, Event, FailedEvent, failure_reason
+from connector.replay import replay
+from connector.rollback import RollbackConflict, RollbackError, plan, rollback
 
 
 def pretty(value):
@@ -25,8 +29,6 @@ def can_replay(request):
 
 def replay_events(modeladmin, request, queryset):
     """Replay the selected events and record who asked (on the events, their attempts and the admin log)."""
-    from connector.replay import replay
-
     actor = f"admin:{request.user.get_username()}"
     result = replay(queryset.order_by("received_at", "id"), actor=actor)
     for event in result.queued:
@@ -111,8 +113,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
 
     def get_urls(self):
-        from django.urls import path
-
         replay_one = path(
             "<path:object_id>/replay/",
             self.admin_site.admin_view(self.replay_view),
@@ -127,9 +127,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
     def replay_view(self, request, object_id):
         """POST: replay this one event (the same path as the list action), then back to its page."""
-        from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-        from django.urls import reverse
-
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         event = self.get_object(request, object_id)
@@ -142,9 +139,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
     def rollback_view(self, request, object_id):
         """GET: the confirmation page for this one event; POST with post=yes: roll it back, back to its page."""
-        from django.http import Http404, HttpResponseRedirect
-        from django.urls import reverse
-
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
@@ -159,8 +153,6 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         POST with post=yes) the rollback itself, one message per event. Events whose issue or worklog was
         changed in Jira since are not touched: a second page shows the differences and asks again
         (overwrite=yes)."""
-        from connector.rollback import RollbackConflict, RollbackError, plan, rollback
-
         events = list(queryset.order_by("received_at", "id"))
         conflicts = []
         if request.method == "POST" and request.POST.get("post") == "yes":
@@ -322,6 +314,4 @@ class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
 
     @admin.display(description="Event")
     def open(self, obj):
-        from django.urls import reverse
-
         return format_html('<a href="{}">#{}</a>', reverse("admin:audit_event_change", args=[obj.pk]), obj.pk)

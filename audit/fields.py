@@ -2,6 +2,8 @@
 
 import json
 
+from django import forms
+from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from fernet_fields import EncryptedField, EncryptedTextField
 
@@ -26,15 +28,11 @@ class EncryptedJSONField(EncryptedTextField):
         return self.get_prep_value(self.value_from_object(obj))
 
     def formfield(self, **kwargs):
-        from django import forms
-
         return super().formfield(**{"form_class": forms.JSONField, **kwargs})
 
 
 def encrypted_fields():
     """Every (model, [field names]) pair that holds Fernet-encrypted data."""
-    from django.apps import apps
-
     for model in apps.get_models():
         names = [f.name for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
         if names:

@@ -1,9 +1,12 @@
 import re
+from datetime import timedelta
 
 from django.db import models
+from django.utils import timezone
 from fernet_fields import EncryptedTextField
 
 from audit.fields import EncryptedJSONField
+from connector.retry import task_timeout
 from tenants.models import Tenant
 
 
@@ -71,6 +74,16 @@ class Event(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.name} {self.object_id} ({self.status})"
+
+    @property
+    def is_stale(self):
+        """Processing for longer than the task timeout (Q_TIMEOUT): django-q2 has stopped that run, so the
+        event may be taken over (by process_event, a replay or a rollback)."""
+        return (
+            self.status == self.Status.PROCESSING
+            and self.started_at is not None
+            and self.started_at < timezone.now() - timedelta(seconds=task_timeout())
+        )
 
 
 # What makes two failure details differ without changing their reason: ids, issue keys, retry counters.

@@ -2,15 +2,14 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from django_q.brokers import get_broker
+
+from audit.models import Event
 
 
 @require_GET
 def healthz(request):
     """Liveness and backlog: database reachability, queued events and the age of the oldest one."""
-    from django_q.brokers import get_broker
-
-    from audit.models import Event
-
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

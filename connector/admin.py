@@ -1,8 +1,17 @@
+import json
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django_q.tasks import async_task
 
 from connector.forms import IssueMappingForm
+from connector.jira.adf import to_text
+from connector.kinds import COMMON_DOCS, CONTEXT_DOCS
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
+from connector.preview import preview
 from connector.reconcile import TASK as RECONCILE_TASK
 from tenants.models import Tenant
 
@@ -56,8 +65,6 @@ class IssueMappingAdmin(admin.ModelAdmin):
     change_form_template = "admin/connector/issuemapping/change_form.html"
 
     def get_urls(self):
-        from django.urls import path
-
         preview = path(
             "<path:object_id>/preview/",
             self.admin_site.admin_view(self.preview_view),
@@ -66,15 +73,6 @@ class IssueMappingAdmin(admin.ModelAdmin):
         return [preview, *super().get_urls()]
 
     def preview_view(self, request, object_id):
-        import json
-
-        from django.core.exceptions import PermissionDenied
-        from django.http import Http404
-        from django.template.response import TemplateResponse
-
-        from connector.jira.adf import to_text
-        from connector.preview import preview
-
         mapping = self.get_object(request, object_id)  # None for a missing or malformed id: a 404, not a 500
         if mapping is None:
             raise Http404("No issue mapping with that id.")
@@ -101,8 +99,6 @@ class IssueMappingAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/connector/issuemapping/preview.html", context)
 
     def render_change_form(self, request, context, *args, **kwargs):
-        from connector.context import COMMON_DOCS, CONTEXT_DOCS
-
         context["context_docs"] = {"common": COMMON_DOCS, **CONTEXT_DOCS}
         mapping = context.get("original")
         context["mapping_kind"] = mapping.event.split(".", 1)[0] if mapping and mapping.event else ""

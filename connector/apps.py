@@ -10,9 +10,9 @@ def create_schedules(using="default", **kwargs):
     """Daily refresh of Jira webhooks (dynamic ones expire after 30 days), a 10-minute sweep of events a
     stopped worker left processing, and a 5-minute check that queues each tenant's reconcile when its own
     interval has elapsed. Idempotent: runs after every migrate."""
-    from django_q.models import Schedule
+    from django_q.models import Schedule  # here, not at the top: apps.py loads before the app registry
 
-    func = "connector.jira.webhooks.refresh_all"
+    func = "connector.jira.registration.refresh_all"
     Schedule.objects.using(using).update_or_create(
         name=JIRA_WEBHOOK_SCHEDULE,
         defaults={"func": func},  # an operator's changes to the timing survive later migrations

@@ -1,8 +1,9 @@
 """The mappings every new tenant starts with (all to the tenant's project as Task, labelled by kind).
 
-Templates are Django templates over the context documented in connector/context.py (per resource kind).
+Templates are Django templates over the context each kind documents (connector/kinds/<kind>.py).
 """
 
+from connector.kinds import kind_for
 from connector.models import IssueMapping
 
 LINK = "\n\nOpen in FreshBooks: {{ link }}"
@@ -11,7 +12,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Invoice created",
         "event": "invoice.create",
-        "kind": "invoice",
         "summary": "Invoice {{ invoice_number }} for {{ client_name }}: {{ amount }} {{ currency }}",
         "description": (
             "Invoice {{ invoice_number }} was created in FreshBooks.\n\n"
@@ -23,7 +23,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Bill received",
         "event": "bill.create",
-        "kind": "bill",
         "summary": "Bill {{ bill_number }} from {{ vendor_name }}: {{ amount }} {{ currency }}",
         "description": (
             "Bill {{ bill_number }} was received from {{ vendor_name }}.\n\n"
@@ -36,7 +35,6 @@ DEFAULT_MAPPINGS = [
             "name": f"Payment {kind}",
             "event": "payment.create",
             "payment_kind": kind,
-            "kind": "payment",
             "summary": f"Payment {kind}" + " for invoice {{ invoice_number }}: {{ amount }} {{ currency }}",
             "description": (
                 f"A payment was {kind}" + " for invoice {{ invoice_number }} ({{ client_name }}).\n\n"
@@ -49,7 +47,6 @@ DEFAULT_MAPPINGS = [
     {
         "name": "Expense created",
         "event": "expense.create",
-        "kind": "expense",
         "summary": "Expense {{ category_name }} from {{ vendor_name }}: {{ amount }} {{ currency }}",
         "description": (
             "An expense was recorded in FreshBooks.\n\n"
@@ -80,7 +77,7 @@ def create_default_mappings(tenant, project_key):
                 issue_type="Task",
                 summary_template=spec["summary"],
                 description_template=spec["description"],
-                labels=["freshbooks", spec["kind"]],
+                labels=["freshbooks", kind_for(spec["event"]).name],
                 order=order,
             )
         )

@@ -9,13 +9,13 @@ import time
 import requests
 from django import forms
 
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import JiraError, RenderError, VendorError
+from connector.jira.client import JiraClient
 from connector.models import IssueMapping
-from connector.render import RenderError, compile_template
+from connector.render import compile_template
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
-UNREACHABLE = (JiraError, ReconnectRequired, TokenRefreshError, requests.RequestException)
+UNREACHABLE = (VendorError, requests.RequestException)
 
 
 def _short_sleep(seconds):

@@ -1,6 +1,13 @@
-"""Outbound HTTP for both vendors: one place that times each call and records it as an audit Attempt."""
+"""Outbound HTTP for both vendors: one place that times each call and reports it.
+
+The HTTP layer knows nothing of the audit trail: every call made for an event is reported as a `Call` to
+the hooks registered with `on_call` (the audit app registers the one that stores it as an audit.Attempt,
+see audit.apps). Authorization headers are never reported; request bodies and responses are (the hook
+stores them encrypted).
+"""
 
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
@@ -9,13 +16,33 @@ from django.conf import settings
 MAX_STORED_RESPONSE = 20_000
 
 _session = requests.Session()
+_hooks = []
+
+
+@dataclass(frozen=True)
+class Call:
+    """One outbound call made for `event`: what was sent, what came back (or the network error)."""
+
+    event: object
+    actor: str
+    action: str  # e.g. "POST /rest/api/3/issue"
+    request: dict  # method, url and params/json/data when sent
+    response: str  # the body, at most MAX_STORED_RESPONSE characters
+    http_status: int | None
+    error: str  # the network error, or "HTTP <status>" for a 4xx/5xx answer
+    duration_ms: int
+
+
+def on_call(hook):
+    """Register `hook(call)` to be told of every call made for an event (idempotent)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
 
 
 def send(method, url, *, event=None, actor="worker", action=None, **kwargs):
-    """Send one request (never raising for HTTP status) and record it on `event` when given.
+    """Send one request (never raising for HTTP status) and report it when made for `event`.
 
-    Raises requests.RequestException for network failures, after recording them.
-    Authorization headers are never stored; the request body and the response are stored encrypted.
+    Raises requests.RequestException for network failures, after reporting them.
     """
     kwargs.setdefault("timeout", settings.HTTP_TIMEOUT)
     action = action or f"{method} {urlsplit(url).path}"
@@ -23,17 +50,15 @@ def send(method, url, *, event=None, actor="worker", action=None, **kwargs):
     try:
         response = _session.request(method, url, **kwargs)
     except requests.RequestException as exc:
-        _record(event, actor, action, method, url, kwargs, None, f"{type(exc).__name__}: {exc}", started)
+        _report(event, actor, action, method, url, kwargs, None, f"{type(exc).__name__}: {exc}", started)
         raise
-    _record(event, actor, action, method, url, kwargs, response, "", started)
+    _report(event, actor, action, method, url, kwargs, response, "", started)
     return response
 
 
-def _record(event, actor, action, method, url, kwargs, response, error, started):
+def _report(event, actor, action, method, url, kwargs, response, error, started):
     if event is None:
         return
-    from audit.models import Attempt
-
     request = {"method": method, "url": url}
     for key in ("params", "json"):
         if kwargs.get(key) is not None:
@@ -42,7 +67,7 @@ def _record(event, actor, action, method, url, kwargs, response, error, started)
         request["data"] = kwargs["data"]
     if response is not None and not error and response.status_code >= 400:
         error = f"HTTP {response.status_code}"
-    Attempt.objects.create(
+    call = Call(
         event=event,
         actor=actor,
         action=action[:200],
@@ -52,3 +77,5 @@ def _record(event, actor, action, method, url, kwargs, response, error, started)
         error=error,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+    for hook in _hooks:
+        hook(call)

@@ -23,20 +23,15 @@ import re
 from django.db import IntegrityError, connection, transaction
 
 from connector import snapshots
-from connector.jira.client import JiraError
+from connector.errors import LedgerError, VendorError
 from connector.models import Link
-from tenants.tokens import ReconnectRequired, TokenRefreshError
+from connector.retry import SEARCH_RETRY_DELAYS
 
 log = logging.getLogger(__name__)
 
 PROPERTY_KEY = "ml-connector"
 UNSAFE_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]")  # labels are quoted in JQL: keep them plain
-# Seconds to wait between label searches while resolving an in-doubt create (JQL search lags writes).
-SEARCH_RETRY_DELAYS = (1.0, 2.0, 4.0)
-
-
-class LedgerError(Exception):
-    """A write that cannot be done safely (e.g. an update for an object never found in Jira)."""
+__all__ = ["LedgerError", "SEARCH_RETRY_DELAYS"]  # and the functions below
 
 
 def dedupe_key(tenant, object_type, object_id, purpose):
@@ -101,9 +96,9 @@ def _write_once(claim_args, event, find, write):
             if not ids:
                 try:
                     ids = write(link)
-                except (JiraError, ReconnectRequired, TokenRefreshError) as exc:
+                except VendorError as exc:
                     error = exc
-                    if getattr(exc, "ambiguous", False):
+                    if exc.ambiguous:
                         link.state = Link.State.IN_DOUBT
                         link.event = event or link.event
                         link.save()
@@ -346,7 +341,7 @@ def rollback_link(*, client, link, event=None):
                 removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
             else:
                 removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id)
-        except (JiraError, ReconnectRequired, TokenRefreshError) as exc:
+        except VendorError as exc:
             error = exc  # raised after the commit, so the failed attempt stays in the audit trail
         else:
             error = None

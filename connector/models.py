@@ -1,6 +1,7 @@
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from connector.kinds import mapping_event_choices
 from tenants.models import Tenant
 
 
@@ -20,7 +21,9 @@ class IssueMapping(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="mappings")
     name = models.CharField(max_length=120)
-    event = models.CharField(max_length=64, help_text="FreshBooks event, e.g. invoice.create.")
+    event = models.CharField(
+        max_length=64, choices=mapping_event_choices(), help_text="FreshBooks event, e.g. invoice.create."
+    )
     payment_kind = models.CharField(max_length=10, choices=PaymentKind.choices, blank=True, default="")
     condition = models.CharField(
         max_length=500,

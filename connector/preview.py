@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from connector import ledger
-from connector.context import build_context, docs_for
+from connector.jira.dialect import dialect_for
+from connector.kinds import build_context, docs_for, kind_for
 from connector.render import RenderError, render_fields
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -25,9 +26,10 @@ def load_sample(kind):
 
 def preview(mapping):
     """{"kind", "sample", "body", "error", "docs"} for `mapping`: body is what POST /issue would send."""
-    kind = mapping.event.split(".", 1)[0]
+    declared = kind_for(mapping.event)
+    kind = declared.name if declared else mapping.event.split(".", 1)[0]
     result = {"kind": kind, "body": None, "error": "", "docs": docs_for(kind), "sample": ""}
-    sample = load_sample(kind)
+    sample = load_sample(kind) if declared else None
     if sample is None:
         result["error"] = (
             f"No sample record for {kind!r} events: issue mappings apply to invoice, bill, payment, expense and client events."
@@ -59,9 +61,5 @@ def preview(mapping):
         "properties": [{"key": ledger.PROPERTY_KEY, "value": ledger.marker(tenant, kind, object_id)}],
     }
     result["sample"] = f"{kind} {object_id}"
-    result["deployment"] = (
-        "Server / Data Center (REST v2, plain text)"
-        if site and site.deployment == "server"
-        else "Cloud (REST v3, ADF)"
-    )
+    result["deployment"] = dialect_for(site).label
     return result

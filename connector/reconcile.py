@@ -19,7 +19,6 @@ tokens are single-use): it returns what would be created, with each rendered sum
 """
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,29 +28,25 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.models import Event
-from connector import handlers
-from connector.context import build_context, eastern_to_utc
-from connector.freshbooks.client import FreshBooksClient, FreshBooksError
-from connector.jira.client import JiraClient, JiraError
+from connector import retry
+from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
+from connector.freshbooks.client import FreshBooksClient
+from connector.handlers import Job, worklog_issue
+from connector.handlers.issues import choose_mapping
+from connector.handlers.job import fetch_related
+from connector.jira.client import JiraClient
+from connector.kinds import KINDS, build_context
+from connector.kinds.base import eastern_to_utc
 from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
 from connector.render import RenderError, render_fields
 from connector.tasks import run_or_enqueue
 from tenants.models import JiraSite, Tenant
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("invoice", "bill", "payment", "expense", "client", "time_entry")
 OVERLAP = timedelta(hours=2)  # FreshBooks' US/Eastern clock: DST folds, skew, records saved mid-pass
-LIST_ATTEMPTS = 6  # per page; waits of about 1, 2, 4, 8, 16 s between them (429 and 5xx)
 BUSY_AFTER = timedelta(hours=1)  # a pass marked running for longer than this died with its worker
 OPEN = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING)
-RELATED = {
-    "invoice": handlers.related_invoice,
-    "bill": handlers.related_bill,
-    "payment": handlers.related_payment,
-    "expense": handlers.related_expense,
-}
 TASK = "connector.reconcile.reconcile_task"
 
 
@@ -81,19 +76,21 @@ class PassResult:
 
 
 def mapped_kinds(tenant):
-    """{kind: event name} of what a reconcile looks for: kinds with an enabled `<kind>.create` mapping,
-    and time entries when the tenant has an enabled worklog rule."""
+    """{kind: event name} of what a reconcile looks for: kinds whose `<kind>.create` has an enabled mapping
+    (issues, client user matches), and the worklog kind when the tenant has an enabled worklog rule."""
     names = set(IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("event", flat=True))
-    found = {kind: f"{kind}.create" for kind in KINDS if f"{kind}.create" in names}
-    if WorklogRule.objects.filter(tenant=tenant, enabled=True).exists():
-        found["time_entry"] = "time_entry.create"
-    return found
+    rules = WorklogRule.objects.filter(tenant=tenant, enabled=True).exists()
+    return {
+        name: f"{name}.create"
+        for name, kind in KINDS.items()
+        if (rules if kind.writes == "worklog" else f"{name}.create" in names)
+    }
 
 
 def record_updated(kind, record):
     """When FreshBooks last changed the record (aware, UTC), or None when the record does not say."""
     text = record.get("updated") or record.get("updated_at")
-    if kind == "time_entry" or not text:
+    if KINDS[kind].scope != "account" or not text:
         return None
     text = eastern_to_utc(text)  # accounting datetimes are US/Eastern unless they carry an offset
     return datetime.fromisoformat(text) if text else None
@@ -103,7 +100,7 @@ def wanted(kind, record):
     """False for records never worth an event: deleted ones and running timers."""
     if str(record.get("vis_state", 0)) == "1":
         return False
-    return not (kind == "time_entry" and (record.get("timer") or {}).get("is_running"))
+    return not (record.get("timer") or {}).get("is_running")
 
 
 def unknown(tenant, kind, records):
@@ -134,30 +131,31 @@ def list_pages(client, kind, since, sleep):
     """Yield (page, pages, records) for `kind` updated since `since`, backing off on transient errors."""
     page, pages = 1, 1
     while page <= pages:
-        for attempt in range(LIST_ATTEMPTS):
+        for attempt in range(1, retry.LIST_PAGE_TRIES + 1):
             try:
                 records, pages = client.list_page(kind, page, updated_since=since)
                 break
             except FreshBooksError as exc:
-                if not exc.transient or attempt == LIST_ATTEMPTS - 1:
+                if not exc.transient or attempt == retry.LIST_PAGE_TRIES:
                     raise
-                sleep(min(30.0, 2.0**attempt) * random.uniform(0.8, 1.2))
+                sleep(retry.call_delay(attempt - 1))
         yield page, pages, records
         page += 1
 
 
 def describe(job, kind, name, record):
     """What processing the record would write, for a dry run: the rendered summary or the worklog target."""
-    if kind == "time_entry":
-        issue = handlers.worklog_issue(job, record)
+    declared = KINDS[kind]
+    if declared.writes == "worklog":
+        issue = worklog_issue(job, record)
         hours = int(float(record.get("duration") or 0)) / 3600
         return f"worklog of {hours:.2f} h on {issue}" if issue else "nothing: no worklog rule matches"
-    related = RELATED[kind](job, record) if kind in RELATED else {}
+    related = declared.related(lambda other, object_id: fetch_related(job, other, object_id), record)
     context = build_context(
         kind, record, related=related, tenant=job.tenant, account=job.account, event_name=name
     )
     mappings = list(IssueMapping.objects.filter(tenant=job.tenant, enabled=True, event=name))
-    mapping = handlers.choose_mapping(mappings, context)
+    mapping = choose_mapping(mappings, context)
     if mapping is None:
         return "nothing: no mapping's condition holds"
     try:
@@ -215,8 +213,8 @@ def reconcile(tenant, *, since=None, kinds=None, dry_run=False, sync=False, acto
     started = timezone.now()
     try:
         _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, state)
-    except (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError) as exc:
-        result.ok, result.detail = False, str(exc)
+    except ConnectorError as exc:
+        result.ok, result.detail = False, exc.detail
     except Exception as exc:  # a bug: recorded on the tenant's state, then raised
         result.ok, result.detail = False, f"Internal error: {type(exc).__name__}: {exc}"
         if state is not None:
@@ -245,7 +243,7 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
         targets = {kind: name for kind, name in targets.items() if kind in kinds}
     result.complete = since <= start and set(targets) == set(mapped_kinds(tenant))
     fb = FreshBooksClient(account, actor=actor)
-    job = handlers.Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
+    job = Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
                        jira=JiraClient(site, actor=actor))  # fmt: skip
     progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
              f"{since:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip

@@ -9,7 +9,8 @@ import re
 
 from django.template import Context, Engine, TemplateSyntaxError
 
-from connector.jira.adf import to_adf
+from connector.errors import RenderError
+from connector.jira.dialect import dialect_for
 
 SUMMARY_MAX = 255
 ELLIPSIS = "…"
@@ -20,8 +21,7 @@ JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 engine = Engine(autoescape=False, string_if_invalid="")
 
 
-class RenderError(Exception):
-    """A template that does not compile or fails while rendering; the message says which and why."""
+__all__ = ["RenderError", "compile_template", "condition_holds", "render_fields", "render_text"]
 
 
 def _blank_none(value):
@@ -119,7 +119,7 @@ def render_labels(labels, context):
 
 def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None):
     """The Jira `fields` for POST /issue (or PUT /issue/{key}) from `mapping` over `context`."""
-    cloud = site is None or site.deployment == site.Deployment.CLOUD
+    dialect = dialect_for(site)
     summary = truncate_summary(render_text(mapping.summary_template, context)) or truncate_summary(
         mapping.name
     )
@@ -130,7 +130,7 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None)
     }
     description = render_text(mapping.description_template, context).strip()
     if description:
-        fields["description"] = to_adf(description) if cloud else description
+        fields["description"] = dialect.text(description)
     labels = render_labels(mapping.labels, context)
     if labels:
         fields["labels"] = labels
@@ -144,9 +144,8 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None)
             raise RenderError(f"{field_id}: {exc}") from exc
         if value not in ("", None, [], {}):
             fields[field_id] = value
-    user_key = "accountId" if cloud else "name"
     if reporter_id:
-        fields["reporter"] = {user_key: reporter_id}
+        fields["reporter"] = dialect.user(reporter_id)
     if assignee_id:
-        fields["assignee"] = {user_key: assignee_id}
+        fields["assignee"] = dialect.user(assignee_id)
     return fields

@@ -34,9 +34,7 @@ def refusal(event):
     if event.tenant_id is None:
         return "the event belongs to no tenant"
     if event.status == Event.Status.PROCESSING:
-        from connector.tasks import stale
-
-        return "" if stale(event) else "it is being processed right now"
+        return "" if event.is_stale else "it is being processed right now"
     if event.status not in REPLAYABLE:
         return f"it is {event.get_status_display().lower()}"
     return ""

@@ -18,10 +18,10 @@ from django.db import transaction
 
 from audit.models import Event
 from connector import ledger, snapshots
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import ConnectorError
+from connector.jira.client import JiraClient
 from connector.models import Link
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 
 class RollbackError(Exception):
@@ -82,11 +82,8 @@ def plan(event):
 
 def refusal(event):
     """Why `event` cannot be rolled back now, or ""."""
-    if event.status == Event.Status.PROCESSING:
-        from connector.tasks import stale
-
-        if not stale(event):
-            return "it is being processed right now"
+    if event.status == Event.Status.PROCESSING and not event.is_stale:
+        return "it is being processed right now"
     if event.status == Event.Status.ROLLED_BACK:
         return "it is already rolled back"
     if not created_links(event) and not kept_writes(event):
@@ -110,7 +107,7 @@ def rollback(event, actor, *, overwrite=False):
     for link in created_links(event):
         try:
             _, deleted = ledger.rollback_link(client=client, link=link, event=event)
-        except (JiraError, ReconnectRequired, TokenRefreshError, ledger.LedgerError) as exc:
+        except ConnectorError as exc:
             done = f" (already: {', '.join(removed)})" if removed else ""
             detail = f"Rollback by {actor} failed at {ledger.describe(link)}: {exc}{done}"
             _save(event, None, detail)
@@ -186,7 +183,7 @@ def _undo_changes(event, client, actor, overwrite):
                 if link is not None:
                     ledger.restore_worklog(client=client, link=link, body=previous["before"], event=event)
             done.append(describe_undo(previous))
-    except (JiraError, ReconnectRequired, TokenRefreshError, ledger.LedgerError) as exc:
+    except ConnectorError as exc:
         so_far = f" (already done: {'; '.join(done)})" if done else ""
         detail = f"Rollback by {actor} failed: {exc}{so_far}"
         _save(event, None, detail)

@@ -6,9 +6,9 @@
 2. Run the handler for the resource kind (connector.handlers.HANDLERS) with FreshBooks and Jira clients bound
    to the event, so every outbound call is recorded as an audit.Attempt.
 3. Finish: succeeded (with the Jira key), skipped (nothing to do, with the reason) or failed (with Jira's or
-   FreshBooks' message, or the reconnect reason). Failed events wait for a replay; when the tenant has
-   `auto_retry`, transient failures (network, 5xx, token endpoint down) are re-queued with exponential backoff
-   through a one-off django-q2 Schedule, at most MAX_AUTO_ATTEMPTS times. 429 is waited out inside the clients.
+   FreshBooks' message, or the reconnect reason), read from the connector.errors attributes. Failed events
+   wait for a replay; when the tenant has `auto_retry`, transient failures are re-queued through a one-off
+   django-q2 Schedule as connector.retry says.
 
 Expected failures never raise out of the task (django-q2 would retry it blindly); only bugs do, after the
 event is marked failed.
@@ -16,35 +16,31 @@ event is marked failed.
 
 import contextlib
 import logging
-import random
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from audit.models import Event
-from connector.freshbooks.client import FreshBooksClient, FreshBooksError
+from connector.errors import ConnectorError
+from connector.freshbooks.client import FreshBooksClient
 from connector.handlers import HANDLERS, Job, Outcome, Skip
-from connector.jira.client import JiraClient, JiraError
-from connector.ledger import LedgerError
-from connector.render import RenderError
+from connector.jira.client import JiraClient
+from connector.kinds import kind_for
+from connector.retry import MAX_AUTO_ATTEMPTS, task_retry_delay, task_timeout
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 log = logging.getLogger(__name__)
 
 PROCESS_TASK = "connector.tasks.process_event"
 CLAIMABLE = (Event.Status.RECEIVED, Event.Status.QUEUED)
-MAX_AUTO_ATTEMPTS = 5
-RETRY_BASE_SECONDS = 60
-RETRY_MAX_SECONDS = 3600
+__all__ = ["MAX_AUTO_ATTEMPTS", "enqueue", "process_event", "requeue_stale", "run_or_enqueue"]
 
 
 def enqueue(event_id, *, actor="worker", delay=0):
     """Queue process_event now, or after `delay` seconds through a one-off Schedule."""
-    from django_q.models import Schedule
-    from django_q.tasks import async_task
-
     kwargs = {} if actor == "worker" else {"actor": actor}
     if delay <= 0:
         async_task(PROCESS_TASK, event_id, **kwargs)
@@ -71,34 +67,13 @@ def run_or_enqueue(event, *, actor="worker", sync=False):
     event.refresh_from_db()
 
 
-def retry_delay(attempts):
-    """Exponential backoff with jitter: ~1, 2, 4, 8 … minutes, at most an hour."""
-    return int(
-        min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)
-    )
-
-
-def stale(event):
-    """Processing for longer than the task timeout: django-q2 has stopped that run, so it may be taken over."""
-    from django.conf import settings
-
-    timeout = timedelta(seconds=int(settings.Q_CLUSTER.get("timeout") or 300))
-    return (
-        event.status == Event.Status.PROCESSING
-        and event.started_at is not None
-        and event.started_at < timezone.now() - timeout
-    )
-
-
 def requeue_stale(limit=500):
     """Scheduled every 10 minutes: re-queue events whose worker was stopped mid-processing.
 
     An event left processing longer than the task timeout is taken over by the next process_event
-    (see `stale`); this makes sure such a run happens without waiting for an operator's replay.
+    (see `Event.is_stale`); this makes sure such a run happens without waiting for an operator's replay.
     """
-    from django.conf import settings
-
-    cutoff = timezone.now() - timedelta(seconds=int(settings.Q_CLUSTER.get("timeout") or 300))
+    cutoff = timezone.now() - timedelta(seconds=task_timeout())
     ids = list(
         Event.objects.filter(status=Event.Status.PROCESSING, started_at__lt=cutoff)
         .order_by("started_at")
@@ -115,7 +90,7 @@ def claim(event_id):
     """The event, now processing, or None when it is not ours to process (gone, running, or finished)."""
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or not (event.status in CLAIMABLE or stale(event)):
+        if event is None or not (event.status in CLAIMABLE or event.is_stale):
             return None
         event.status = Event.Status.PROCESSING
         event.attempts += 1
@@ -152,8 +127,9 @@ def make_job(event, actor):
 
 
 def run(event, actor):
-    """(Outcome, transient) for the event; expected failures become failed outcomes."""
-    handler = HANDLERS.get(event.name.split(".", 1)[0])
+    """(Outcome, transient) for the event; expected failures (connector.errors) become failed outcomes."""
+    kind = kind_for(event.name)  # only declared events are stored, but older rows may hold others
+    handler = HANDLERS.get(kind.name) if kind else None
     if handler is None:
         return Outcome("skipped", detail=f"No handler for {event.name}."), False
     job = make_job(event, actor)
@@ -163,18 +139,8 @@ def run(event, actor):
         return handler(job), False
     except Skip as exc:
         return Outcome("skipped", detail="; ".join([str(exc), *job.notes])), False
-    except JiraError as exc:
-        return Outcome("failed", detail=str(exc)), exc.transient
-    except FreshBooksError as exc:
-        return Outcome("failed", detail=str(exc)), exc.transient
-    except ReconnectRequired as exc:
-        return Outcome("failed", detail=f"Reconnect required: {exc}"), False
-    except TokenRefreshError as exc:
-        return Outcome("failed", detail=str(exc)), True
-    except RenderError as exc:
-        return Outcome("failed", detail=f"Mapping template: {exc}"), False
-    except LedgerError as exc:
-        return Outcome("failed", detail=str(exc)), False
+    except ConnectorError as exc:
+        return Outcome("failed", detail=exc.detail), exc.transient
 
 
 def finish(event, outcome):
@@ -200,7 +166,7 @@ def process_event(event_id, actor="worker"):
     tenant = event.tenant
     if outcome.status == "failed" and transient and tenant and tenant.auto_retry:
         if event.attempts < MAX_AUTO_ATTEMPTS:
-            delay = retry_delay(event.attempts)
+            delay = task_retry_delay(event.attempts)
             outcome = Outcome(
                 "queued",
                 detail=f"{outcome.detail} — automatic retry {event.attempts} of {MAX_AUTO_ATTEMPTS - 1} in {delay} s",

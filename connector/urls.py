@@ -1,7 +1,7 @@
 from django.urls import path
 
-from connector.jira_views import admin_webhook, dynamic_webhook
-from connector.views import freshbooks_webhook
+from connector.endpoints.freshbooks import freshbooks_webhook
+from connector.endpoints.jira import admin_webhook, dynamic_webhook
 
 urlpatterns = [
     path("webhooks/freshbooks/", freshbooks_webhook, name="freshbooks-webhook"),

@@ -4,6 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 
 from connector.defaults import create_default_mappings
+from connector.errors import VendorError
+from connector.freshbooks import callbacks
+from connector.jira import registration
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.secrets import SecretFieldsForm, masked
@@ -111,10 +114,6 @@ def test_connection(modeladmin, request, queryset):
 @admin.action(description="Register FreshBooks webhooks")
 def register_freshbooks_webhooks(modeladmin, request, queryset):
     """One callback per needed event (idempotent); see `manage.py register_webhooks`."""
-    from connector.freshbooks import callbacks
-    from connector.freshbooks.client import FreshBooksError
-    from tenants.tokens import ReconnectRequired, TokenRefreshError
-
     actor = f"admin:{request.user.get_username()}"
     for tenant in queryset:
         accounts = list(tenant.freshbooks_accounts.all())
@@ -124,7 +123,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
         for account in accounts if tenant.active else []:
             try:
                 result = callbacks.register(account, actor=actor)
-            except (FreshBooksError, ReconnectRequired, TokenRefreshError) as exc:
+            except VendorError as exc:
                 modeladmin.message_user(request, f"{tenant} {account.account_id}: {exc}", messages.ERROR)
             else:
                 modeladmin.message_user(
@@ -216,10 +215,6 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
     @admin.action(description="Resend verification")
     def resend_verification(self, request, queryset):
         """Ask FreshBooks to send the callback.verify delivery again for unverified callbacks."""
-        from connector.freshbooks import callbacks
-        from connector.freshbooks.client import FreshBooksError
-        from tenants.tokens import ReconnectRequired, TokenRefreshError
-
         sent, skipped = 0, 0
         for hook in queryset.select_related("account"):
             try:
@@ -227,7 +222,7 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
                     sent += 1
                 else:
                     skipped += 1
-            except (FreshBooksError, ReconnectRequired, TokenRefreshError) as exc:
+            except VendorError as exc:
                 self.message_user(request, f"{hook}: {exc}", messages.ERROR)
         if sent:
             self.message_user(
@@ -274,9 +269,7 @@ class JiraSiteAdmin(admin.ModelAdmin):
         return f"OK (last good refresh {obj.webhook_refreshed_at:%Y-%m-%d %H:%M} UTC)"
 
     def _webhooks(self, request, queryset, verb, **kwargs):
-        from connector.jira import webhooks
-
-        run = webhooks.register if verb == "registered" else webhooks.refresh
+        run = registration.register if verb == "registered" else registration.refresh
         for site in queryset.select_related("tenant"):
             if run(site, actor=request.user.get_username(), **kwargs):
                 self.message_user(request, f"{site}: webhooks {verb} ({site.webhook_ids}).", messages.SUCCESS)

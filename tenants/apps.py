@@ -8,6 +8,6 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from tenants.tasks import ensure_schedule
+        from tenants.tasks import ensure_schedule  # imports models: only once the app registry is ready
 
         post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="tenants.ensure_schedule")

@@ -7,17 +7,16 @@ projects and their creatable issue types.
 
 from dataclasses import dataclass
 
-from connector.freshbooks.client import FreshBooksClient, FreshBooksError
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import ConnectorError, JiraError, VendorError
+from connector.freshbooks.client import FreshBooksClient
+from connector.jira.client import JiraClient
 from tenants.models import JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
 OK, FAIL = "ok", "FAIL"
-CONNECTION_ERRORS = (FreshBooksError, JiraError, ReconnectRequired, TokenRefreshError)
 
 
-class CheckError(Exception):
+class CheckError(ConnectorError):
     """A connection check failed; the message is one line an operator can act on."""
 
 
@@ -109,7 +108,7 @@ def check_freshbooks(tenant):
             client.request(
                 "GET", LIST_CLIENTS.format(account_id=account.account_id), params={"page": 1, "per_page": 1}
             )
-        except (CheckError, *CONNECTION_ERRORS) as exc:
+        except ConnectorError as exc:  # CheckError or a vendor error
             results.append(Result(tenant.slug, "freshbooks", FAIL, f"{label}: {exc}"))
             continue
         results.append(Result(tenant.slug, "freshbooks", OK, f"{label} as {me.get('email') or 'user'}"))
@@ -122,7 +121,7 @@ def check_jira(tenant):
         return [Result(tenant.slug, "jira", FAIL, "no Jira site")]
     try:
         me = JiraClient(site, actor="check", sleep=_no_sleep).myself() or {}
-    except CONNECTION_ERRORS as exc:
+    except VendorError as exc:
         return [Result(tenant.slug, "jira", FAIL, f"{site}: {exc}")]
     results = [Result(tenant.slug, "jira", OK, f"{site} as {me.get('displayName') or me.get('name') or '?'}")]
     wanted = {}
@@ -133,7 +132,7 @@ def check_jira(tenant):
     for project_key, issue_types in sorted(wanted.items()):
         try:
             check_jira_project(site, project_key, issue_types)
-        except (CheckError, *CONNECTION_ERRORS) as exc:
+        except ConnectorError as exc:  # CheckError or a vendor error
             results.append(Result(tenant.slug, "jira", FAIL, str(exc)))
         else:
             types = ", ".join(sorted(issue_types))

@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from fernet_fields import EncryptedTextField
@@ -142,12 +143,6 @@ class JiraSite(OAuthTokens):
     @property
     def api_base(self):
         """Root for REST calls: the site itself, or Atlassian's gateway for OAuth 2.0 sites."""
-        from django.conf import settings
-
         if self.auth_method == self.AuthMethod.OAUTH2:
             return f"{settings.ATLASSIAN_API_URL}/ex/jira/{self.cloud_id}"
         return self.base_url.rstrip("/")
-
-    @property
-    def api_version(self):
-        return "3" if self.deployment == self.Deployment.CLOUD else "2"

@@ -1,20 +1,74 @@
-"""OAuth 2.0 providers as small declarative classes (URLs, scopes, extra parameters), on requests-oauthlib."""
+"""OAuth 2.0 providers as small declarative classes on requests-oauthlib: URLs, scopes and extra parameters,
+what the operator chooses after signing in (FreshBooks business or Jira site: `discover`) and how the chosen
+connection is saved (`save`). The generic connect/callback/choose views (tenants.views) drive them.
+"""
 
 import os
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 from requests_oauthlib import OAuth2Session
+
+from connector import http
+from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
 # Vendors may grant a different (e.g. reordered or narrower) scope than requested: record what they grant
 # instead of failing the exchange; the connection checks report missing permissions.
 os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 
 
+class ConnectError(Exception):
+    """The connect flow cannot go on; the message is shown to the operator."""
+
+    def __init__(self, message, status=400, tenant=None):
+        super().__init__(message)
+        self.status = status
+        self.tenant = tenant
+
+
+def get_json(url, access_token, tenant, what):
+    """GET a vendor URL with a fresh access token; ConnectError (502) when it cannot be read."""
+    try:
+        response = http.send(
+            "GET", url, actor="operator", headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        )  # fmt: skip
+        response.raise_for_status()
+        return response.json()
+    except Exception as exc:
+        raise ConnectError(f"Could not read {what}: {exc}", status=502, tenant=tenant) from exc
+
+
+def token_fields(token):
+    """The connection fields (FreshBooksAccount or JiraSite) for a token answer."""
+    scope = token.get("scope") or ""
+    return {
+        "access_token": token["access_token"],
+        "refresh_token": token.get("refresh_token") or "",
+        "token_expires_at": timezone.now() + timedelta(seconds=int(token.get("expires_in") or 3600)),
+        "scopes": " ".join(scope) if isinstance(scope, list) else scope,
+        "status": ConnectionStatus.CONNECTED,
+        "last_error": "",
+        "last_refreshed_at": timezone.now(),
+    }
+
+
 class OAuthProvider:
     """A provider is declared by class attributes; URLs and credentials are read from settings at call time
-    (tests point the base URLs at loopback fakes): `authorize = ("SETTING", "/path")`, likewise `token`."""
+    (tests point the base URLs at loopback fakes): `authorize = ("SETTING", "/path")`, likewise `token`.
+
+    For the connect flow: `vendor` (the URL segment and template suffix), `label`, `noun` (what is chosen),
+    `choice_field` (the key that identifies a choice), `discover(token, tenant)` → (choices, extra) and
+    `save(tenant, token, choice, extra)` → the saved connection. Both raise ConnectError."""
 
     name = ""
+    discovery: tuple[str, str] = ("", "")  # what the token gives access to (users/me, accessible-resources)
+    vendor = ""
+    label = ""
+    noun = ""
+    choice_field = ""
     scopes: list[str] = []
     extra_authorize_params: dict[str, str] = {}
     callback_url_name = ""
@@ -26,6 +80,11 @@ class OAuthProvider:
     @property
     def authorize_url(self):
         base, path = self.authorize
+        return getattr(settings, base) + path
+
+    @property
+    def discovery_url(self):
+        base, path = self.discovery
         return getattr(settings, base) + path
 
     @property
@@ -42,8 +101,6 @@ class OAuthProvider:
         return getattr(settings, self.client_secret_setting)
 
     def redirect_uri(self):
-        from django.urls import reverse
-
         return settings.PUBLIC_BASE_URL + reverse(self.callback_url_name)
 
     def session(self, state=None, token=None):
@@ -65,6 +122,12 @@ class OAuthProvider:
             include_client_id=True,
             timeout=settings.HTTP_TIMEOUT,
         )
+
+    def discover(self, token, tenant):
+        raise NotImplementedError
+
+    def save(self, tenant, token, choice, extra):
+        raise NotImplementedError
 
     def refresh(self, refresh_token):
         """Exchange a refresh token; raises oauthlib's InvalidGrantError when it is dead."""
@@ -96,7 +159,57 @@ class FreshBooksProvider(OAuthProvider):
 
     authorize = ("FRESHBOOKS_AUTH_URL", "/oauth/authorize")
     token = ("FRESHBOOKS_API_URL", "/auth/oauth/token")
+    discovery = ("FRESHBOOKS_API_URL", "/auth/api/v1/users/me")
     client_id_setting, client_secret_setting = "FRESHBOOKS_CLIENT_ID", "FRESHBOOKS_CLIENT_SECRET"
+    vendor, label, noun, choice_field = "freshbooks", "FreshBooks", "FreshBooks business", "business_id"
+
+    def discover(self, token, tenant):
+        """The businesses of the signed-in FreshBooks user (users/me), and their identity id."""
+        me = get_json(self.discovery_url, token["access_token"], tenant, "the user")
+        me = me.get("response") if isinstance(me, dict) else None
+        if not isinstance(me, dict):
+            raise ConnectError("FreshBooks answered users/me without a user.", status=502, tenant=tenant)
+        businesses = _memberships(me)
+        if not businesses:
+            raise ConnectError("This FreshBooks user has no business to connect.", tenant=tenant)
+        return businesses, {"identity_id": me.get("identity_id") or me.get("id")}
+
+    def save(self, tenant, token, business, extra):
+        """The tenant's one FreshBooks account for `business`; ConnectError (409) when taken."""
+        with transaction.atomic():
+            existing = (
+                FreshBooksAccount.objects.select_for_update()
+                .filter(account_id=business["account_id"], business_id=business["business_id"])
+                .first()
+            )
+            if existing and existing.tenant_id != tenant.pk:
+                raise ConnectError(
+                    f"The FreshBooks business {business['name']} is already connected to tenant "
+                    f"{existing.tenant}. Disconnect it there first.",
+                    status=409,
+                    tenant=tenant,
+                )
+            other = (
+                FreshBooksAccount.objects.filter(tenant=tenant)
+                .exclude(pk=getattr(existing, "pk", None))
+                .first()
+            )
+            if other:
+                raise ConnectError(
+                    f"Tenant {tenant} already syncs the FreshBooks business {other}. A tenant syncs one business: "
+                    "create another tenant for this one, or delete the current FreshBooks account in the admin first.",
+                    status=409,
+                    tenant=tenant,
+                )
+            account = existing or FreshBooksAccount(
+                tenant=tenant, account_id=business["account_id"], business_id=business["business_id"]
+            )
+            account.business_name = business["name"]
+            account.identity_id = str(extra.get("identity_id") or "")
+            for name, value in token_fields(token).items():
+                setattr(account, name, value)
+            account.save()
+        return account
 
 
 class AtlassianProvider(OAuthProvider):
@@ -107,10 +220,73 @@ class AtlassianProvider(OAuthProvider):
 
     authorize = ("ATLASSIAN_AUTH_URL", "/authorize")
     token = ("ATLASSIAN_AUTH_URL", "/oauth/token")
+    discovery = ("ATLASSIAN_API_URL", "/oauth/token/accessible-resources")
     client_id_setting, client_secret_setting = "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET"
+    vendor, label, noun, choice_field = "jira", "Jira", "Jira site", "cloud_id"
+
+    def discover(self, token, tenant):
+        """The Jira sites the grant covers (accessible-resources)."""
+        resources = get_json(self.discovery_url, token["access_token"], tenant, "the Jira sites")
+        sites = _sites(resources)
+        if not sites:
+            raise ConnectError("This Atlassian account gave access to no Jira site.", tenant=tenant)
+        return sites, {}
+
+    def save(self, tenant, token, site_info, extra):
+        """The tenant's Jira site, now the chosen Cloud site over OAuth (replacing an API-token site)."""
+        with transaction.atomic():
+            site = JiraSite.objects.select_for_update().filter(tenant=tenant).first() or JiraSite(
+                tenant=tenant
+            )
+            site.auth_method = JiraSite.AuthMethod.OAUTH2
+            site.deployment = JiraSite.Deployment.CLOUD
+            site.cloud_id = site_info["cloud_id"]
+            site.base_url = site_info["url"]
+            site.site_name = site_info["name"]
+            for name, value in token_fields(token).items():
+                setattr(site, name, value)
+            site.save()
+        return site
+
+
+PROVIDERS = {provider.vendor: provider for provider in (FreshBooksProvider, AtlassianProvider)}
 
 
 def provider_for(connection):
-    from tenants.models import FreshBooksAccount
-
     return FreshBooksProvider() if isinstance(connection, FreshBooksAccount) else AtlassianProvider()
+
+
+def _memberships(me):
+    """users/me business memberships → [{account_id, business_id, name, role}] (malformed entries dropped)."""
+    found = []
+    memberships = me.get("business_memberships")
+    for membership in memberships if isinstance(memberships, list) else []:
+        business = membership.get("business") if isinstance(membership, dict) else None
+        if isinstance(business, dict) and business.get("account_id") and business.get("id") is not None:
+            found.append(
+                {
+                    "account_id": str(business["account_id"]),
+                    "business_id": str(business["id"]),
+                    "name": str(business.get("name") or ""),
+                    "role": str(membership.get("role") or ""),
+                }
+            )
+    return found
+
+
+def _sites(resources):
+    """accessible-resources → [{cloud_id, url, name}] of the Jira sites (malformed entries dropped)."""
+    found = []
+    for resource in resources if isinstance(resources, list) else []:
+        if not isinstance(resource, dict) or not isinstance(resource.get("url"), str):
+            continue
+        scopes = resource.get("scopes") if isinstance(resource.get("scopes"), list) else []
+        if resource.get("id") and resource["url"] and (not scopes or any("jira" in str(s) for s in scopes)):
+            found.append(
+                {
+                    "cloud_id": str(resource["id"]),
+                    "url": resource["url"].rstrip("/"),
+                    "name": str(resource.get("name") or ""),
+                }
+            )
+    return found

@@ -8,8 +8,10 @@ same row lock as the workers and never burns a refresh token another worker is u
 import logging
 from datetime import timedelta
 
+from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
+from django_q.models import Schedule
 
 from tenants import tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
@@ -52,9 +54,6 @@ def refresh_idle_tokens():
 
 def ensure_schedule(using="default", **kwargs):
     """post_migrate: register the daily schedule once (an operator's later changes to it are kept)."""
-    from django.db import connections
-    from django_q.models import Schedule
-
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return  # django_q not migrated yet: the next migrate registers it
     Schedule.objects.using(using).get_or_create(

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
+from connector.errors import ReconnectRequired, TokenRefreshError
 from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
@@ -22,12 +23,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
 
 
-class ReconnectRequired(Exception):
-    """The connection's grant is gone: an operator must connect it again."""
-
-
-class TokenRefreshError(Exception):
-    """The token endpoint failed in a way that may pass (network, 5xx): try again later."""
+__all__ = ["ReconnectRequired", "TokenRefreshError", "access_token", "refresh"]
 
 
 def _fresh(conn, margin=REFRESH_MARGIN):

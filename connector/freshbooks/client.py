@@ -7,9 +7,12 @@ import requests
 from django.conf import settings
 
 from connector import http
+from connector.errors import FreshBooksError
+from connector.kinds import KINDS
 from tenants import tokens
+from tenants.oauth import FreshBooksProvider
 
-ME = "/auth/api/v1/users/me"
+ME = FreshBooksProvider.discovery[1]  # users/me: the identity and its business memberships
 CALLBACKS = "/events/account/{account_id}/events/callbacks"
 CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
 ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
@@ -20,23 +23,16 @@ TIMETRACKING_LIST = "/timetracking/business/{business_id}/time_entries"
 MAX_PER_PAGE = 100  # FreshBooks' largest page (PY-SDK builders/paginator.py MAX_PER_PAGE)
 EASTERN = ZoneInfo("America/New_York")  # accounting datetimes (NODE-SDK pages/guide/data_fields.md)
 
-# Resource kind → path under /accounting/account/{account_id}/ and the key of the single record.
+# Resource → path under /accounting/account/{account_id}/ and the key of the single record: the account kinds
+# as they declare it (connector.kinds), and the related records fetched with them.
 ACCOUNTING_RESOURCES = {
-    "invoice": ("invoices/invoices", "invoice"),
-    "payment": ("payments/payments", "payment"),
-    "expense": ("expenses/expenses", "expense"),
+    **{name: kind.resource for name, kind in KINDS.items() if kind.scope == "account"},
     "expense_category": ("expenses/categories", "category"),
-    "client": ("users/clients", "client"),
-    "bill": ("bills/bills", "bill"),
     "bill_vendor": ("bill_vendors/bill_vendors", "bill_vendor"),
 }
 
 
-class FreshBooksError(Exception):
-    def __init__(self, message, status=None, transient=False):
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
+__all__ = ["ACCOUNTING_RESOURCES", "FreshBooksClient", "FreshBooksError", "body_message", "error_message"]
 
 
 def error_message(response):
@@ -130,6 +126,15 @@ class FreshBooksClient:
         params = [("include[]", name) for name in includes] or None
         return self._unwrap(self.request("GET", path, params=params), path, "response", "result", key)
 
+    def get(self, kind, object_id, includes=()):
+        """One record of any kind by id: time entries and projects under the business, the others under the
+        accounting account (ACCOUNTING_RESOURCES); `includes` go to accounting records only."""
+        if kind == "time_entry":
+            return self.get_time_entry(object_id)
+        if kind == "project":
+            return self.get_project(object_id)
+        return self.get_record(kind, object_id, includes)
+
     def get_time_entry(self, object_id):
         path = TIMETRACKING.format(business_id=self.account.business_id, object_id=object_id)
         return self._unwrap(self.request("GET", path), path, "time_entry")
@@ -147,7 +152,7 @@ class FreshBooksClient:
         Time entries: GET /timetracking/business/{id}/time_entries?updated_since=<ISO 8601 UTC> →
         {time_entries, meta.pages} (PY-SDK `date_time("updated_since")`). Raises FreshBooksError."""
         paging = {"page": page, "per_page": MAX_PER_PAGE}
-        if kind == "time_entry":
+        if KINDS[kind].scope == "business":
             path = TIMETRACKING_LIST.format(business_id=self.account.business_id)
             since = updated_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             body = self.request("GET", path, params={**paging, "updated_since": since})

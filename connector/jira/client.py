@@ -1,17 +1,19 @@
-"""A thin Jira REST client: Cloud v3 or Server/Data Center v2, Basic (email + API token) or OAuth 2.0.
+"""A thin Jira REST client: Cloud v3 or Server/Data Center v2 (connector.jira.dialect), Basic (email + API
+token) or OAuth 2.0.
 
-429 is flow control: honoured with Retry-After (else exponential backoff with jitter) and waited out.
-Idempotent calls (GET/PUT/DELETE) are also retried on 5xx; a POST is never re-sent here, because Jira
-has no idempotency key: the caller's ledger decides (see connector.ledger).
+429 is waited out and idempotent calls are retried on 5xx as connector.retry says; a POST is never re-sent
+here, because Jira has no idempotency key: the caller's ledger decides (see connector.ledger).
+Failures raise connector.errors.JiraError (transient / ambiguous set from the answer).
 """
 
-import random
 import time
 
 import requests
 from requests.auth import HTTPBasicAuth
 
-from connector import http
+from connector import http, retry
+from connector.errors import JiraError
+from connector.jira.dialect import dialect_for
 from tenants import tokens
 
 MYSELF = "myself"
@@ -24,27 +26,9 @@ ISSUE = "issue/{key}"
 ISSUE_PROPERTY = "issue/{key}/properties/{property}"
 WORKLOGS = "issue/{key}/worklog"
 WORKLOG = "issue/{key}/worklog/{worklog_id}"
-SEARCH_JQL = "search/jql"  # Cloud; the old /search answers 410 there
-SEARCH_V2 = "search"  # Server / Data Center
 USER_SEARCH = "user/search"
 
-MAX_RATE_LIMIT_WAITS = 6
-MAX_WAIT_SECONDS = 60.0
-# All waiting inside one call stays well under the django-q2 task timeout (Q_TIMEOUT, 300 s by default):
-# past it the call fails as transient (auto-retry or replay) instead of being killed mid-wait.
-MAX_TOTAL_WAIT_SECONDS = 120.0
-IDEMPOTENT = {"GET", "PUT", "DELETE", "HEAD"}
-
-
-class JiraError(Exception):
-    """A failed Jira call. `transient`: worth retrying later. `ambiguous`: Jira may have applied it."""
-
-    def __init__(self, message, status=None, transient=False, ambiguous=False, body=None):
-        super().__init__(message)
-        self.status = status
-        self.transient = transient
-        self.ambiguous = ambiguous
-        self.body = body
+__all__ = ["JiraClient", "JiraError", "error_message"]
 
 
 def error_message(response):
@@ -70,29 +54,24 @@ class JiraClient:
         self.sleep = sleep
 
     @property
-    def cloud(self):
-        return self.site.deployment == self.site.Deployment.CLOUD
+    def dialect(self):
+        """Cloud or Server / Data Center (connector.jira.dialect)."""
+        return dialect_for(self.site)
 
     def url(self, path):
         if path.startswith("/"):  # a path outside /rest/api/N/, e.g. /rest/webhooks/1.0/webhook
             return self.site.api_base + path
-        return f"{self.site.api_base}/rest/api/{self.site.api_version}/{path}"
+        return f"{self.site.api_base}/rest/api/{self.dialect.api_version}/{path}"
 
     def _auth(self, token=None):
         if self.site.auth_method == self.site.AuthMethod.OAUTH2:
             return {"headers": {"Authorization": f"Bearer {token or tokens.access_token(self.site)}"}}
         return {"auth": HTTPBasicAuth(self.site.email, self.site.api_token)}
 
-    def _backoff(self, attempt, response=None, budget=MAX_WAIT_SECONDS):
-        """Sleep before the next try (Retry-After, else exponential with jitter); returns the seconds slept."""
+    def _backoff(self, attempt, waited, response=None):
+        """Sleep before the next try (connector.retry.call_delay); returns the seconds slept."""
         retry_after = response.headers.get("Retry-After") if response is not None else None
-        try:
-            delay = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            delay = None
-        if delay is None:
-            delay = min(MAX_WAIT_SECONDS, 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-        delay = max(0.0, min(delay, MAX_WAIT_SECONDS, budget))
+        delay = retry.call_delay(attempt, retry_after, budget=retry.MAX_TOTAL_WAIT_SECONDS - waited)
         self.sleep(delay)
         return delay
 
@@ -115,24 +94,20 @@ class JiraClient:
                 raise JiraError(f"Jira unreachable: {exc}", transient=True) from exc
             except requests.RequestException as exc:
                 # The request may have reached Jira (read timeout, connection reset after sending).
-                if method in IDEMPOTENT and attempt < 3 and waited < MAX_TOTAL_WAIT_SECONDS:
-                    waited += self._backoff(attempt, budget=MAX_TOTAL_WAIT_SECONDS - waited)
+                if retry.may_retry_call(method, attempt, waited):
+                    waited += self._backoff(attempt, waited)
                     auth = self._auth()
                     continue
                 raise JiraError(
-                    f"No answer from Jira: {exc}", transient=True, ambiguous=method not in IDEMPOTENT
+                    f"No answer from Jira: {exc}", transient=True, ambiguous=method not in retry.IDEMPOTENT
                 ) from exc
             status = response.status_code
             if status == 401 and self.site.auth_method == self.site.AuthMethod.OAUTH2 and not refreshed:
                 refreshed = True
                 auth = self._auth(tokens.refresh(self.site, stale_token=headers["Authorization"][7:]))
                 continue
-            if status == 429 and attempt <= MAX_RATE_LIMIT_WAITS and waited < MAX_TOTAL_WAIT_SECONDS:
-                waited += self._backoff(attempt, response, budget=MAX_TOTAL_WAIT_SECONDS - waited)
-                auth = self._auth()
-                continue
-            if status >= 500 and method in IDEMPOTENT and attempt < 3 and waited < MAX_TOTAL_WAIT_SECONDS:
-                waited += self._backoff(attempt, response, budget=MAX_TOTAL_WAIT_SECONDS - waited)
+            if (status == 429 or status >= 500) and retry.may_retry_call(method, attempt, waited, status):
+                waited += self._backoff(attempt, waited, response)
                 auth = self._auth()
                 continue
             break
@@ -141,7 +116,7 @@ class JiraClient:
                 f"Jira {method} {path} → {status}: {error_message(response)}",
                 status=status,
                 transient=status == 429 or status >= 500,
-                ambiguous=status >= 500 and method not in IDEMPOTENT,
+                ambiguous=status >= 500 and method not in retry.IDEMPOTENT,
                 body=response.text[:2000],
             )
         if status == 204 or not response.content:
@@ -230,9 +205,9 @@ class JiraClient:
         """Issues matching `jql`, up to `max_results` (Cloud: /search/jql with nextPageToken)."""
         found = []
         params = {"jql": jql, "fields": ",".join(fields), "maxResults": min(max_results, 100)}
-        if self.cloud:
+        if self.dialect.search_by_token:
             while len(found) < max_results:
-                page = self.get(SEARCH_JQL, params=params) or {}
+                page = self.get(self.dialect.search_path, params=params) or {}
                 found += page.get("issues") or []
                 token = page.get("nextPageToken")
                 if page.get("isLast", not token) or not token:
@@ -241,7 +216,7 @@ class JiraClient:
         else:
             params["startAt"] = 0
             while len(found) < max_results:
-                page = self.get(SEARCH_V2, params=params) or {}
+                page = self.get(self.dialect.search_path, params=params) or {}
                 issues = page.get("issues") or []
                 found += issues
                 params = {**params, "startAt": params["startAt"] + len(issues)}
@@ -300,9 +275,9 @@ class JiraClient:
         email = (email or "").strip()
         if not email:
             return None
-        params = {"query": email, "maxResults": 10} if self.cloud else {"username": email, "maxResults": 10}
+        params = {self.dialect.user_search_param: email, "maxResults": 10}
         users = [user for user in (self.get(USER_SEARCH, params=params) or []) if user.get("active", True)]
-        id_key = "accountId" if self.cloud else "name"
+        id_key = self.dialect.user_field
         exact = [user for user in users if (user.get("emailAddress") or "").lower() == email.lower()]
         if exact:
             return exact[0].get(id_key)

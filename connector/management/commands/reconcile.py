@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.reconcile import KINDS, ReconcileBusy, reconcile
+from connector.kinds import KINDS
+from connector.reconcile import ReconcileBusy, reconcile
 from tenants.models import Tenant
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.jira import webhooks
+from connector.jira import registration
 from tenants.models import Tenant
 
 
@@ -25,16 +25,16 @@ class Command(BaseCommand):
     def handle(self, *args, tenant=None, register=False, force=False, **options):
         if tenant and not Tenant.objects.filter(slug=tenant).exists():
             raise CommandError(f"No tenant with slug {tenant!r}.")
-        sites = list(webhooks.eligible_sites(tenant))
+        sites = list(registration.eligible_sites(tenant))
         if not sites:
             self.stdout.write("No connected Jira site.")
             return
         failed = []
         for site in sites:
             if register:
-                ok = webhooks.register(site, actor="command")
+                ok = registration.register(site, actor="command")
             else:
-                ok = webhooks.refresh(site, actor="command", force=force)
+                ok = registration.refresh(site, actor="command", force=force)
             if ok:
                 until = site.webhook_expires_at.isoformat() if site.webhook_expires_at else "no expiry"
                 self.stdout.write(f"{site.tenant.slug}: webhooks {site.webhook_ids} OK ({until})")

@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from connector.errors import VendorError
 from connector.freshbooks import callbacks
-from connector.freshbooks.client import FreshBooksError
 from tenants.models import Tenant
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 
 class Command(BaseCommand):
@@ -54,7 +53,7 @@ class Command(BaseCommand):
                         for hook in account.webhooks.filter(verified=False).order_by("event"):
                             callbacks.resend_verification(hook, actor="command")
                             self.stdout.write(f"{label}: asked FreshBooks to resend verification of {hook}")
-                except (FreshBooksError, ReconnectRequired, TokenRefreshError) as exc:
+                except VendorError as exc:
                     failures.append(f"{label}: {exc}")
                     self.stderr.write(f"{label}: {exc}")
         if failures:

@@ -3,7 +3,7 @@ Server v2), through the real task, the real clients and loopback fakes."""
 
 import pytest
 
-from connector.context import build_context, money, payment_kind
+from connector.kinds import build_context, money, payment_kind
 from connector.models import IssueMapping, JiraUserMatch, Link
 from tests.fakes.freshbooks_records import put
 from tests.processing import created_issues, description_text, issues, process
@@ -332,13 +332,14 @@ def test_reconnect_required_fails_with_the_reason(connected, fb, jira):
 def test_context_documents_every_key_the_default_templates_use():
     import re
 
-    from connector.context import docs_for
     from connector.defaults import DEFAULT_MAPPINGS
+    from connector.kinds import docs_for, kind_for
 
     for spec in DEFAULT_MAPPINGS:
+        kind = kind_for(spec["event"]).name
         used = set(re.findall(r"{{\s*([a-z_]+)", spec["summary"] + spec["description"]))
         used |= set(re.findall(r"{%\s*if\s+([a-z_]+)", spec["description"]))
-        assert used <= set(docs_for(spec["kind"])), (spec["kind"], used - set(docs_for(spec["kind"])))
+        assert used <= set(docs_for(kind)), (kind, used - set(docs_for(kind)))
 
 
 def test_build_context_money_and_names():

@@ -6,12 +6,11 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def free_port():

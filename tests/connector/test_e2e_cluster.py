@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -15,9 +14,9 @@ from django_q.tasks import async_task
 
 from audit.models import Event
 from connector.models import WorklogRule
+from tests import ROOT
 from tests.processing import issues, make_event, worklogs
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60
 
 pytestmark = [

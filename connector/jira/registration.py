@@ -1,37 +1,32 @@
-"""Jira webhooks: keep the site's registration alive and verify what Jira delivers.
+"""Jira webhook registration: keep the site's webhooks registered and alive (deliveries: connector.jira.inbound).
 
 OAuth 2.0 sites get *dynamic* webhooks (``/rest/api/3/webhook``): they expire after 30 days, are
-refreshed when due, carry no secret, and their deliveries are authenticated by a JWT signed with the
-OAuth client secret and routed to the site by ``matchedWebhookIds``. Dynamic webhooks cannot carry
+refreshed when due and carry no secret (deliveries carry a JWT signed with the OAuth client secret). Dynamic webhooks cannot carry
 worklog events, so worklog deletions are only seen on API-token sites.
 
 API-token sites get one *admin* webhook (``/rest/webhooks/1.0/webhook``, needs Jira administrator
-rights) with a generated secret; Jira signs each delivery with ``X-Hub-Signature: sha256=<hex HMAC>``.
+rights) with a generated secret that Jira uses to sign each delivery (``X-Hub-Signature``).
 
 Registration is idempotent: Jira is listed first, and a webhook that already matches is reused, so
 running it twice, or in a fresh process, never adds a second set.
 """
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
-import jwt
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from connector.jira.client import JiraClient, JiraError
+from connector.errors import ConnectorError, JiraError, ReconnectRequired, TokenRefreshError
+from connector.jira.client import JiraClient
 from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
-from tenants.tokens import ReconnectRequired, TokenRefreshError
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +42,10 @@ LIFETIME = timedelta(days=30)  # dynamic webhooks expire 30 days after registrat
 REFRESH_WITHIN = timedelta(days=7)
 PAGE_SIZE = 100
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
-FAILURES = (JiraError, ReconnectRequired, TokenRefreshError)
 ODD_ANSWER = (ValueError, TypeError, AttributeError, KeyError)  # Jira answered in a shape it should not
 
 
-class WebhookError(Exception):
+class WebhookError(ConnectorError):
     """Registration cannot proceed (nothing to watch, or Jira refused an item)."""
 
 
@@ -101,7 +95,8 @@ def _same_jql(a, b):
     return " ".join((a or "").split()).lower() == " ".join((b or "").split()).lower()
 
 
-def _ids(values):
+def int_ids(values):
+    """The values that are integers (webhook ids), as ints; others are dropped."""
     out = []
     for value in values or []:
         try:
@@ -109,73 +104,6 @@ def _ids(values):
         except (TypeError, ValueError):
             continue
     return out
-
-
-# --- delivery verification -------------------------------------------------------------------------
-
-
-def verify_hub_signature(secret, body, header):
-    """True when ``X-Hub-Signature`` is ``sha256=<hex HMAC-SHA256(secret, raw body)>`` (constant-time)."""
-    if not secret or not header:
-        return False
-    method, _, given = header.strip().partition("=")
-    if method.lower() != "sha256" or not given:
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
-    # Bytes: a header with non-ASCII characters is just a mismatch (compare_digest refuses such str).
-    return hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "replace"))
-
-
-def verify_jwt(authorization):
-    """Decode the delivery JWT (HS256, OAuth client secret, ``exp`` required). Raises jwt.InvalidTokenError."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() not in ("bearer", "jwt") or not token.strip():
-        raise jwt.InvalidTokenError("no bearer token")
-    if not settings.ATLASSIAN_CLIENT_SECRET:
-        raise jwt.InvalidTokenError("ATLASSIAN_CLIENT_SECRET is not configured")
-    return jwt.decode(
-        token.strip(),
-        settings.ATLASSIAN_CLIENT_SECRET,
-        algorithms=["HS256"],
-        options={"require": ["exp"], "verify_aud": False},
-    )
-
-
-def _host(url):
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:  # e.g. a malformed IPv6 literal
-        return ""
-
-
-def _senders(data):
-    """Hosts and cloud ids named by the ``self`` links of the delivery's issue, worklog, comment and user:
-    ``https://<site>/rest/...`` or ``https://api.atlassian.com/ex/jira/<cloud id>/rest/...``."""
-    named = set()
-    for part in ("issue", "worklog", "comment", "user"):
-        value = data.get(part)
-        link = value.get("self") if isinstance(value, dict) else None
-        if isinstance(link, str):
-            gateway = re.search(r"/ex/jira/([^/]+)/", link)
-            named.add(gateway.group(1) if gateway else _host(link))
-    return named - {""}
-
-
-def site_for_webhook_ids(matched_ids, data=None):
-    """The OAuth site that registered one of ``matchedWebhookIds`` (None when no site, or not one site, did).
-
-    Webhook ids are numbered per Jira site, so two customers' sites can hold the same id: when the payload's
-    ``self`` links name the sending site, only a site with that URL (or cloud id) qualifies.
-    """
-    wanted = set(_ids(matched_ids if isinstance(matched_ids, list) else []))
-    if not wanted:
-        return None
-    sites = JiraSite.objects.filter(auth_method=JiraSite.AuthMethod.OAUTH2).select_related("tenant")
-    found = [site for site in sites.exclude(webhook_ids=[]) if wanted & set(_ids(site.webhook_ids))]
-    named = _senders(data or {})
-    if named:
-        found = [site for site in found if {_host(site.base_url), site.cloud_id} & named]
-    return found[0] if len(found) == 1 else None
 
 
 # --- registration and refresh ----------------------------------------------------------------------
@@ -229,7 +157,7 @@ def _run(site, actor, refreshing, force=False):
                 _sync_dynamic(locked, client, refreshing=refreshing, force=force)
             else:
                 _sync_admin(locked, client)
-        except (*FAILURES, WebhookError, *ODD_ANSWER) as exc:
+        except (ConnectorError, *ODD_ANSWER) as exc:  # a vendor error or a WebhookError
             # Caught rather than rolled back, so a token refreshed by a 401 on the way is kept.
             if isinstance(exc, ODD_ANSWER):
                 log.exception("Unexpected answer from Jira while syncing webhooks of %s", locked)
@@ -280,7 +208,7 @@ def _sync_dynamic(site, client, refreshing, force):
     if not keys:
         raise WebhookError("No enabled issue mapping names a Jira project: nothing to watch.")
     jql, url = jql_for(keys), dynamic_url()
-    stored = set(_ids(site.webhook_ids))
+    stored = set(int_ids(site.webhook_ids))
     refreshed_until = None
     if refreshing and stored:
         due = site.webhook_expires_at is None or site.webhook_expires_at <= timezone.now() + REFRESH_WITHIN
@@ -293,7 +221,7 @@ def _sync_dynamic(site, client, refreshing, force):
     for other in JiraSite.objects.filter(cloud_id=site.cloud_id, auth_method=site.auth_method).exclude(
         pk=site.pk
     ):
-        claimed |= set(_ids(other.webhook_ids))
+        claimed |= set(int_ids(other.webhook_ids))
 
     def fits(hook):
         return set(hook.get("events") or []) == set(DYNAMIC_EVENTS) and _same_jql(hook.get("jqlFilter"), jql)

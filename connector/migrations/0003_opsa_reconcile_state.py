@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0001_initial'),
+        ('connector', '0002_arch_event_choices'),
         ('tenants', '0002_one_business_per_tenant'),
     ]
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Schedule
 
 from audit.models import Event
@@ -32,6 +33,11 @@ def test_stale_processing_events_are_requeued_and_taken_over(tenant):
 
 
 @pytest.mark.django_db
-def test_the_sweep_is_scheduled():
+def test_the_sweep_is_scheduled_every_ten_minutes_and_its_function_does_the_sweep(tenant):
     schedule = Schedule.objects.get(name="requeue-stale-events")
-    assert schedule.func == "connector.tasks.requeue_stale" and schedule.minutes == 10
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 10, -1)
+    stuck = Event.objects.create(tenant=tenant, name="invoice.create", object_id="1", status="processing")
+    Event.objects.filter(pk=stuck.pk).update(started_at=timezone.now() - timedelta(minutes=30))
+
+    assert import_string(schedule.func)() == 1  # what the worker will call, resolved as it resolves it
+    assert [task.task["args"] for task in OrmQ.objects.all()] == [(stuck.pk,)]

@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from connector.jira import webhooks
+from connector.jira import registration
 from connector.models import IssueMapping
 from tenants.models import ConnectionStatus, JiraSite
 from tests.fakes.jira import API_TOKEN, EMAIL, FakeJira, install_core_routes
@@ -81,24 +82,24 @@ EXPECTED = datetime(2019, 6, 1, 12, 42, 30, tzinfo=UTC)
      "2019-06-01T12:42:30Z"],
 )  # fmt: skip
 def test_expiry_parses_epoch_milliseconds_and_iso_strings(value):
-    assert webhooks.parse_expiry(value) == EXPECTED
+    assert registration.parse_expiry(value) == EXPECTED
 
 
 @pytest.mark.parametrize("value", [None, "", "next month", True, {"ms": 1}])
 def test_unparseable_expiry_is_none(value):
-    assert webhooks.parse_expiry(value) is None
+    assert registration.parse_expiry(value) is None
 
 
 # --- OAuth 2.0 sites: dynamic webhooks ----------------------------------------------------------
 
 
 def test_registration_twice_and_after_restart_leaves_one_webhook_set(oauth_site, oauth_jira):
-    assert webhooks.register(oauth_site)
-    assert webhooks.register(oauth_site)
-    assert webhooks.register(reloaded(oauth_site))
+    assert registration.register(oauth_site)
+    assert registration.register(oauth_site)
+    assert registration.register(reloaded(oauth_site))
     # Even a site that lost its stored ids finds its webhook in Jira instead of adding one.
     JiraSite.objects.filter(pk=oauth_site.pk).update(webhook_ids=[])
-    assert webhooks.register(reloaded(oauth_site))
+    assert registration.register(reloaded(oauth_site))
 
     hooks = list(oauth_jira.state["dynamic_webhooks"].values())
     assert len(hooks) == 1
@@ -115,8 +116,8 @@ def test_registration_twice_and_after_restart_leaves_one_webhook_set(oauth_site,
 
 def test_failed_registration_item_is_reported_on_the_site(oauth_site, oauth_jira, caplog):
     oauth_jira.state["registration_errors"] = ["The clause watchCount is unsupported"]
-    with caplog.at_level(logging.ERROR, logger="connector.jira.webhooks"):
-        assert not webhooks.register(oauth_site)
+    with caplog.at_level(logging.ERROR, logger="connector.jira.registration"):
+        assert not registration.register(oauth_site)
     site = reloaded(oauth_site)
     assert "watchCount is unsupported" in site.webhook_error
     assert site.webhook_ids == []
@@ -125,11 +126,11 @@ def test_failed_registration_item_is_reported_on_the_site(oauth_site, oauth_jira
 
 
 def test_jql_follows_the_mapped_projects_and_old_webhook_is_removed(oauth_site, oauth_jira, tenant):
-    webhooks.register(oauth_site)
+    registration.register(oauth_site)
     old_id = reloaded(oauth_site).webhook_ids[0]
     add_mapping(tenant, "OPS")
     add_mapping(tenant, "bad key; delete")  # never reaches JQL
-    assert webhooks.register(reloaded(oauth_site))
+    assert registration.register(reloaded(oauth_site))
     hooks = list(oauth_jira.state["dynamic_webhooks"].values())
     assert [h["jqlFilter"] for h in hooks] == ["project in (FIN, OPS)"]
     assert hooks[0]["id"] != old_id
@@ -138,7 +139,7 @@ def test_jql_follows_the_mapped_projects_and_old_webhook_is_removed(oauth_site, 
 
 def test_no_mapped_project_means_nothing_to_register(oauth_site, oauth_jira):
     IssueMapping.objects.update(enabled=False)
-    assert not webhooks.register(oauth_site)
+    assert not registration.register(oauth_site)
     assert "nothing to watch" in reloaded(oauth_site).webhook_error
     assert oauth_jira.state["dynamic_webhooks"] == {}
 
@@ -146,14 +147,14 @@ def test_no_mapped_project_means_nothing_to_register(oauth_site, oauth_jira):
 @pytest.mark.parametrize("expiry_format", ["ms", "iso"])
 def test_refresh_extends_the_stored_expiry(oauth_site, oauth_jira, expiry_format):
     oauth_jira.state["expiry_format"] = expiry_format
-    webhooks.register(oauth_site)
+    registration.register(oauth_site)
     site = reloaded(oauth_site)
     hook_id = site.webhook_ids[0]
     soon = timezone.now() + timedelta(days=3)
     set_fake_expiry(oauth_jira, hook_id, soon)
     JiraSite.objects.filter(pk=site.pk).update(webhook_expires_at=soon)
 
-    assert webhooks.refresh(reloaded(site))
+    assert registration.refresh(reloaded(site))
     refreshes = oauth_jira.calls("PUT", r"/webhook/refresh$")
     assert [r.json() for r in refreshes] == [{"webhookIds": [hook_id]}]
     site = reloaded(site)
@@ -163,20 +164,20 @@ def test_refresh_extends_the_stored_expiry(oauth_site, oauth_jira, expiry_format
 
 
 def test_refresh_is_skipped_when_not_due_but_existence_is_checked(oauth_site, oauth_jira):
-    webhooks.register(oauth_site)
-    assert webhooks.refresh(reloaded(oauth_site))
+    registration.register(oauth_site)
+    assert registration.refresh(reloaded(oauth_site))
     assert oauth_jira.calls("PUT", r"/webhook/refresh$") == []
     assert len(oauth_jira.calls("GET", r"/rest/api/3/webhook$")) == 2
 
 
 def test_webhook_missing_from_the_list_is_registered_again(oauth_site, oauth_jira):
-    webhooks.register(oauth_site)
+    registration.register(oauth_site)
     site = reloaded(oauth_site)
     old_id = site.webhook_ids[0]
     oauth_jira.state["dynamic_webhooks"].clear()  # deleted in Jira, or lapsed
     JiraSite.objects.filter(pk=site.pk).update(webhook_expires_at=timezone.now() + timedelta(days=1))
 
-    assert webhooks.refresh(reloaded(site))
+    assert registration.refresh(reloaded(site))
     # Jira answered the refresh of the unknown id without complaint; the list call showed it was gone.
     assert len(oauth_jira.calls("PUT", r"/webhook/refresh$")) == 1
     hooks = list(oauth_jira.state["dynamic_webhooks"].values())
@@ -185,14 +186,14 @@ def test_webhook_missing_from_the_list_is_registered_again(oauth_site, oauth_jir
 
 
 def test_refresh_failure_keeps_last_good_refresh_time(oauth_site, oauth_jira, caplog):
-    webhooks.register(oauth_site)
+    registration.register(oauth_site)
     good = reloaded(oauth_site).webhook_refreshed_at
     oauth_jira.state["fail_next"] = [
         {"method": "PUT", "path": r"/webhook/refresh$", "status": 403,
          "body": {"errorMessages": ["Unauthorized; scope does not match"]}}
     ]  # fmt: skip
-    with caplog.at_level(logging.ERROR, logger="connector.jira.webhooks"):
-        assert not webhooks.refresh(reloaded(oauth_site), force=True)
+    with caplog.at_level(logging.ERROR, logger="connector.jira.registration"):
+        assert not registration.refresh(reloaded(oauth_site), force=True)
     site = reloaded(oauth_site)
     assert "scope does not match" in site.webhook_error and "manage:jira-webhook" in site.webhook_error
     assert site.webhook_refreshed_at == good
@@ -203,9 +204,9 @@ def test_refresh_failure_keeps_last_good_refresh_time(oauth_site, oauth_jira, ca
 
 
 def test_admin_webhook_registered_once_with_an_encrypted_secret(basic_site, basic_jira):
-    assert webhooks.register(basic_site)
-    assert webhooks.register(basic_site)
-    assert webhooks.register(reloaded(basic_site))
+    assert registration.register(basic_site)
+    assert registration.register(basic_site)
+    assert registration.register(reloaded(basic_site))
     hooks = list(basic_jira.state["admin_webhooks"].values())
     assert len(hooks) == 1
     site = reloaded(basic_site)
@@ -221,17 +222,17 @@ def test_admin_webhook_registered_once_with_an_encrypted_secret(basic_site, basi
 
 
 def test_admin_webhook_without_secret_on_file_gets_a_new_one(basic_site, basic_jira):
-    webhooks.register(basic_site)
+    registration.register(basic_site)
     JiraSite.objects.filter(pk=basic_site.pk).update(webhook_secret="")
-    assert webhooks.register(reloaded(basic_site))
+    assert registration.register(reloaded(basic_site))
     hooks = list(basic_jira.state["admin_webhooks"].values())
     assert len(hooks) == 1 and hooks[0]["secret"] == reloaded(basic_site).webhook_secret != ""
 
 
 def test_without_jira_admin_rights_registration_fails_cleanly(basic_site, basic_jira, caplog):
     basic_jira.state["is_admin"] = False
-    with caplog.at_level(logging.ERROR, logger="connector.jira.webhooks"):
-        assert not webhooks.register(basic_site)
+    with caplog.at_level(logging.ERROR, logger="connector.jira.registration"):
+        assert not registration.register(basic_site)
     site = reloaded(basic_site)
     assert "administrator" in site.webhook_error
     assert site.status == ConnectionStatus.CONNECTED and site.webhook_ids == [] and site.webhook_secret == ""
@@ -240,9 +241,9 @@ def test_without_jira_admin_rights_registration_fails_cleanly(basic_site, basic_
 
 
 def test_deleted_admin_webhook_is_registered_again_on_refresh(basic_site, basic_jira):
-    webhooks.register(basic_site)
+    registration.register(basic_site)
     basic_jira.state["admin_webhooks"].clear()
-    assert webhooks.refresh(reloaded(basic_site))
+    assert registration.refresh(reloaded(basic_site))
     hooks = list(basic_jira.state["admin_webhooks"].values())
     assert len(hooks) == 1
     assert reloaded(basic_site).webhook_ids == [hooks[0]["self"].rsplit("/", 1)[1]]
@@ -274,8 +275,9 @@ def test_daily_schedule_exists_once(db):
     create_schedules()  # migrate already ran it once
     schedules = Schedule.objects.filter(name="refresh-jira-webhooks")
     assert schedules.count() == 1
-    assert schedules[0].func == "connector.jira.webhooks.refresh_all"
     assert schedules[0].schedule_type == Schedule.DAILY
+    # The stored function is what the worker calls: it resolves and refreshes (no site here: nothing to do).
+    assert import_string(schedules[0].func)() == {"ok": 0, "failed": []}
     schedules.update(schedule_type=Schedule.HOURLY)  # an operator's choice
     create_schedules()
     assert schedules.get().schedule_type == Schedule.HOURLY
@@ -283,14 +285,14 @@ def test_daily_schedule_exists_once(db):
 
 def test_disconnected_site_is_not_touched(basic_site, basic_jira):
     JiraSite.objects.filter(pk=basic_site.pk).update(status=ConnectionStatus.DISCONNECTED)
-    assert not webhooks.register(reloaded(basic_site))
+    assert not registration.register(reloaded(basic_site))
     assert reloaded(basic_site).webhook_error == "The Jira site is not connected."
     assert basic_jira.calls() == []
-    assert webhooks.refresh_all() == {"ok": 0, "failed": []}
+    assert registration.refresh_all() == {"ok": 0, "failed": []}
 
 
 def test_scheduled_task_refreshes_every_connected_site(basic_site, basic_jira):
-    assert webhooks.refresh_all() == {"ok": 1, "failed": []}
+    assert registration.refresh_all() == {"ok": 1, "failed": []}
     assert len(basic_jira.state["admin_webhooks"]) == 1
 
 
@@ -329,7 +331,7 @@ def test_token_refreshed_during_registration_is_kept_when_jira_answers_oddly(
     JiraSite.objects.filter(pk=oauth_site.pk).update(token_expires_at=timezone.now() - timedelta(minutes=1))
     oauth_jira.route("GET", r"/rest/api/3/webhook", first=True)(lambda request: ["not a page"])
     try:
-        assert not webhooks.register(reloaded(oauth_site))
+        assert not registration.register(reloaded(oauth_site))
     finally:
         auth.close()
     site = reloaded(oauth_site)

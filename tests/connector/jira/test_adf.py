@@ -1,5 +1,7 @@
 """Rendered text → Atlassian Document Format for Jira Cloud v3 descriptions and worklog comments."""
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,7 +58,14 @@ def test_empty_and_blank_text_give_an_empty_document():
 
 
 def test_windows_line_endings():
-    assert to_adf("a\r\nb\r\n\r\nc") == to_adf("a\nb\n\nc")
+    """CRLF reads like LF: a hard break inside a paragraph, a blank line between paragraphs, no stray \\r."""
+    document = to_adf("a\r\nb\r\n\r\nc")
+    assert document["content"] == [
+        {"type": "paragraph", "content": [{"type": "text", "text": "a"}, {"type": "hardBreak"},
+                                          {"type": "text", "text": "b"}]},
+        {"type": "paragraph", "content": [{"type": "text", "text": "c"}]},
+    ]  # fmt: skip
+    assert "\r" not in json.dumps(document)
 
 
 @given(st.text())

@@ -1,19 +1,18 @@
 """POST /webhooks/freshbooks/: signed FreshBooks deliveries in, audit events out, processing enqueued.
 
 The request does no call to FreshBooks or Jira: it checks the delivery, stores an encrypted
-audit.Event in one short transaction and enqueues `connector.tasks.process_event` after commit.
+audit.Event in one short transaction and enqueues `connector.tasks.process_event` with it.
 
-Answers: 200 stored (or duplicate of an event still queued/processing, stored but not enqueued);
-400 malformed form or missing fields; 401 missing or wrong signature (counted on the account);
-403 the tenant is inactive; 404 unknown account or callback; 405 not POST; 413 body over
-WEBHOOK_MAX_BODY; 415 not form-encoded.
+Answers (errors as ``{"error": ...}``, connector.endpoints.base): 200 stored (or duplicate of an event still
+queued/processing, stored but not enqueued); 400 malformed form, missing fields or an event no kind declares
+(connector.kinds); 401 missing or wrong signature (counted on the account); 403 the tenant is inactive;
+404 unknown account or callback; 405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
 import functools
 import hashlib
 import logging
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -21,12 +20,10 @@ from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.models import Event
+from connector import kinds
+from connector.endpoints.base import InboundEndpoint, Refused
 from connector.freshbooks import callbacks
 from connector.freshbooks import signature as fb_signature
 from tenants.models import FreshBooksAccount, FreshBooksWebhook
@@ -37,20 +34,7 @@ PROCESS_TASK = "connector.tasks.process_event"
 REQUIRED = ("name", "object_id", "account_id")
 MAX_LENGTH = 64  # of the fields stored in clear (Event.name, object_id, account_id, business_id)
 FORM = "application/x-www-form-urlencoded"
-
-
-class AlwaysJSON(BaseContentNegotiation):
-    """Answer JSON whatever the Accept header says (a webhook sender does not negotiate)."""
-
-    def select_parser(self, request, parsers):
-        return None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-def _error(status, detail):
-    return Response({"detail": detail}, status=status)
+CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 
 def _lock_key(*parts):
@@ -59,50 +43,39 @@ def _lock_key(*parts):
     return int.from_bytes(digest, "big", signed=True)
 
 
-class FreshBooksWebhookView(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    parser_classes = []
-    content_negotiation_class = AlwaysJSON
-    throttle_classes = []
+class FreshBooksWebhookView(InboundEndpoint):
+    sender = "FreshBooks"
+    content_type = FORM
 
-    def post(self, request):
-        raw = request._request  # the Django request: the body is read here, not by a DRF parser
-        limit = settings.WEBHOOK_MAX_BODY
-        try:
-            declared = int(raw.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
-        if raw.content_type != FORM or raw.content_params.get("charset", "utf-8").lower() not in (
-            "utf-8",
-            "utf8",
-            "us-ascii",
-            "ascii",
-        ):
-            return _error(415, f"Expected {FORM}.")
-        try:
-            body = raw.read(limit + 1)
-        except OSError:  # the sender went away mid-body (Django's UnreadablePostError)
-            return _error(400, "Incomplete body.")
-        if len(body) > limit:
-            return _error(413, f"Body larger than {limit} bytes.")
+    def accepts(self, request):
+        charset = request.content_params.get("charset", "utf-8").lower()
+        return request.content_type == FORM and charset in CHARSETS
+
+    def parse(self, request, body, **kwargs):
+        """The form's fields in body order (FreshBooks signs them in that order) and the signature header."""
         try:
             fields = fb_signature.parse_form(body)
         except fb_signature.MalformedForm as exc:
-            return _error(400, f"Malformed form body: {exc}")
+            raise Refused(400, f"Malformed form body: {exc}") from None
         missing = [name for name in REQUIRED if not fields.get(name)]
         if missing:
-            return _error(400, f"Missing fields: {', '.join(missing)}.")
+            raise Refused(400, f"Missing fields: {', '.join(missing)}.")
         too_long = [k for k in (*REQUIRED, "business_id") if len(fields.get(k, "")) > MAX_LENGTH]
         if too_long:
-            return _error(400, f"Fields too long: {', '.join(too_long)}.")
+            raise Refused(400, f"Fields too long: {', '.join(too_long)}.")
+        if fields["name"] != "callback.verify" and kinds.kind_for(fields["name"]) is None:
+            raise Refused(
+                400, f"Unknown event {fields['name']}: no FreshBooks kind of the connector declares it."
+            )
+        return fields, request.headers.get(fb_signature.HEADER, "")
+
+    def verify(self, request, delivery):
+        """The account's verified callback for the event (or its parent event) must have signed it.
+
+        `callback.verify` is the handshake instead: answered here, nothing stored as an event."""
+        fields, given_signature = delivery
         if fields["name"] == "callback.verify":
             return self.handshake(fields)
-        return self.delivery(fields, raw.headers.get(fb_signature.HEADER, ""))
-
-    def delivery(self, fields, given_signature):
         name, account_id = fields["name"], fields["account_id"]
         business_id = fields.get("business_id", "")
         # The event's own callback or its parent's ("invoice" for "invoice.create").
@@ -114,48 +87,53 @@ class FreshBooksWebhookView(APIView):
                 found = found.filter(business_id=business_id)
             accounts = set(found.values_list("pk", flat=True)[:2])
             if not accounts:
-                return _error(404, "Unknown FreshBooks account.")
+                raise Refused(404, "Unknown FreshBooks account.")
         if len(accounts) > 1:
-            return _error(400, "Several accounts match this account_id: business_id is required.")
+            raise Refused(400, "Several accounts match this account_id: business_id is required.")
         account_pk = accounts.pop()
         if not fb_signature.verify(fields, given_signature, [hook[0] for hook in hooks]):
             FreshBooksAccount.objects.filter(pk=account_pk).update(
                 rejected_deliveries=F("rejected_deliveries") + 1, last_rejected_at=timezone.now()
             )
-            return _error(401, "Missing or invalid X-FreshBooks-Hmac-SHA256 signature.")
+            raise Refused(401, "Missing or invalid X-FreshBooks-Hmac-SHA256 signature.")
         _, _, account_business_id, tenant_pk, tenant_active = hooks[0]
         if not tenant_active:
-            return _error(403, "This tenant is inactive.")
-        object_id = fields["object_id"]
-        with transaction.atomic():
-            original = _open_event(tenant_pk, name, object_id)
-            event = Event.objects.create(
-                source=Event.Source.FRESHBOOKS,
-                tenant_id=tenant_pk,
-                name=name,
-                object_id=object_id,
-                account_id=account_id,
-                business_id=business_id or account_business_id,
-                payload=fields,
-                status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
-                duplicate_of_id=original,
-            )
-            if original is None:
-                _enqueue_on_commit(PROCESS_TASK, event.pk)
+            raise Refused(403, "This tenant is inactive.")
+        self.tenant_pk, self.account_business_id = tenant_pk, account_business_id
+        return None
+
+    def deduplicate(self, delivery):
+        fields, _ = delivery
+        return _open_event(self.tenant_pk, fields["name"], fields["object_id"])
+
+    def store(self, delivery, original):
+        fields, _ = delivery
+        event = Event.objects.create(
+            source=Event.Source.FRESHBOOKS,
+            tenant_id=self.tenant_pk,
+            name=fields["name"],
+            object_id=fields["object_id"],
+            account_id=fields["account_id"],
+            business_id=fields.get("business_id", "") or self.account_business_id,
+            payload=fields,
+            status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
+            duplicate_of_id=original,
+        )
         if original:
-            return Response({"status": "duplicate", "event": event.pk, "duplicate_of": original})
-        return Response({"status": "queued", "event": event.pk})
+            return {"status": "duplicate", "event": event.pk, "duplicate_of": original}
+        _enqueue_on_commit(PROCESS_TASK, event.pk)
+        return {"status": "queued", "event": event.pk}
 
     def handshake(self, fields):
         """name=callback.verify: keep the verifier (encrypted) and confirm it with FreshBooks after commit."""
         verifier, callback_id = fields.get("verifier", ""), fields["object_id"]
         if not verifier:
-            return _error(400, "Missing fields: verifier.")
+            raise Refused(400, "Missing fields: verifier.")
         if not callback_id.isdigit() or len(callback_id) > 18:
-            return _error(400, "object_id must be a callback id.")
+            raise Refused(400, "object_id must be a callback id.")
         accounts = self._accounts(fields["account_id"], fields.get("business_id", ""))
         if not accounts:
-            return _error(404, "Unknown FreshBooks account.")
+            raise Refused(404, "Unknown FreshBooks account.")
         with transaction.atomic():
             hook = (
                 FreshBooksWebhook.objects.select_for_update()
@@ -164,13 +142,13 @@ class FreshBooksWebhookView(APIView):
                 .first()
             )
             if hook is None:
-                return _error(404, "Unknown callback: run register_webhooks, then resend verification.")
+                raise Refused(404, "Unknown callback: run register_webhooks, then resend verification.")
             if not hook.account.tenant.active:
-                return _error(403, "This tenant is inactive.")
+                raise Refused(403, "This tenant is inactive.")
             if callbacks.store_verifier(hook, verifier):
                 _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
-                return Response({"status": "verifying", "callback": hook.callback_id})
-        return Response({"status": "already verified", "callback": hook.callback_id})
+                return {"status": "verifying", "callback": hook.callback_id}
+        return {"status": "already verified", "callback": hook.callback_id}
 
     @staticmethod
     def _accounts(account_id, business_id):

@@ -153,10 +153,16 @@ def test_parent_event_callback_verifies_child_events(client, account, django_cap
         verified=True,
     )  # fmt: skip
     fields = delivery_fields(name="payment.update")
-    assert (
-        deliver(client, django_capture_on_commit_callbacks, fields, verifier="all-payments").status_code
-        == 200
-    )
+    response = deliver(client, django_capture_on_commit_callbacks, fields, verifier="all-payments")
+    assert response.status_code == 200, response.content
+    event = Event.objects.get()
+    assert (event.name, event.tenant, event.status) == ("payment.update", account.tenant, Event.Status.QUEUED)
+    assert response.json() == {"status": "queued", "event": event.pk}
+    assert queued() == [(PROCESS, (event.pk,))]
+    # Signed with another verifier, the same child event is refused: the parent's verifier is what counts.
+    Event.objects.all().delete()
+    refused = deliver(client, django_capture_on_commit_callbacks, fields, verifier="not-the-parent's")
+    assert refused.status_code == 401 and not Event.objects.exists()
 
 
 def test_business_id_is_optional_when_the_account_is_unique(
@@ -165,6 +171,22 @@ def test_business_id_is_optional_when_the_account_is_unique(
     response = deliver(client, django_capture_on_commit_callbacks, delivery_fields(business_id=None))
     assert response.status_code == 200
     assert Event.objects.get().business_id == "6543"
+
+
+def test_an_event_no_kind_declares_is_refused_where_it_enters(
+    client, account, django_capture_on_commit_callbacks
+):
+    FreshBooksWebhook.objects.create(
+        account=account, callback_id=15, event="estimate", uri="https://x.test/", verifier="estimates",
+        verified=True,
+    )  # fmt: skip
+    fields = delivery_fields(name="estimate.create")
+    response = deliver(client, django_capture_on_commit_callbacks, fields, verifier="estimates")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Unknown event estimate.create: no FreshBooks kind of the connector declares it."
+    }
+    assert not Event.objects.exists() and queued() == []
 
 
 def test_unknown_account_is_404(client, account, django_capture_on_commit_callbacks):
@@ -205,7 +227,7 @@ def test_missing_fields_are_400(client, account, drop):
     fields = {k: v for k, v in delivery_fields().items() if k != drop}
     body, headers = signed_delivery(fields, VERIFIER_A)
     response = post(client, body, headers)
-    assert response.status_code == 400 and drop in response.json()["detail"]
+    assert response.status_code == 400 and drop in response.json()["error"]
     assert not Event.objects.exists()
 
 

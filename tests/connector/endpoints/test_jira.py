@@ -10,7 +10,6 @@ import hmac
 import json
 import time
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
@@ -18,8 +17,9 @@ import pytest
 from audit.models import Event
 from connector.models import Link
 from tenants.models import ConnectionStatus, JiraSite
+from tests import FIXTURES
 
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "jira" / "webhooks"
+SAMPLES = FIXTURES / "jira" / "webhooks"
 HOOK_SECRET = "hook-secret-for-tests-0123456789abcdef"
 CLIENT_SECRET = "atl-client-secret-of-a-realistic-length-0123456789"
 OTHER_SECRET = "another-client-secret-of-a-realistic-length-98765"
@@ -34,12 +34,24 @@ def sample(name):
     return json.loads((SAMPLES / name).read_text())
 
 
-def issue_deleted_sample():
-    """No jira:issue_deleted sample exists: derived from issue_updated__status.json by changing webhookEvent."""
+def cloud_issue_deleted():
+    """A jira:issue_deleted from the Cloud site of the other samples (zulipp.atlassian.net), for the routing of
+    dynamic webhooks by the sending site: issue_updated__status.json with its webhookEvent changed. The
+    captured issue_deleted.json comes from a Server site (its self links name another host)."""
     body = sample("issue_updated__status.json")
     body["webhookEvent"] = "jira:issue_deleted"
     body.pop("changelog")
     return body
+
+
+@pytest.fixture
+def bug15(tenant):
+    """Ledger rows for the issue of the captured issue_deleted.json (10400, BUG-15) and a worklog on it."""
+    return {
+        "bug": link(tenant, 5, jira_issue_id="10400", jira_issue_key="BUG-15"),
+        "bug_worklog": link(tenant, 6, purpose=Link.Purpose.WORKLOG, object_type="time_entry",
+                            jira_issue_id="10400", jira_issue_key="BUG-15", jira_worklog_id="20002"),
+    }  # fmt: skip
 
 
 @pytest.fixture
@@ -109,20 +121,22 @@ def post_dynamic(client, body, auth=None, identifier=None):
 # --- acting on deliveries ----------------------------------------------------------------------------
 
 
-def test_issue_deleted_marks_the_issue_and_its_worklogs_deleted(client, basic_site, links):
-    body = issue_deleted_sample()
+def test_issue_deleted_marks_the_issue_and_its_worklogs_deleted(client, basic_site, links, bug15):
+    body = sample("issue_deleted.json")  # captured by Zulip (SOURCES.md): issue 10400, BUG-15
     response = post_admin(client, basic_site, body)
     assert response.status_code == 200
-    assert states(links) == {"issue": "deleted", "issue_worklog": "deleted", "worklog": "created",
-                             "other": "created"}  # fmt: skip
     event = Event.objects.get()
+    assert response.json() == {"ok": True, "event": event.pk, "status": "succeeded"}
+    assert states(bug15) == {"bug": "deleted", "bug_worklog": "deleted"}
+    assert set(states(links).values()) == {"created"}  # other issues and worklogs are untouched
     assert (event.source, event.tenant, event.name, event.object_id) == (
         "jira",
         basic_site.tenant,
         "jira:issue_deleted",
-        "10000",
+        "10400",
     )
-    assert event.status == Event.Status.SUCCEEDED and event.jira_key == "TEST-1"
+    assert event.status == Event.Status.SUCCEEDED and event.jira_key == "BUG-15"
+    assert event.status_detail == "2 link(s) updated."
     assert event.payload == body
     assert event.delivery_id.endswith(response.request["HTTP_X_ATLASSIAN_WEBHOOK_IDENTIFIER"])
 
@@ -147,10 +161,16 @@ def test_repeated_identifier_is_acted_on_once(client, basic_site, links):
     assert Event.objects.count() == 1
 
 
-def test_rolled_back_links_stay_rolled_back(client, basic_site, links):
-    Link.objects.filter(pk=links["issue"].pk).update(state=Link.State.ROLLED_BACK)
-    post_admin(client, basic_site, issue_deleted_sample())
-    assert states(links)["issue"] == "rolled_back"
+def test_rolled_back_links_stay_rolled_back(client, basic_site, bug15):
+    Link.objects.filter(pk=bug15["bug"].pk).update(state=Link.State.ROLLED_BACK)
+    response = post_admin(client, basic_site, sample("issue_deleted.json"))
+    assert response.status_code == 200 and response.json()["status"] == "succeeded"
+    assert states(bug15) == {"bug": "rolled_back", "bug_worklog": "deleted"}
+    assert Event.objects.get().status_detail == "1 link(s) updated."
+    # Everything of the issue already gone: acknowledged, and recorded as nothing to do.
+    again = post_admin(client, basic_site, sample("issue_deleted.json"))
+    assert again.status_code == 200 and again.json()["status"] == "skipped"
+    assert states(bug15) == {"bug": "rolled_back", "bug_worklog": "deleted"}
 
 
 def test_moved_issue_updates_the_stored_key(client, basic_site, links):
@@ -176,8 +196,14 @@ def test_moved_issue_updates_the_stored_key(client, basic_site, links):
 def test_key_differing_from_the_ledger_is_taken_even_without_changelog(client, basic_site, links):
     body = sample("issue_updated__status.json")  # status change only
     body["issue"]["key"] = "FIN-3"
-    post_admin(client, basic_site, body)
-    assert Link.objects.get(pk=links["issue"].pk).jira_issue_key == "FIN-3"
+    response = post_admin(client, basic_site, body)
+    assert response.status_code == 200 and response.json()["status"] == "succeeded"
+    assert [Link.objects.get(pk=links[name].pk).jira_issue_key for name in ("issue", "issue_worklog")] == [
+        "FIN-3",
+        "FIN-3",
+    ]
+    assert Link.objects.get(pk=links["other"].pk).jira_issue_key == "FIN-99"
+    assert Event.objects.get().status_detail == "2 link(s) updated."
 
 
 def test_plain_update_and_other_events_are_acknowledged_and_skipped(client, basic_site, links):
@@ -196,7 +222,7 @@ def test_plain_update_and_other_events_are_acknowledged_and_skipped(client, basi
 
 @pytest.mark.parametrize("claims", [{}, {"aud": "ari:cloud:ecosystem::app/x", "sub": "557058:abc"}])
 def test_dynamic_webhook_with_a_valid_jwt_is_routed_by_matched_ids(client, oauth_site, links, claims):
-    body = issue_deleted_sample() | {"matchedWebhookIds": [1001]}
+    body = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}
     response = post_dynamic(client, body, auth=f"Bearer {token(**claims)}")
     assert response.status_code == 200
     assert states(links)["issue"] == "deleted"
@@ -213,7 +239,7 @@ def test_same_webhook_id_on_two_sites_is_routed_by_the_sending_site(client, oaut
         auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
     )  # fmt: skip
     other_link = link(other_tenant, 9, jira_issue_id="10000", jira_issue_key="TEST-1")
-    body = issue_deleted_sample() | {"matchedWebhookIds": [1001]}  # sent by zulipp.atlassian.net
+    body = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}  # sent by zulipp.atlassian.net
     assert post_dynamic(client, body).status_code == 200
     assert states(links)["issue"] == "deleted"
     assert Link.objects.get(pk=other_link.pk).state == Link.State.CREATED, "the other customer's link is kept"
@@ -257,7 +283,7 @@ def test_absurdly_deep_json_is_a_400(client, basic_site, links):
 # --- rejections: 4xx and nothing left behind ------------------------------------------------------------
 
 WORKLOG = sample("worklog_deleted.json")
-ISSUE_DELETED = issue_deleted_sample() | {"matchedWebhookIds": [1001]}
+ISSUE_DELETED = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}
 
 
 @pytest.mark.parametrize(

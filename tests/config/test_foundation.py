@@ -5,7 +5,6 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,8 +14,7 @@ from django.urls import reverse
 
 from audit.models import Attempt, Event
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import ROOT
 
 
 def new_key():

@@ -1,0 +1,70 @@
+"""One error family for everything that can go wrong with a vendor call or a mapping.
+
+Every expected failure derives from `ConnectorError` and says, by three attributes, what the caller should do:
+
+- `transient`: worth trying again later (network, HTTP 429/5xx, a token endpoint down);
+- `ambiguous`: the write may have happened (no answer to a POST, a 5xx after sending): the idempotency
+  ledger must look in Jira before writing again;
+- `needs_reconnect`: the OAuth grant is gone: an operator must connect again.
+
+`status` is the vendor's HTTP status when there was one; `prefix` is put before the message on the event.
+The retry and back-off rules that read these attributes live in connector.retry.
+"""
+
+
+class ConnectorError(Exception):
+    """Base of every expected failure. Class attributes give the defaults; the constructor may override."""
+
+    transient = False
+    ambiguous = False
+    needs_reconnect = False
+    prefix = ""  # shown before the message in the event's detail
+
+    def __init__(self, message="", *, status=None, transient=None, ambiguous=None, body=None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        if transient is not None:
+            self.transient = transient
+        if ambiguous is not None:
+            self.ambiguous = ambiguous
+
+    @property
+    def detail(self):
+        """The text for an event's status detail."""
+        return f"{self.prefix}{self}"
+
+
+class VendorError(ConnectorError):
+    """A call to FreshBooks, Jira or an OAuth token endpoint failed."""
+
+
+class JiraError(VendorError):
+    """A failed Jira call (connector.jira.client). `body`: Jira's answer, shortened."""
+
+
+class FreshBooksError(VendorError):
+    """A failed FreshBooks call (connector.freshbooks.client), or a record FreshBooks sent we cannot read."""
+
+
+class ReconnectRequired(VendorError):
+    """The connection's grant is gone (invalid_grant, no refresh token): an operator must connect it again."""
+
+    needs_reconnect = True
+    prefix = "Reconnect required: "
+
+
+class TokenRefreshError(VendorError):
+    """The token endpoint failed in a way that may pass (network, 5xx): try again later."""
+
+    transient = True
+
+
+class RenderError(ConnectorError):
+    """A mapping template does not compile or render (connector.render)."""
+
+    prefix = "Mapping template: "
+
+
+class LedgerError(ConnectorError):
+    """A write that cannot be done safely (e.g. an update for an object never found in Jira)."""

@@ -1,0 +1,88 @@
+"""What a handler works with: the Job (event, tenant, connections, API clients), its Outcome, and fetching.
+
+A handler gets a Job, fetches what it needs from FreshBooks (`fetch`, `fetch_related`), stores it encrypted on
+`event.record` (`Job.store`), and writes to Jira only through the ledger (connector.ledger). It returns an
+Outcome or raises Skip (nothing to do); vendor failures raise connector.errors and become the event's status
+in connector.tasks.
+"""
+
+from dataclasses import dataclass, field
+
+from connector.errors import FreshBooksError
+from connector.kinds import KINDS
+
+
+@dataclass
+class Outcome:
+    status: str  # an audit.Event status: succeeded, skipped or failed
+    jira_key: str = ""
+    detail: str = ""
+
+
+class Skip(Exception):
+    """Nothing to do for this event (the message says why); the event is marked skipped."""
+
+
+@dataclass
+class Job:
+    event: object
+    tenant: object
+    account: object
+    site: object
+    fb: object  # FreshBooksClient(account, event=event)
+    jira: object  # JiraClient(site, event=event)
+    notes: list = field(default_factory=list)
+
+    @property
+    def kind(self):
+        """The kind's name, e.g. "invoice" (the event name's prefix)."""
+        return self.event.name.split(".", 1)[0]
+
+    @property
+    def declared(self):
+        """The connector.kinds.Kind of the event."""
+        return KINDS[self.kind]
+
+    @property
+    def action(self):
+        return self.event.name.split(".", 1)[1] if "." in self.event.name else ""
+
+    def store(self, records):
+        """Keep what was fetched, encrypted, on the event (visible in the admin)."""
+        self.event.record = records
+        self.event.save(update_fields=["record"])
+
+    def done(self, jira_key="", detail=""):
+        return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))
+
+
+def fetch(job, kind, object_id, includes=()):
+    """The record, or Skip when FreshBooks no longer has it (deleted before we got to it)."""
+    try:
+        return job.fb.get(kind, object_id, includes)
+    except FreshBooksError as exc:
+        if exc.status == 404:
+            raise Skip(f"{kind.replace('_', ' ')} {object_id} no longer exists in FreshBooks") from exc
+        raise
+
+
+def fetch_related(job, kind, object_id, includes=()):
+    """A related record; a missing one (404) is noted on the event, not fatal. None for an empty id."""
+    if object_id in (None, "", 0, "0"):
+        return None
+    try:
+        return job.fb.get(kind, object_id, includes)
+    except FreshBooksError as exc:
+        if exc.status == 404:
+            job.notes.append(f"{kind} {object_id} not found in FreshBooks")
+            return None
+        raise
+
+
+def fetch_with_related(job):
+    """The event's record and its related records (as its kind declares), stored on the event."""
+    declared = job.declared
+    record = fetch(job, job.kind, job.event.object_id, declared.includes)
+    related = declared.related(lambda kind, object_id: fetch_related(job, kind, object_id), record)
+    job.store({job.kind: record, **{k: v for k, v in related.items() if v}})
+    return record, related

@@ -1,0 +1,111 @@
+"""Time entries → Jira worklogs: create, update (created if missing) and delete, through the ledger.
+
+The issue comes from the tenant's WorklogRules, tried in order: a Jira issue key in the entry's note (used only
+if the issue exists), then rules matching the FreshBooks project, client or service id. A running timer is
+skipped until the update that stops it. Jira wants `started` as yyyy-MM-dd'T'HH:mm:ss.SSS+0000 and at least
+60 seconds (research: Jira worklog API).
+"""
+
+import re
+from datetime import UTC, datetime
+
+from connector import ledger
+from connector.errors import FreshBooksError
+from connector.handlers.job import Skip, fetch_with_related
+from connector.models import Link, WorklogRule
+
+ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
+
+
+def jira_started(value):
+    """FreshBooks' "2023-08-09T19:56:50Z" → Jira's yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (UTC)."""
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}+0000"
+
+
+def worklog_body(job, entry):
+    started = entry.get("started_at") or entry.get("created_at")
+    if not started:
+        raise Skip("the time entry has no start time")
+    try:
+        body = {
+            "timeSpentSeconds": max(60, int(float(entry.get("duration") or 0))),  # Jira's minimum is 60
+            "started": jira_started(started),
+        }
+    except (TypeError, ValueError) as exc:  # FreshBooks sent something we cannot read: fail readably
+        raise FreshBooksError(
+            f"time entry {entry.get('id')}: unreadable duration {entry.get('duration')!r} or start {started!r}"
+        ) from exc
+    note = (entry.get("note") or "").strip()
+    if note:
+        body["comment"] = job.jira.dialect.text(note)
+    return body
+
+
+def worklog_issue(job, entry):
+    """The Jira issue key for a time entry from the tenant's WorklogRules (in order), or None."""
+    values = {
+        WorklogRule.MatchKind.PROJECT: entry.get("project_id"),
+        WorklogRule.MatchKind.CLIENT: entry.get("client_id"),
+        WorklogRule.MatchKind.SERVICE: entry.get("service_id"),
+    }
+    for rule in WorklogRule.objects.filter(tenant=job.tenant, enabled=True).order_by("order", "id"):
+        if rule.match_kind == WorklogRule.MatchKind.NOTE_KEY:
+            found = ISSUE_KEY.search(entry.get("note") or "")
+            if not found:
+                continue
+            if job.jira.get_issue(found.group()) is not None:
+                return found.group()
+            job.notes.append(f"{found.group()} (from the note) does not exist in Jira")
+        elif (
+            rule.issue_key
+            and values.get(rule.match_kind) not in (None, "")
+            and (str(values[rule.match_kind]) == rule.match_value.strip())
+        ):
+            return rule.issue_key.strip()
+    return None
+
+
+def worklog_link(job):
+    return (
+        Link.objects.filter(tenant=job.tenant, purpose=Link.Purpose.WORKLOG, object_id=job.event.object_id)
+        .exclude(state__in=[Link.State.DELETED, Link.State.ROLLED_BACK])
+        .first()
+    )
+
+
+def handle_time_entry(job):
+    """time_entry.create → a worklog, .update → that worklog updated (created if missing), .delete → deleted."""
+    link = worklog_link(job)
+    if job.action == "delete":
+        if link is None:
+            raise Skip(f"no worklog is linked to time entry {job.event.object_id}")
+        ledger.delete_worklog(client=job.jira, link=link, event=job.event)
+        return job.done(
+            link.jira_issue_key, f"worklog {link.jira_worklog_id} deleted from {link.jira_issue_key}"
+        )
+    entry, _ = fetch_with_related(job)
+    if (entry.get("timer") or {}).get("is_running"):
+        raise Skip("the timer is still running: the worklog is written when it stops (time_entry.update)")
+    body = worklog_body(job, entry)
+    if link is not None and link.state == Link.State.CREATED and job.action == "update":
+        ledger.update_worklog(client=job.jira, link=link, body=body, event=job.event)
+        return job.done(
+            link.jira_issue_key, f"worklog {link.jira_worklog_id} on {link.jira_issue_key} updated"
+        )
+    issue_key = link.jira_issue_key if link is not None and link.jira_issue_key else worklog_issue(job, entry)
+    if not issue_key:
+        raise Skip("no matching issue")
+    existed = link is not None
+    link = ledger.ensure_worklog(
+        client=job.jira, tenant=job.tenant, time_entry_id=job.event.object_id, issue_key=issue_key,
+        body=body, event=job.event,
+    )  # fmt: skip
+    if link.state != Link.State.CREATED:  # deleted in Jira or rolled back: never re-created
+        raise Skip(f"the worklog of this time entry was {link.get_state_display().lower()}: not re-created")
+    if existed and job.action == "update":  # an in-doubt create was resolved: bring it up to date
+        ledger.update_worklog(client=job.jira, link=link, body=body, event=job.event)
+    return job.done(link.jira_issue_key, f"worklog {link.jira_worklog_id} on {link.jira_issue_key}")

@@ -1,0 +1,152 @@
+"""Jira webhook deliveries: who sent them (signature or JWT, and which site) and what they change.
+
+Admin webhooks of API-token sites are signed with ``X-Hub-Signature: sha256=<hex HMAC-SHA256 of the body>``
+(the secret registered with them, connector.jira.registration); dynamic webhooks of OAuth sites carry a JWT
+signed with the OAuth client secret and are routed to their site by ``matchedWebhookIds``.
+
+What a delivery changes is a small ledger update, chosen through EVENT_HANDLERS (like Zulip's Jira
+integration): an issue or worklog the connector created that is deleted in Jira marks its Link deleted; a
+moved issue updates the stored key. Every other event is acknowledged and ignored.
+"""
+
+import hashlib
+import hmac
+import re
+from urllib.parse import urlsplit
+
+import jwt
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from connector.jira.registration import int_ids
+from connector.models import Link
+from tenants.models import JiraSite
+
+GONE = [Link.State.DELETED, Link.State.ROLLED_BACK]
+
+
+def verify_hub_signature(secret, body, header):
+    """True when ``X-Hub-Signature`` is ``sha256=<hex HMAC-SHA256(secret, raw body)>`` (constant-time)."""
+    if not secret or not header:
+        return False
+    method, _, given = header.strip().partition("=")
+    if method.lower() != "sha256" or not given:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    # Bytes: a header with non-ASCII characters is just a mismatch (compare_digest refuses such str).
+    return hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "replace"))
+
+
+def verify_jwt(authorization):
+    """Decode the delivery JWT (HS256, OAuth client secret, ``exp`` required). Raises jwt.InvalidTokenError."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() not in ("bearer", "jwt") or not token.strip():
+        raise jwt.InvalidTokenError("no bearer token")
+    if not settings.ATLASSIAN_CLIENT_SECRET:
+        raise jwt.InvalidTokenError("ATLASSIAN_CLIENT_SECRET is not configured")
+    return jwt.decode(
+        token.strip(),
+        settings.ATLASSIAN_CLIENT_SECRET,
+        algorithms=["HS256"],
+        options={"require": ["exp"], "verify_aud": False},
+    )
+
+
+def _host(url):
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # e.g. a malformed IPv6 literal
+        return ""
+
+
+def _senders(data):
+    """Hosts and cloud ids named by the ``self`` links of the delivery's issue, worklog, comment and user:
+    ``https://<site>/rest/...`` or ``https://api.atlassian.com/ex/jira/<cloud id>/rest/...``."""
+    named = set()
+    for part in ("issue", "worklog", "comment", "user"):
+        value = data.get(part)
+        link = value.get("self") if isinstance(value, dict) else None
+        if isinstance(link, str):
+            gateway = re.search(r"/ex/jira/([^/]+)/", link)
+            named.add(gateway.group(1) if gateway else _host(link))
+    return named - {""}
+
+
+def site_for_webhook_ids(matched_ids, data=None):
+    """The OAuth site that registered one of ``matchedWebhookIds`` (None when no site, or not one site, did).
+
+    Webhook ids are numbered per Jira site, so two customers' sites can hold the same id: when the payload's
+    ``self`` links name the sending site, only a site with that URL (or cloud id) qualifies.
+    """
+    wanted = set(int_ids(matched_ids if isinstance(matched_ids, list) else []))
+    if not wanted:
+        return None
+    sites = JiraSite.objects.filter(auth_method=JiraSite.AuthMethod.OAUTH2).select_related("tenant")
+    found = [site for site in sites.exclude(webhook_ids=[]) if wanted & set(int_ids(site.webhook_ids))]
+    named = _senders(data or {})
+    if named:
+        found = [site for site in found if {_host(site.base_url), site.cloud_id} & named]
+    return found[0] if len(found) == 1 else None
+
+
+# --- what a delivery changes -----------------------------------------------------------------------------
+
+
+def as_dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def text(value):
+    """A payload value as text for the clear columns and lookups (PostgreSQL text cannot hold NUL)."""
+    return str(value or "").replace("\x00", "")
+
+
+def _issue_links(site, issue_id, key):
+    match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
+    if key:
+        match |= Q(jira_issue_id="", jira_issue_key=key)
+    return Link.objects.filter(match, tenant=site.tenant)
+
+
+def issue_deleted(site, data):
+    """The issue is gone, and with it every worklog the connector logged on it. Returns the links changed."""
+    issue = as_dict(data.get("issue"))
+    links = _issue_links(site, text(issue.get("id")), text(issue.get("key")))
+    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+
+
+def worklog_deleted(site, data):
+    worklog_id = text(as_dict(data.get("worklog")).get("id"))
+    if not worklog_id:
+        return 0
+    links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
+    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+
+
+def issue_updated(site, data):
+    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key)."""
+    issue = as_dict(data.get("issue"))
+    issue_id, key = text(issue.get("id")), text(issue.get("key"))
+    items = as_dict(data.get("changelog")).get("items")
+    items = items if isinstance(items, list) else []
+    old_keys = [
+        text(item.get("fromString"))
+        for item in items
+        if isinstance(item, dict) and str(item.get("field", "")).lower() == "key" and item.get("fromString")
+    ]
+    if not key or len(key) > 32:
+        return 0
+    match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
+    if old_keys:
+        match |= Q(jira_issue_id="", jira_issue_key__in=old_keys)
+    links = Link.objects.filter(match, tenant=site.tenant).exclude(jira_issue_key=key)
+    return links.update(jira_issue_key=key, updated_at=timezone.now())
+
+
+# Jira event → what it changes; every other event (comments, issue_created, …) is acknowledged and ignored.
+EVENT_HANDLERS = {
+    "jira:issue_deleted": issue_deleted,
+    "jira:issue_updated": issue_updated,
+    "worklog_deleted": worklog_deleted,
+}
