@@ -253,3 +253,20 @@ def test_only_a_pass_over_every_mapped_kind_from_the_watermark_moves_it(lost, fb
     later = run("--tenant", "acme", "--since", (mark + timedelta(days=1)).isoformat())
 
     assert "watermark kept" in later and ReconcileState.objects.get(tenant=lost).watermark == mark
+
+
+@pytest.mark.django_db
+def test_reconcile_now_is_offered_only_to_those_who_may_change_the_reconcile(client, connected):
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user("viewer", password="pw-123456789", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_reconcilestate"))
+    client.force_login(viewer)
+    url = reverse("admin:connector_reconcilestate_changelist")
+
+    page = client.get(url)
+
+    assert page.status_code == 200 and "Acme Corp" in page.content.decode()
+    assert "reconcile_now" not in page.content.decode()
+    client.post(url, {"action": "reconcile_now", "_selected_action": [connected.reconcile.pk]})
+    assert OrmQ.objects.count() == 0
