@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint install install-dev bench-ingest
+.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,20 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-# Ingest benchmark: gunicorn + PostgreSQL on 127.0.0.1 (database mlc_bench is recreated), signed FreshBooks
-# deliveries vs a trivial view. Options: make bench-ingest BENCH_ARGS="--requests 10000 --workers 4"
+# Benchmarks (tests/bench; loopback only; each prints its figures and appends them, dated, to
+# tests/bench/RESULTS.md). PostgreSQL at 127.0.0.1:5432 (BENCH_POSTGRES; databases mlc_bench_* are recreated),
+# Redis at 127.0.0.1:6379/14 (BENCH_REDIS_URL, empty to skip). Options: make bench-drain BENCH_ARGS="--events 2000"
+bench: bench-ingest bench-e2e bench-drain
+
 bench-ingest: install-dev
 	$(BIN)/python -m tests.bench.ingest $(BENCH_ARGS)
+
+bench-e2e: install-dev
+	$(BIN)/python -m tests.bench.e2e $(BENCH_ARGS)
+
+bench-drain: install-dev
+	$(BIN)/python -m tests.bench.drain $(BENCH_ARGS)
+
+# Faults and load on a PostgreSQL server of its own (initdb in a temporary directory; nothing else is touched).
+bench-faults: install-dev
+	$(BIN)/python -m tests.bench.faults $(BENCH_ARGS)

@@ -23,8 +23,8 @@ def pretty(value):
 
 
 def can_replay(request):
-    """Permission hook of the replay actions and button (issue 14 narrows it to a replay permission)."""
-    return request.user.is_active and request.user.is_staff
+    """Who may replay events (the actions, the event page's button and the Failed events list)."""
+    return request.user.has_perm("audit.replay_event")
 
 
 def replay_events(modeladmin, request, queryset):
@@ -54,6 +54,28 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
+SENSITIVE = "audit.view_sensitive_data"
+
+
+class SensitiveFieldsHidden:
+    """Without "view sensitive audit data" a user sees the metadata only: the `sensitive_fields` (decrypted
+    payloads, records, request and response bodies) are left off every page."""
+
+    sensitive_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if request.user.has_perm(SENSITIVE):
+            return fields
+        return [name for name in fields if name not in self.sensitive_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.has_perm(SENSITIVE):
+            return fields
+        return [name for name in fields if name not in self.sensitive_fields]
+
+
 class AppendOnly:
     """The audit trail is written by the connector only: operators read it, nobody edits or deletes it."""
 
@@ -68,7 +90,7 @@ class AppendOnly:
 
 
 @admin.register(Event)
-class EventAdmin(AppendOnly, admin.ModelAdmin):
+class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "tenant",
@@ -87,7 +109,8 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
     list_select_related = ("tenant",)
     inlines = [AttemptInline]
     actions = ["replay_selected", "rollback_selected"]
-    exclude = ("payload", "record")
+    exclude = ("payload", "record", "body_hash")
+    sensitive_fields = ("payload_pretty", "record_pretty")
     readonly_fields = (
         "tenant",
         "source",
@@ -132,7 +155,7 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not (self.has_view_permission(request, event) and self.has_replay_permission(request)):
+        if not self.has_replay_permission(request):
             raise PermissionDenied
         self.replay_selected(request, Event.objects.filter(pk=event.pk))
         return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
@@ -142,10 +165,22 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
-        if not (self.has_view_permission(request, event) and self.has_rollback_permission(request)):
+        if not self.has_rollback_permission(request):
             raise PermissionDenied
         response = self.rollback_selected(request, Event.objects.filter(pk=event.pk))
         return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
+
+    def has_replay_permission(self, request):
+        return can_replay(request)
+
+    def has_rollback_permission(self, request):
+        return request.user.has_perm("audit.rollback_event")
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context.update(
+            can_replay=self.has_replay_permission(request), can_rollback=self.has_rollback_permission(request)
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.action(description="Roll back selected events (undo their Jira writes)", permissions=["rollback"])
     def rollback_selected(self, request, queryset):
@@ -177,22 +212,16 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
             "opts": self.model._meta,
             "events": [(event, plan(event)) for event in ([e for e, _ in conflicts] or events)],
             "conflicts": conflicts,
+            "show_values": request.user.has_perm(SENSITIVE),  # the differences are Jira field values
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "single": request.resolver_match.url_name == "audit_event_rollback",
         }
         return TemplateResponse(request, "admin/audit/event/rollback_confirmation.html", context)
 
-    def has_rollback_permission(self, request):
-        """Permission hook of the rollback action and button (issue 14 narrows it to a rollback permission)."""
-        return request.user.is_active and request.user.is_staff
-
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
         replay_events(self, request, queryset)
-
-    def has_replay_permission(self, request):
-        return can_replay(request)
 
     @admin.display(description="Detail", ordering="status_detail")
     def detail(self, obj):
@@ -210,13 +239,14 @@ class EventAdmin(AppendOnly, admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(AppendOnly, admin.ModelAdmin):
+class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = ("id", "event", "actor", "action", "http_status", "duration_ms", "created_at")
     list_filter = ("http_status", "actor")
     search_fields = ("action", "error", "=event__id")
     raw_id_fields = ("event",)
     list_select_related = ("event",)
     exclude = ("request", "response", "previous")
+    sensitive_fields = ("request_pretty", "response_pretty", "previous_pretty")
     readonly_fields = (
         "event",
         "action",

@@ -41,6 +41,13 @@ class Event(models.Model):
         default="",
         help_text="Vendor delivery id (X-Atlassian-Webhook-Identifier).",
     )
+    body_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="SHA-256 of the signed FreshBooks delivery: the same delivery posted again soon is a replay.",
+    )
     payload = EncryptedJSONField(null=True, blank=True)
     record = EncryptedJSONField(null=True, blank=True, help_text="The full record fetched from FreshBooks.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RECEIVED, db_index=True)
@@ -63,6 +70,14 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        permissions = [
+            ("replay_event", "Can replay events"),
+            ("rollback_event", "Can roll back events (deletes their Jira issues and worklogs)"),
+            (
+                "view_sensitive_data",
+                "Can view sensitive audit data (payloads, records, request/response bodies)",
+            ),
+        ]
         indexes = [models.Index(fields=["tenant", "name", "object_id", "status"])]
         constraints = [
             models.UniqueConstraint(

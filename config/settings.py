@@ -48,11 +48,18 @@ ATLASSIAN_CLIENT_SECRET = env.str("ATLASSIAN_CLIENT_SECRET", default="")
 ATLASSIAN_AUTH_URL = env.str("ATLASSIAN_AUTH_URL", default="https://auth.atlassian.com").rstrip("/")
 ATLASSIAN_API_URL = env.str("ATLASSIAN_API_URL", default="https://api.atlassian.com").rstrip("/")
 REDIS_URL = env.str("REDIS_URL", default="")
+# Vendor URLs typed by users (Jira site URLs) must be https on a public address unless this is on.
+# Unset or empty: follows DEBUG.
+ALLOW_LOCAL_VENDOR_URLS = (
+    env.bool("ALLOW_LOCAL_VENDOR_URLS") if env.str("ALLOW_LOCAL_VENDOR_URLS", default="").strip() else DEBUG
+)
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
 # FreshBooks deliveries larger than this are refused with 413.
 WEBHOOK_MAX_BODY = 64 * 1024
+# Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
+WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 INSTALLED_APPS = [
@@ -146,10 +153,16 @@ Q_CLUSTER = {
     "timeout": env.int("Q_TIMEOUT", default=300),
     "retry": env.int("Q_RETRY", default=420),
     "max_attempts": 3,
-    "ack_failures": True,
+    # A task that raised (a bug, or the database went away mid-task) stays in the ORM broker and is handed out
+    # again after `retry` seconds, up to max_attempts: process_event's claim makes a second run harmless, and
+    # an event whose task was dropped would otherwise stay queued until someone replays it.
+    "ack_failures": False,
     "catch_up": False,
-    "save_limit": 1000,
-    "poll": env.float("Q_POLL", default=0.5),
+    # Successful task results are not kept (each event's outcome is on audit.Event): with a positive limit
+    # django-q2 reads the whole success table under a row lock to prune it after every task.
+    "save_limit": -1,
+    # The ORM broker sleeps this long when the queue is empty: the queue wait of an event (e2e latency).
+    "poll": env.float("Q_POLL", default=0.1),
     "label": "Task queue",
 }
 if REDIS_URL:

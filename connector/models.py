@@ -133,6 +133,12 @@ class Link(models.Model):
     event = models.ForeignKey(
         "audit.Event", on_delete=models.SET_NULL, null=True, blank=True, related_name="links"
     )
+    jira_changed_at = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Jira's timestamp (epoch ms) of the newest Jira delivery applied to this link: "
+        "an older delivery never undoes it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

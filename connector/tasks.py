@@ -18,7 +18,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
@@ -87,17 +87,18 @@ def requeue_stale(limit=500):
 
 
 def claim(event_id):
-    """The event, now processing, or None when it is not ours to process (gone, running, or finished)."""
-    with transaction.atomic():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or not (event.status in CLAIMABLE or event.is_stale):
-            return None
-        event.status = Event.Status.PROCESSING
-        event.attempts += 1
-        event.started_at = timezone.now()
-        event.finished_at = None
-        event.save(update_fields=["status", "attempts", "started_at", "finished_at"])
-    return event
+    """The event, now processing, or None when it is not ours to process (gone, running, or finished).
+
+    One conditional UPDATE (no explicit transaction): of two workers handed the same event, the second waits
+    for the first's row lock, then finds the row processing and claims nothing (PostgreSQL re-checks the
+    condition on the updated row; SQLite serialises writers). Stale: processing for longer than Q_TIMEOUT.
+    """
+    now = timezone.now()
+    stale = Q(status=Event.Status.PROCESSING, started_at__lt=now - timedelta(seconds=task_timeout()))
+    claimed = Event.objects.filter(Q(status__in=CLAIMABLE) | stale, pk=event_id).update(
+        status=Event.Status.PROCESSING, attempts=F("attempts") + 1, started_at=now, finished_at=None
+    )
+    return Event.objects.select_related("tenant").get(pk=event_id) if claimed else None
 
 
 def make_job(event, actor):
@@ -149,7 +150,7 @@ def finish(event, outcome):
     if outcome.jira_key:
         event.jira_key = outcome.jira_key
     event.finished_at = timezone.now()
-    event.save(update_fields=["status", "status_detail", "jira_key", "finished_at"])
+    event.save(update_fields=["status", "status_detail", "jira_key", "finished_at", "record"])
 
 
 def process_event(event_id, actor="worker"):

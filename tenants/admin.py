@@ -7,9 +7,11 @@ from connector.defaults import create_default_mappings
 from connector.errors import VendorError
 from connector.freshbooks import callbacks
 from connector.jira import registration
+from tenants import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from tenants.checks import CheckError, check_tenant, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
-from tenants.secrets import SecretFieldsForm, masked
+from tenants.secrets import SecretFieldsAdmin, SecretFieldsForm, masked, masked_display
+from tenants.views import may_connect
 
 
 class FreshBooksAccountForm(SecretFieldsForm):
@@ -28,16 +30,30 @@ class JiraSiteForm(SecretFieldsForm):
         fields = "__all__"
 
     def clean(self):
-        """A new API-token site, or one whose URL changes, is checked: serverInfo sets the deployment and
-        myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)"""
+        """A new API-token site, or one whose URL or email changes, is checked: serverInfo sets the deployment
+        and myself proves the credentials. (Run "Test connection" on the tenant after replacing only a token.)
+
+        The stored token is only ever sent where it was checked: changing the URL, the email or the sign-in
+        method needs the API token typed again.
+        """
+        token_typed = bool(self.cleaned_data.get("api_token"))
         cleaned = super().clean()
         if cleaned.get("auth_method") != JiraSite.AuthMethod.BASIC or self.errors:
             return cleaned
         base_url, email, token = (cleaned.get(k) or "" for k in ("base_url", "email", "api_token"))
+        instance = self.instance
+        moved = instance.pk and (
+            base_url.rstrip("/") != instance.base_url.rstrip("/")
+            or email != instance.email
+            or instance.auth_method != JiraSite.AuthMethod.BASIC
+        )
+        if moved and not token_typed:
+            raise forms.ValidationError(
+                "Changing the URL, the email or the sign-in method needs the API token: type it again."
+            )
         if not (email and token):
             raise forms.ValidationError("An API-token site needs the email (or user name) and the API token.")
-        instance = self.instance
-        if instance.pk and base_url.rstrip("/") == instance.base_url.rstrip("/"):
+        if instance.pk and not moved:
             return cleaned
         try:
             deployment, _user = probe_jira_site(base_url, email, token)
@@ -96,7 +112,17 @@ class FreshBooksAccountInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Test connection")
+class OperationsPermissions:
+    """The dedicated permissions of the connection actions (see the README's permission matrix)."""
+
+    def has_test_connection_permission(self, request):
+        return request.user.has_perm("tenants.test_connection")
+
+    def has_register_webhooks_permission(self, request):
+        return request.user.has_perm("tenants.register_webhooks")
+
+
+@admin.action(description="Test connection", permissions=["test_connection"])
 def test_connection(modeladmin, request, queryset):
     for tenant in queryset:
         results = check_tenant(tenant)
@@ -111,7 +137,7 @@ def test_connection(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{tenant}: all checks passed ({details})", messages.SUCCESS)
 
 
-@admin.action(description="Register FreshBooks webhooks")
+@admin.action(description="Register FreshBooks webhooks", permissions=["register_webhooks"])
 def register_freshbooks_webhooks(modeladmin, request, queryset):
     """One callback per needed event (idempotent); see `manage.py register_webhooks`."""
     actor = f"admin:{request.user.get_username()}"
@@ -132,7 +158,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
     form = TenantForm
     actions = [test_connection, register_freshbooks_webhooks]
     list_display = ("name", "slug", "active", "freshbooks_status", "jira_status", "created_at")
@@ -159,6 +185,13 @@ class TenantAdmin(admin.ModelAdmin):
             super().get_queryset(request).select_related("jira_site").prefetch_related("freshbooks_accounts")
         )
 
+    def render_change_form(self, request, context, *args, obj=None, **kwargs):
+        if obj is not None:  # the Connect buttons, for users who may use them
+            context.update(
+                {f"can_connect_{v}": may_connect(request.user, v, obj) for v in ("freshbooks", "jira")}
+            )
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
@@ -175,8 +208,11 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksAccount)
-class FreshBooksAccountAdmin(admin.ModelAdmin):
+class FreshBooksAccountAdmin(SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksAccountForm
+    secret_fields = FreshBooksAccountForm.secret_fields
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
     list_display = (
         "__str__",
         "tenant",
@@ -199,8 +235,10 @@ class FreshBooksAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(FreshBooksWebhook)
-class FreshBooksWebhookAdmin(admin.ModelAdmin):
+class FreshBooksWebhookAdmin(OperationsPermissions, SecretFieldsAdmin, admin.ModelAdmin):
     form = FreshBooksWebhookForm
+    secret_fields = FreshBooksWebhookForm.secret_fields
+    verifier_masked = masked_display("verifier", "Verifier")
     list_display = ("event", "callback_id", "account", "verified", "verifier_set", "updated_at")
     list_filter = ("verified", "event", "account__tenant")
     search_fields = ("event", "callback_id", "account__account_id", "account__tenant__name")
@@ -212,7 +250,7 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
     def verifier_set(self, obj):
         return masked(obj.verifier)
 
-    @admin.action(description="Resend verification")
+    @admin.action(description="Resend verification", permissions=["register_webhooks"])
     def resend_verification(self, request, queryset):
         """Ask FreshBooks to send the callback.verify delivery again for unverified callbacks."""
         sent, skipped = 0, 0
@@ -233,8 +271,13 @@ class FreshBooksWebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(JiraSite)
-class JiraSiteAdmin(admin.ModelAdmin):
+class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, admin.ModelAdmin):
     form = JiraSiteForm
+    secret_fields = JiraSiteForm.secret_fields
+    api_token_masked = masked_display("api_token", "API token")
+    access_token_masked = masked_display("access_token", "Access token")
+    refresh_token_masked = masked_display("refresh_token", "Refresh token")
+    webhook_secret_masked = masked_display("webhook_secret", "Webhook secret")
     list_display = (
         "__str__",
         "tenant",
@@ -276,10 +319,10 @@ class JiraSiteAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{site}: {site.webhook_error}", messages.ERROR)
 
-    @admin.action(description="Register Jira webhooks")
+    @admin.action(description="Register Jira webhooks", permissions=["register_webhooks"])
     def register_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "registered")
 
-    @admin.action(description="Refresh Jira webhooks")
+    @admin.action(description="Refresh Jira webhooks", permissions=["register_webhooks"])
     def refresh_jira_webhooks(self, request, queryset):
         self._webhooks(request, queryset, "refreshed", force=True)

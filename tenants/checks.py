@@ -7,10 +7,13 @@ projects and their creatable issue types.
 
 from dataclasses import dataclass
 
-from connector.errors import ConnectorError, JiraError, VendorError
+from django.core.exceptions import ValidationError
+
+from connector.errors import ConnectorError, FreshBooksError, JiraError, VendorError
 from connector.freshbooks.client import FreshBooksClient
 from connector.jira.client import JiraClient
 from tenants.models import JiraSite
+from tenants.vendor_urls import check_vendor_url
 
 LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
 OK, FAIL = "ok", "FAIL"
@@ -36,12 +39,36 @@ def _no_sleep(_seconds):
     """Checks answer now: no backoff waits on a site that does not answer."""
 
 
+HINTS = {
+    401: "credentials refused",
+    403: "permission denied",
+    404: "not found",
+    429: "rate limited",
+}
+
+
+def failure(exc):
+    """What a user is shown of a failed vendor call: the HTTP status (with a hint) or that the vendor could
+    not be reached. Never the remote answer: a URL pointed at an internal server must not reveal it."""
+    status = getattr(exc, "status", None)
+    if isinstance(exc, (JiraError, FreshBooksError)):
+        if status is None:
+            return "no answer (unreachable, timed out or not a JSON answer)"
+        hint = HINTS.get(status) or ("server error" if status >= 500 else "refused")
+        return f"HTTP {status} ({hint})"
+    return str(exc)
+
+
 def probe_jira_site(base_url, email, api_token):
     """Reach an API-token site: returns (deployment, display name) or raises CheckError.
 
     `serverInfo` tells Cloud from Server/Data Center (v3 exists on Cloud only, v2 on both); `myself`
     proves the credentials.
     """
+    try:
+        check_vendor_url(base_url)
+    except ValidationError as exc:
+        raise CheckError(" ".join(exc.messages)) from exc
     site = JiraSite(
         base_url=base_url.rstrip("/"), email=email, api_token=api_token, auth_method=JiraSite.AuthMethod.BASIC
     )
@@ -53,9 +80,9 @@ def probe_jira_site(base_url, email, api_token):
             break
         except JiraError as exc:
             if exc.status in (401, 403):
-                raise CheckError(f"Jira refused the credentials for {email}: {exc}") from exc
+                raise CheckError(f"Jira refused the credentials for {email}: {failure(exc)}") from exc
             if exc.status != 404:
-                raise CheckError(f"Jira at {base_url} did not answer serverInfo: {exc}") from exc
+                raise CheckError(f"Jira at {base_url} did not answer serverInfo: {failure(exc)}") from exc
     if not isinstance(info, dict):
         raise CheckError(f"{base_url} does not look like a Jira site (no serverInfo).")
     kind = (info.get("deploymentType") or "").lower()
@@ -64,8 +91,8 @@ def probe_jira_site(base_url, email, api_token):
         me = JiraClient(site, actor="check", sleep=_no_sleep).myself()
     except JiraError as exc:
         if exc.status in (401, 403):
-            raise CheckError(f"Jira refused the credentials for {email}: {exc}") from exc
-        raise CheckError(f"Jira myself failed: {exc}") from exc
+            raise CheckError(f"Jira refused the credentials for {email}: {failure(exc)}") from exc
+        raise CheckError(f"Jira myself failed: {failure(exc)}") from exc
     return site.deployment, (me or {}).get("displayName") or email
 
 
@@ -77,11 +104,11 @@ def check_jira_project(site, project_key, issue_types=()):
     except JiraError as exc:
         if exc.status == 404:
             raise CheckError(f"project {project_key} not found (or not visible to this user)") from exc
-        raise CheckError(f"project {project_key}: {exc}") from exc
+        raise CheckError(f"project {project_key}: {failure(exc)}") from exc
     try:
         creatable = {t.get("name") for t in client.issue_types(project_key)}
     except JiraError as exc:
-        raise CheckError(f"issue types of {project_key}: {exc}") from exc
+        raise CheckError(f"issue types of {project_key}: {failure(exc)}") from exc
     missing = sorted(set(issue_types) - creatable)
     if missing:
         raise CheckError(
@@ -109,7 +136,7 @@ def check_freshbooks(tenant):
                 "GET", LIST_CLIENTS.format(account_id=account.account_id), params={"page": 1, "per_page": 1}
             )
         except ConnectorError as exc:  # CheckError or a vendor error
-            results.append(Result(tenant.slug, "freshbooks", FAIL, f"{label}: {exc}"))
+            results.append(Result(tenant.slug, "freshbooks", FAIL, f"{label}: {failure(exc)}"))
             continue
         results.append(Result(tenant.slug, "freshbooks", OK, f"{label} as {me.get('email') or 'user'}"))
     return results
@@ -122,7 +149,7 @@ def check_jira(tenant):
     try:
         me = JiraClient(site, actor="check", sleep=_no_sleep).myself() or {}
     except VendorError as exc:
-        return [Result(tenant.slug, "jira", FAIL, f"{site}: {exc}")]
+        return [Result(tenant.slug, "jira", FAIL, f"{site}: {failure(exc)}")]
     results = [Result(tenant.slug, "jira", OK, f"{site} as {me.get('displayName') or me.get('name') or '?'}")]
     wanted = {}
     for mapping in tenant.mappings.filter(enabled=True):

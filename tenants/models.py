@@ -22,6 +22,10 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("test_connection", "Can test a tenant's connections"),
+            ("register_webhooks", "Can register FreshBooks and Jira webhooks (and resend verifications)"),
+        ]
 
     def __str__(self):
         return self.name
@@ -62,7 +66,8 @@ class FreshBooksAccount(OAuthTokens):
     business_name = models.CharField(max_length=255, blank=True, default="")
     identity_id = models.CharField(max_length=64, blank=True, default="")
     rejected_deliveries = models.PositiveIntegerField(
-        default=0, help_text="Deliveries refused for a missing or wrong signature."
+        default=0,
+        help_text="Deliveries refused for a missing or wrong signature (counted at most once a second).",
     )
     last_rejected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -30,15 +30,24 @@ class ConnectError(Exception):
 
 
 def get_json(url, access_token, tenant, what):
-    """GET a vendor URL with a fresh access token; ConnectError (502) when it cannot be read."""
+    """GET a vendor URL with a fresh access token; ConnectError (502) when it cannot be read (the message gives
+    the HTTP status or the kind of failure, never the remote answer)."""
     try:
         response = http.send(
             "GET", url, actor="operator", headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         )  # fmt: skip
-        response.raise_for_status()
+    except Exception as exc:  # network errors: the exception names the URL, not an answer
+        raise ConnectError(
+            f"Could not read {what}: {type(exc).__name__}.", status=502, tenant=tenant
+        ) from exc
+    if response.status_code >= 400:
+        raise ConnectError(f"Could not read {what}: HTTP {response.status_code}.", status=502, tenant=tenant)
+    try:
         return response.json()
-    except Exception as exc:
-        raise ConnectError(f"Could not read {what}: {exc}", status=502, tenant=tenant) from exc
+    except ValueError as exc:  # the answer is not shown: it may be anything the remote sent
+        raise ConnectError(
+            f"Could not read {what}: the answer is not JSON.", status=502, tenant=tenant
+        ) from exc
 
 
 def token_fields(token):

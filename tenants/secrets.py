@@ -1,6 +1,7 @@
 """Admin support for encrypted secrets: never rendered back, shown as set/not set, replaced on demand."""
 
 from django import forms
+from django.contrib import admin
 
 MASK = "••••••••"
 
@@ -35,3 +36,30 @@ class SecretFieldsForm(forms.ModelForm):
             if name in self.fields and not cleaned.get(name):
                 cleaned[name] = getattr(self.instance, name, "") or ""
         return cleaned
+
+
+def masked_display(name, label):
+    """An admin display callable showing the secret field `name` as set / not set, never its value."""
+
+    @admin.display(description=label)
+    def show(self, obj):
+        return masked(getattr(obj, name, ""))
+
+    return show
+
+
+class SecretFieldsAdmin:
+    """ModelAdmin mixin: users who may not change an object see its `secret_fields` masked.
+
+    Django renders the fields of a view-only change page with their stored values; here each secret field is
+    replaced by its `<name>_masked` display (declare it with `masked_display`). Users who may change the object
+    get the SecretFieldsForm's write-only "replace" input instead.
+    """
+
+    secret_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fields
+        return [f"{name}_masked" if name in self.secret_fields else name for name in fields]

@@ -6,6 +6,7 @@ the same transaction. Credentials are never deleted on failure.
 """
 
 import logging
+import re
 import time
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
 log = logging.getLogger(__name__)
+OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
@@ -98,9 +100,7 @@ def refresh(conn, stale_token=None):
         except InvalidGrantError as exc:
             failure = exc
         except OAuth2Error as exc:
-            raise TokenRefreshError(
-                f"{provider.name} token refresh failed: {exc.description or exc.error}"
-            ) from exc
+            raise TokenRefreshError(f"{provider.name} token refresh failed: {oauth_error_code(exc)}") from exc
         except Exception as exc:  # network errors, non-JSON answers: transient
             raise TokenRefreshError(f"{provider.name} token refresh failed: {exc}") from exc
         else:
@@ -116,13 +116,17 @@ def refresh(conn, stale_token=None):
         if row.refresh_token != used_refresh_token and row.access_token:
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
             return _adopt(conn, row)
-        reason = (
-            f"{provider.name} refused the refresh token ({failure.description or failure.error}); "
-            "connect again."
-        )
+        reason = f"{provider.name} refused the refresh token ({oauth_error_code(failure)}); connect again."
         _mark_reconnect(row, reason)
     _adopt(conn, row)
     raise ReconnectRequired(reason)
+
+
+def oauth_error_code(exc):
+    """The OAuth error code (RFC 6749 §5.2, e.g. invalid_grant) of a refused request, else the exception's
+    class name: what users are shown, never the vendor's free text or anything else from its answer."""
+    code = getattr(exc, "error", None)
+    return code if isinstance(code, str) and OAUTH_ERROR_CODE.fullmatch(code) else type(exc).__name__
 
 
 def _mark_reconnect(row, reason):

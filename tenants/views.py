@@ -1,12 +1,14 @@
-"""Browser OAuth flows that connect a tenant's FreshBooks business or Jira site (staff only), one generic
-set of views driven by the declarative providers (tenants.oauth.PROVIDERS, by the URL's vendor).
+"""Browser OAuth flows that connect a tenant's FreshBooks business or Jira site, one generic set of views
+driven by the declarative providers (tenants.oauth.PROVIDERS, by the URL's vendor).
 
-connect/<slug>/ stores a random `state` in the operator's session, bound to the tenant, and redirects to
-the vendor. The callback takes that state out of the session (single use), checks its age (10 minutes)
-and compares it in constant time, exchanges the code, lets the provider discover the businesses or sites
-and save the connection in one transaction. Several choices → a choice page; the token waits for the
-choice encrypted in the session for at most 10 minutes. Any failure ends on a clear page plus an admin
-message, and nothing is saved.
+Every step needs a staff user who may change the tenant and its connection (`may_connect`). GET
+connect/<slug>/ is a confirmation page whose button POSTs (CSRF-protected) to the same URL; that POST
+stores a random `state` in the operator's session, bound to the tenant, and redirects to the vendor. The
+callback takes that state out of the session (single use), checks its age (10 minutes) and compares it in
+constant time, exchanges the code, lets the provider discover the businesses or sites and save the
+connection in one transaction. Several choices → a choice page; the token waits for the choice encrypted
+in the session for at most 10 minutes. Any failure ends on a clear page plus an admin message, and nothing
+is saved.
 """
 
 import hmac
@@ -23,15 +25,42 @@ from django.db import IntegrityError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
-from tenants.models import FreshBooksAccount, Tenant
+from tenants.models import FreshBooksAccount, JiraSite, Tenant
 from tenants.oauth import PROVIDERS, ConnectError
+from tenants.tokens import oauth_error_code
 
 log = logging.getLogger(__name__)
 
 STATE_TTL = 600  # seconds a state (and a pending choice) stays valid
 MAX_PENDING_STATES = 5  # flows an operator may have open at once (several tabs), per vendor
+MAX_CODE_LENGTH = 4096  # an authorization code longer than this is not one
+CONNECTIONS = {"freshbooks": FreshBooksAccount, "jira": JiraSite}
+
+
+# --- permissions --------------------------------------------------------------------------------------------
+
+
+def may_connect(user, vendor, tenant):
+    """True when `user` may change `tenant` and its connection for `vendor` (add it, if it has none yet)."""
+    model = CONNECTIONS[vendor]
+    verb = "change" if model.objects.filter(tenant=tenant).exists() else "add"
+    return (
+        user.is_active
+        and user.is_staff
+        and user.has_perms(["tenants.change_tenant", f"tenants.{verb}_{model._meta.model_name}"])
+    )
+
+
+def _require_connect_permission(request, provider, tenant):
+    if not may_connect(request.user, provider.vendor, tenant):
+        raise ConnectError(
+            f"You may not connect {provider.label} for {tenant}: it needs the permissions to change the tenant "
+            f"and its {CONNECTIONS[provider.vendor]._meta.verbose_name}.",
+            status=403,
+            tenant=tenant,
+        )
 
 
 # --- state and pending choices ------------------------------------------------------------------------------
@@ -87,6 +116,7 @@ def _take_pending(request, provider):
     tenant = Tenant.objects.filter(pk=pending["tenant"]).first()
     if tenant is None:
         raise ConnectError("The tenant of this sign-in no longer exists.", status=404)
+    _require_connect_permission(request, provider, tenant)
     try:
         token = _unseal(pending["token"])
     except InvalidToken as exc:
@@ -104,7 +134,7 @@ def _take_pending(request, provider):
 def _vendor_error(request, tenant, provider):
     error = request.GET.get("error")
     if error:
-        detail = request.GET.get("error_description") or error
+        detail = (request.GET.get("error_description") or error)[:200]
         if error == "access_denied":
             raise ConnectError(
                 f"Access was not granted on {provider.label} ({detail}). Nothing was changed.", tenant=tenant
@@ -112,6 +142,8 @@ def _vendor_error(request, tenant, provider):
         raise ConnectError(f"{provider.label} answered with an error: {detail}", tenant=tenant)
     if not request.GET.get("code"):
         raise ConnectError(f"{provider.label} sent no authorization code.", tenant=tenant)
+    if len(request.GET["code"]) > MAX_CODE_LENGTH:
+        raise ConnectError(f"{provider.label} sent an authorization code that is too long.", tenant=tenant)
 
 
 def _exchange(provider, code, tenant):
@@ -119,8 +151,8 @@ def _exchange(provider, code, tenant):
         token = provider.fetch_token(code)
     except Exception as exc:  # oauthlib errors, network errors, non-JSON answers
         log.warning("%s token exchange failed for %s: %s", provider.name, tenant, type(exc).__name__)
-        description = getattr(exc, "description", None) or getattr(exc, "error", None) or str(exc)
-        raise ConnectError(f"The token exchange failed: {description}", status=502, tenant=tenant) from exc
+        reason = oauth_error_code(exc)  # never the vendor's free text or body
+        raise ConnectError(f"The token exchange failed ({reason}).", status=502, tenant=tenant) from exc
     if not token.get("access_token"):
         raise ConnectError("The token exchange returned no access token.", status=502, tenant=tenant)
     return dict(token)
@@ -185,11 +217,25 @@ def _step(method):
 # --- the views ----------------------------------------------------------------------------------------------
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @staff_member_required
 def connect(request, vendor, slug):
+    """GET: the confirmation page; POST (its button): start the flow and redirect to the vendor."""
     tenant = get_object_or_404(Tenant, slug=slug)
     provider = PROVIDERS[vendor]()
+    try:
+        _require_connect_permission(request, provider, tenant)
+    except ConnectError as error:
+        return _failure(request, error, provider)
+    if request.method == "GET":
+        context = {
+            **admin.site.each_context(request),
+            "title": f"Connect {provider.label} for {tenant}",
+            "tenant": tenant,
+            "vendor": provider.label,
+            "existing": CONNECTIONS[vendor].objects.filter(tenant=tenant).first(),
+        }
+        return TemplateResponse(request, "tenants/connect_confirm.html", context)
     state = secrets.token_urlsafe(32)
     now = time.time()
     pending = [e for e in request.session.get(_state_key(vendor)) or [] if now - e["created"] <= STATE_TTL]
@@ -203,6 +249,7 @@ def connect(request, vendor, slug):
 def callback(request, provider):
     """The vendor sends the operator back here: exchange the code, discover, save (or ask to choose)."""
     tenant = _take_state(request, provider.vendor)
+    _require_connect_permission(request, provider, tenant)
     _vendor_error(request, tenant, provider)
     token = _exchange(provider, request.GET["code"], tenant)
     choices, extra = provider.discover(token, tenant)

@@ -11,6 +11,8 @@ os.environ.setdefault("ATLASSIAN_CLIENT_ID", "atl-client-id")
 os.environ.setdefault("ATLASSIAN_CLIENT_SECRET", "atl-client-secret")
 # The vendor fakes serve plain http on loopback; oauthlib refuses non-https token URLs otherwise.
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+# ...and the Jira site URLs of the fakes are loopback http: allowed here only (tests turn it off to check the rule).
+os.environ.setdefault("ALLOW_LOCAL_VENDOR_URLS", "1")
 
 from config.settings import *  # noqa: E402,F403
 

@@ -4,17 +4,23 @@ The request does no call to FreshBooks or Jira: it checks the delivery, stores a
 audit.Event in one short transaction and enqueues `connector.tasks.process_event` with it.
 
 Answers (errors as ``{"error": ...}``, connector.endpoints.base): 200 stored (or duplicate of an event still
-queued/processing, stored but not enqueued); 400 malformed form, missing fields or an event no kind declares
-(connector.kinds); 401 missing or wrong signature (counted on the account); 403 the tenant is inactive;
-404 unknown account or callback; 405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
+queued/processing, stored but not enqueued; or a replay: the same signed delivery already received within
+WEBHOOK_REPLAY_WINDOW, acknowledged and neither stored nor processed again); 400 malformed form, missing,
+over-long or non-numeric fields, or an event no kind declares (connector.kinds); 401 missing or wrong
+signature, or unknown account (the same answer: an unsigned caller cannot tell them apart; counted on a known
+account at most once a second); 403 the tenant is inactive; 404 unknown callback (handshake: also for an
+unknown account or an inactive tenant); 405 not POST; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
 import functools
 import hashlib
 import logging
+import re
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
@@ -33,6 +39,11 @@ log = logging.getLogger(__name__)
 PROCESS_TASK = "connector.tasks.process_event"
 REQUIRED = ("name", "object_id", "account_id")
 MAX_LENGTH = 64  # of the fields stored in clear (Event.name, object_id, account_id, business_id)
+MAX_FIELD_LENGTH = 1024  # of any other field (FreshBooks sends short ids, names and a verifier)
+MAX_VERIFIER_LENGTH = 256
+FRESHBOOKS_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²"
+MAX_REJECTED = 2**31 - 1  # the counter saturates instead of overflowing the column
+BAD_SIGNATURE = "Missing or invalid X-FreshBooks-Hmac-SHA256 signature."
 FORM = "application/x-www-form-urlencoded"
 CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
@@ -60,9 +71,13 @@ class FreshBooksWebhookView(InboundEndpoint):
         missing = [name for name in REQUIRED if not fields.get(name)]
         if missing:
             raise Refused(400, f"Missing fields: {', '.join(missing)}.")
-        too_long = [k for k in (*REQUIRED, "business_id") if len(fields.get(k, "")) > MAX_LENGTH]
+        clear = (*REQUIRED, "business_id")
+        too_long = [k for k in clear if len(fields.get(k, "")) > MAX_LENGTH]
+        too_long += [k for k, v in fields.items() if k not in clear and len(v) > MAX_FIELD_LENGTH]
         if too_long:
-            raise Refused(400, f"Fields too long: {', '.join(too_long)}.")
+            raise Refused(400, f"Fields too long: {', '.join(too_long[:10])}.")
+        if not FRESHBOOKS_ID.fullmatch(fields["object_id"]):
+            raise Refused(400, "object_id must be a FreshBooks id (ASCII digits).")
         if fields["name"] != "callback.verify" and kinds.kind_for(fields["name"]) is None:
             raise Refused(
                 400, f"Unknown event {fields['name']}: no FreshBooks kind of the connector declares it."
@@ -81,33 +96,37 @@ class FreshBooksWebhookView(InboundEndpoint):
         # The event's own callback or its parent's ("invoice" for "invoice.create").
         hooks = _verified_callbacks(account_id, business_id, (name, name.split(".", 1)[0]))
         accounts = {hook[1] for hook in hooks}
-        if not accounts:  # no usable callback: is the account unknown (404) or the delivery unsigned (401)?
-            found = FreshBooksAccount.objects.filter(account_id=account_id)
-            if business_id:
-                found = found.filter(business_id=business_id)
-            accounts = set(found.values_list("pk", flat=True)[:2])
-            if not accounts:
-                raise Refused(404, "Unknown FreshBooks account.")
-        if len(accounts) > 1:
+        signed = {
+            pk
+            for pk in accounts
+            if fb_signature.verify(fields, given_signature, [h[0] for h in hooks if h[1] == pk])
+        }
+        if not signed:  # unknown account, no verified callback or a bad signature: one answer for all
+            if accounts:
+                _count_rejected(accounts)
+            raise Refused(401, BAD_SIGNATURE)
+        if len(signed) > 1:
             raise Refused(400, "Several accounts match this account_id: business_id is required.")
-        account_pk = accounts.pop()
-        if not fb_signature.verify(fields, given_signature, [hook[0] for hook in hooks]):
-            FreshBooksAccount.objects.filter(pk=account_pk).update(
-                rejected_deliveries=F("rejected_deliveries") + 1, last_rejected_at=timezone.now()
-            )
-            raise Refused(401, "Missing or invalid X-FreshBooks-Hmac-SHA256 signature.")
-        _, _, account_business_id, tenant_pk, tenant_active = hooks[0]
+        account_pk = signed.pop()
+        _, _, account_business_id, tenant_pk, tenant_active = next(h for h in hooks if h[1] == account_pk)
         if not tenant_active:
             raise Refused(403, "This tenant is inactive.")
         self.tenant_pk, self.account_business_id = tenant_pk, account_business_id
+        self.body_hash = hashlib.sha256(f"{account_pk}\n{fb_signature.message(fields)}".encode()).hexdigest()
         return None
 
     def deduplicate(self, delivery):
+        """An event still open for the same object (holding its lock), and any replay of this very delivery."""
         fields, _ = delivery
-        return _open_event(self.tenant_pk, fields["name"], fields["object_id"])
+        original, self.replay_of = _earlier_events(
+            self.tenant_pk, fields["name"], fields["object_id"], self.body_hash
+        )
+        return original
 
     def store(self, delivery, original):
         fields, _ = delivery
+        if self.replay_of:  # the same signed delivery again: acknowledged, no new event, no new work
+            return {"status": "replay", "event": self.replay_of}
         event = Event.objects.create(
             source=Event.Source.FRESHBOOKS,
             tenant_id=self.tenant_pk,
@@ -116,6 +135,7 @@ class FreshBooksWebhookView(InboundEndpoint):
             account_id=fields["account_id"],
             business_id=fields.get("business_id", "") or self.account_business_id,
             payload=fields,
+            body_hash=self.body_hash,
             status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
             duplicate_of_id=original,
         )
@@ -129,26 +149,23 @@ class FreshBooksWebhookView(InboundEndpoint):
         verifier, callback_id = fields.get("verifier", ""), fields["object_id"]
         if not verifier:
             raise Refused(400, "Missing fields: verifier.")
-        if not callback_id.isdigit() or len(callback_id) > 18:
-            raise Refused(400, "object_id must be a callback id.")
+        if len(verifier) > MAX_VERIFIER_LENGTH:
+            raise Refused(400, "Fields too long: verifier.")
         accounts = self._accounts(fields["account_id"], fields.get("business_id", ""))
-        if not accounts:
-            raise Refused(404, "Unknown FreshBooks account.")
         with transaction.atomic():
             hook = (
                 FreshBooksWebhook.objects.select_for_update()
                 .select_related("account__tenant")
-                .filter(account__in=accounts, callback_id=int(callback_id))
+                .filter(account__in=accounts, callback_id=int(callback_id), account__tenant__active=True)
                 .first()
             )
-            if hook is None:
+            if hook is None:  # unknown account, unknown callback or inactive tenant: one answer
                 raise Refused(404, "Unknown callback: run register_webhooks, then resend verification.")
-            if not hook.account.tenant.active:
-                raise Refused(403, "This tenant is inactive.")
-            if callbacks.store_verifier(hook, verifier):
+            stored = callbacks.store_verifier(hook, verifier)
+            if stored:
                 _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
-                return {"status": "verifying", "callback": hook.callback_id}
-        return {"status": "already verified", "callback": hook.callback_id}
+        status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
+        return {"status": status, "callback": hook.callback_id}
 
     @staticmethod
     def _accounts(account_id, business_id):
@@ -156,6 +173,21 @@ class FreshBooksWebhookView(InboundEndpoint):
         if business_id:
             found = found.filter(business_id=business_id)
         return list(found[:2])
+
+
+def _count_rejected(account_pks):
+    """Count a refused delivery on the account: at most once a second (an unsigned flood is one write a
+    second, not one per post), saturating at MAX_REJECTED."""
+    now = timezone.now()
+    FreshBooksAccount.objects.filter(pk__in=account_pks).filter(
+        Q(last_rejected_at__isnull=True) | Q(last_rejected_at__lte=now - timedelta(seconds=1))
+    ).update(
+        rejected_deliveries=Case(
+            When(rejected_deliveries__lt=MAX_REJECTED, then=F("rejected_deliveries") + 1),
+            default=MAX_REJECTED,
+        ),
+        last_rejected_at=now,
+    )
 
 
 def _enqueue(func, pk):
@@ -214,23 +246,26 @@ _CALLBACKS_SQL = (
 )
 
 
-def _open_event(tenant_pk, name, object_id):
-    """The id of an event for the same object still queued or processing, else None.
+def _earlier_events(tenant_pk, name, object_id, body_hash):
+    """(id of an event for the same object still queued or processing, id of an event with this very signed
+    delivery received within WEBHOOK_REPLAY_WINDOW), each None when there is none: one round trip.
 
     On PostgreSQL a transaction-scoped advisory lock on (tenant, name, object id) makes a concurrent
-    identical delivery wait until this transaction commits, so it sees this event and is recorded as
-    its duplicate (SQLite serialises write transactions anyway).
+    delivery for the same object wait until this transaction commits, so it sees this event and is recorded
+    as its duplicate, or as its replay (SQLite serialises write transactions anyway).
     """
+    since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
+    since = connection.ops.adapt_datetimefield_value(since)  # as the column stores it (raw SQL)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(str(tenant_pk), name, object_id)])
         cursor.execute(
-            "SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
-            " AND status IN (%s, %s) ORDER BY id LIMIT 1",
-            [tenant_pk, name, object_id, Event.Status.QUEUED, Event.Status.PROCESSING],
+            "SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
+            " AND status IN (%s, %s) ORDER BY id LIMIT 1),"
+            " (SELECT id FROM audit_event WHERE body_hash = %s AND received_at >= %s ORDER BY id LIMIT 1)",
+            [tenant_pk, name, object_id, Event.Status.QUEUED, Event.Status.PROCESSING, body_hash, since],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
+        return cursor.fetchone()
 
 
 freshbooks_webhook = FreshBooksWebhookView.as_view()

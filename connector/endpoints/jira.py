@@ -6,7 +6,10 @@ receives the admin webhook of an API-token site, signed with ``X-Hub-Signature``
 
 The work is a tiny ledger update (connector.jira.inbound.EVENT_HANDLERS), so it happens inline in the
 storing transaction instead of being enqueued. A repeated ``X-Atlassian-Webhook-Identifier`` is
-acknowledged and not acted on again. Errors answer ``{"error": ...}`` (connector.endpoints.base).
+acknowledged and not acted on again; an older delivery never undoes a newer one, and a dynamic delivery is
+checked with Jira before it changes a link (503 when Jira cannot be asked, so that Jira sends it again;
+see connector.jira.inbound). An unknown site answers like a bad signature (401). Errors answer
+``{"error": ...}`` (connector.endpoints.base).
 """
 
 import json
@@ -40,6 +43,7 @@ class JiraEndpoint(InboundEndpoint):
     """Shared steps of both Jira endpoints: `parse` returns the webhook's JSON, `verify` sets `self.site`."""
 
     sender = "Jira"
+    confirm = False  # ask Jira before a delivery changes a link (its authentication does not cover the body)
 
     def deduplicate(self, delivery):
         """Nothing to look up: the unique delivery id makes a repeat fail to store (see `store`)."""
@@ -68,7 +72,11 @@ class JiraEndpoint(InboundEndpoint):
             log.info("Jira delivery %s for %s already received", identifier, site)
             return {"ok": True, "duplicate": True}
         handler = inbound.EVENT_HANDLERS.get(name)
-        changed = handler(site, data) if handler else 0
+        try:
+            changed = handler(site, data, inbound.timestamp(data), self.confirm) if handler else 0
+        except inbound.Unconfirmed as exc:  # the transaction is rolled back: nothing stored
+            log.warning("Jira delivery %s for %s not confirmed with Jira: %s", identifier, site, exc)
+            raise Refused(503, "Could not check the delivery with Jira; try again later.") from None
         event.status = Event.Status.SUCCEEDED if changed else Event.Status.SKIPPED
         event.status_detail = (
             f"{changed} link(s) updated."
@@ -82,6 +90,8 @@ class JiraEndpoint(InboundEndpoint):
 
 class DynamicWebhookView(JiraEndpoint):
     """OAuth sites: the JWT is checked before the body is trusted; the site comes from matchedWebhookIds."""
+
+    confirm = True
 
     def parse(self, request, body, **kwargs):
         try:
@@ -102,10 +112,9 @@ class AdminWebhookView(JiraEndpoint):
 
     def parse(self, request, body, site_uuid=None):
         site = JiraSite.objects.filter(uuid=site_uuid).select_related("tenant").first()
-        if site is None:
-            raise Refused(404, "Unknown site.")
         signature = request.META.get("HTTP_X_HUB_SIGNATURE")
-        if not inbound.verify_hub_signature(site.webhook_secret, body, signature):
+        # An unknown site answers like a bad signature: an unsigned caller learns nothing about which exist.
+        if not inbound.verify_hub_signature(site.webhook_secret if site else "", body, signature):
             log.warning("Jira webhook for %s refused: bad or missing X-Hub-Signature", site)
             raise Refused(401, "Bad signature.")
         self.site = site

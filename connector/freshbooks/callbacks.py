@@ -132,19 +132,28 @@ def register(account, actor="command"):
 
 
 def resend_verification(webhook, actor="command"):
-    """Ask FreshBooks to send the callback.verify delivery again (only for unverified rows)."""
+    """Ask FreshBooks to send the callback.verify delivery again (only for unverified rows).
+
+    A verifier still pending confirmation is dropped first, so the one FreshBooks sends next is kept.
+    """
     if webhook.verified:
         return False
+    FreshBooksWebhook.objects.filter(pk=webhook.pk, verified=False).update(
+        verifier="", updated_at=timezone.now()
+    )
     FreshBooksClient(webhook.account, actor=actor).resend_verification(webhook.callback_id)
     return True
 
 
 def store_verifier(webhook, verifier):
-    """Handshake step 1 (in the request): keep the verifier, confirm after commit in a task.
+    """Handshake step 1 (in the request): keep the verifier, confirm after commit in a task. True when stored.
 
-    A verified row is never changed by an unsigned callback.verify delivery: anyone can send one.
+    Anyone can send a callback.verify delivery (it is unsigned), so neither a verified row nor a verifier
+    still pending confirmation is ever replaced: one confirmation per callback at a time. A pending verifier
+    ends when FreshBooks accepts it (verified) or refuses it (dropped), or when an operator resends the
+    verification.
     """
-    if webhook.verified:
+    if webhook.verified or webhook.verifier:
         return False
     webhook.verifier = verifier
     webhook.save(update_fields=["verifier", "updated_at"])

@@ -48,9 +48,9 @@ class Job:
         return self.event.name.split(".", 1)[1] if "." in self.event.name else ""
 
     def store(self, records):
-        """Keep what was fetched, encrypted, on the event (visible in the admin)."""
+        """Keep what was fetched, encrypted, on the event (visible in the admin); saved with the outcome by
+        connector.tasks.finish, in the same UPDATE."""
         self.event.record = records
-        self.event.save(update_fields=["record"])
 
     def done(self, jira_key="", detail=""):
         return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))

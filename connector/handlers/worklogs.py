@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from connector import ledger
 from connector.errors import FreshBooksError
 from connector.handlers.job import Skip, fetch_with_related
-from connector.models import Link, WorklogRule
+from connector.models import IssueMapping, Link, WorklogRule
 
-ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-\d+\b")
+ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-[0-9]+\b")
+MAX_NOTE_KEYS = 5  # issue keys of one note looked up in Jira at most
 
 
 def jira_started(value):
@@ -52,20 +53,45 @@ def worklog_issue(job, entry):
         WorklogRule.MatchKind.CLIENT: entry.get("client_id"),
         WorklogRule.MatchKind.SERVICE: entry.get("service_id"),
     }
-    for rule in WorklogRule.objects.filter(tenant=job.tenant, enabled=True).order_by("order", "id"):
+    rules = list(WorklogRule.objects.filter(tenant=job.tenant, enabled=True).order_by("order", "id"))
+    for rule in rules:
         if rule.match_kind == WorklogRule.MatchKind.NOTE_KEY:
-            found = ISSUE_KEY.search(entry.get("note") or "")
-            if not found:
-                continue
-            if job.jira.get_issue(found.group()) is not None:
-                return found.group()
-            job.notes.append(f"{found.group()} (from the note) does not exist in Jira")
+            key = note_issue(job, entry.get("note") or "", mapped_projects(job.tenant, rules))
+            if key:
+                return key
         elif (
             rule.issue_key
             and values.get(rule.match_kind) not in (None, "")
             and (str(values[rule.match_kind]) == rule.match_value.strip())
         ):
             return rule.issue_key.strip()
+    return None
+
+
+def mapped_projects(tenant, rules):
+    """The Jira projects the tenant writes to: its enabled mappings' and its worklog rules' issues' projects."""
+    keys = IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("project_key", flat=True)
+    projects = {key.strip().upper() for key in keys}
+    projects |= {rule.issue_key.strip().upper().rsplit("-", 1)[0] for rule in rules if rule.issue_key.strip()}
+    return projects
+
+
+def note_issue(job, note, projects):
+    """The first issue key in the note that is in one of `projects` and exists in Jira, else None.
+
+    Whoever writes a FreshBooks time entry writes its note: a key outside the tenant's projects is ignored
+    (never looked up), so a note cannot send worklogs to any issue the connector's Jira user can reach.
+    """
+    for number, found in enumerate(ISSUE_KEY.finditer(note)):
+        if number == MAX_NOTE_KEYS:
+            break
+        key = found.group()
+        if key.rsplit("-", 1)[0] not in projects:
+            job.notes.append(f"{key} (from the note) is not in a project of this tenant: ignored")
+        elif job.jira.get_issue(key) is not None:
+            return key
+        else:
+            job.notes.append(f"{key} (from the note) does not exist in Jira")
     return None
 
 

@@ -32,18 +32,24 @@ __all__ = ["JiraClient", "JiraError", "error_message"]
 
 
 def error_message(response):
-    """Jira's errorMessages and per-field errors, readable in one line."""
+    """Jira's errorMessages and per-field errors, readable in one line; "HTTP <status>" when the answer is not
+    Jira's error shape. Never the raw answer: it is shown to users (connection checks, webhook status), and a
+    site URL pointed at some other server must not reveal what that server says (the Attempt keeps it,
+    encrypted, for users who may see it)."""
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "").strip()[:300] or f"HTTP {response.status_code}"
+        body = None
     if not isinstance(body, dict):
-        return str(body)[:300]
-    parts = list(body.get("errorMessages") or [])
-    parts += [f"{field}: {message}" for field, message in (body.get("errors") or {}).items()]
-    if body.get("message"):
-        parts.append(str(body["message"]))
-    return "; ".join(parts) or str(body)[:300]
+        return f"HTTP {response.status_code}"
+    parts = [str(m) for m in body.get("errorMessages") or [] if isinstance(m, str)]
+    errors = body.get("errors")
+    parts += [
+        f"{field}: {message}" for field, message in (errors if isinstance(errors, dict) else {}).items()
+    ]
+    if isinstance(body.get("message"), str):
+        parts.append(body["message"])
+    return ("; ".join(parts) or f"HTTP {response.status_code}")[:500]
 
 
 class JiraClient:
@@ -270,7 +276,9 @@ class JiraClient:
     def find_user(self, email):
         """The Jira user with this email: accountId on Cloud, username on Server; None when not found.
 
-        Cloud often hides email addresses; then a single active match for the query is taken.
+        Only a user whose visible email is exactly this one is taken. Cloud's search is fuzzy (display names
+        and email prefixes) and often hides email addresses: a single hit with a hidden email could be anyone
+        whose name starts like the FreshBooks contact's email, so it is not taken (add a Jira user match).
         """
         email = (email or "").strip()
         if not email:
@@ -279,8 +287,4 @@ class JiraClient:
         users = [user for user in (self.get(USER_SEARCH, params=params) or []) if user.get("active", True)]
         id_key = self.dialect.user_field
         exact = [user for user in users if (user.get("emailAddress") or "").lower() == email.lower()]
-        if exact:
-            return exact[0].get(id_key)
-        if len(users) == 1 and not users[0].get("emailAddress"):
-            return users[0].get(id_key)
-        return None
+        return exact[0].get(id_key) if exact else None

@@ -7,11 +7,18 @@ signed with the OAuth client secret and are routed to their site by ``matchedWeb
 What a delivery changes is a small ledger update, chosen through EVENT_HANDLERS (like Zulip's Jira
 integration): an issue or worklog the connector created that is deleted in Jira marks its Link deleted; a
 moved issue updates the stored key. Every other event is acknowledged and ignored.
+
+The delivery id header is not signed, so a delivery is never applied over a newer one: each link keeps the
+``timestamp`` (epoch ms, inside the signed body) of the newest delivery applied to it, and older ones change
+nothing. A dynamic delivery's JWT is not bound to its body (no captured token shows a claim such as ``qsh``),
+so with `confirm` the body is only a hint: before a link changes Jira is asked (one GET of the issue) and
+its answer is applied; Unconfirmed when Jira cannot be asked.
 """
 
 import hashlib
 import hmac
 import re
+import time
 from urllib.parse import urlsplit
 
 import jwt
@@ -19,11 +26,18 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from connector.errors import VendorError
+from connector.jira.client import JiraClient
 from connector.jira.registration import int_ids
 from connector.models import Link
 from tenants.models import JiraSite
 
 GONE = [Link.State.DELETED, Link.State.ROLLED_BACK]
+FUTURE_SKEW_MS = 60_000
+
+
+class Unconfirmed(Exception):
+    """Jira could not be asked about a delivery that would change a link."""
 
 
 def verify_hub_signature(secret, body, header):
@@ -102,6 +116,46 @@ def text(value):
     return str(value or "").replace("\x00", "")
 
 
+def timestamp(data):
+    """The delivery's ``timestamp`` (epoch ms, part of the signed body), or None when absent or odd.
+
+    One from the future counts as now (plus a minute of clock skew): a body cannot claim a time that
+    would freeze its links against every real delivery to come.
+    """
+    value = data.get("timestamp")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return None
+    return min(value, int(time.time() * 1000) + FUTURE_SKEW_MS)
+
+
+def _not_newer(links, when):
+    """The links no delivery newer than `when` has changed (an undated delivery: only untouched ones)."""
+    if when is None:
+        return links.filter(jira_changed_at__isnull=True)
+    return links.filter(Q(jira_changed_at__isnull=True) | Q(jira_changed_at__lte=when))
+
+
+def _apply(links, when, **changes):
+    return _not_newer(links, when).update(**changes, jira_changed_at=when, updated_at=timezone.now())
+
+
+def _no_wait(_seconds):
+    """The sender waits for the answer: no backoff sleeps."""
+
+
+def _jira_issue(site, issue_id):
+    """The issue as Jira shows it now (with its ``key``), or None when Jira says it does not exist.
+
+    Raises Unconfirmed when Jira cannot be asked (network, 5xx, 429, a refused or lapsed grant).
+    """
+    if not issue_id:
+        return None
+    try:
+        return JiraClient(site, actor="jira-webhook", sleep=_no_wait).get_issue(issue_id, fields=("summary",))
+    except VendorError as exc:
+        raise Unconfirmed(str(exc)) from exc
+
+
 def _issue_links(site, issue_id, key):
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if key:
@@ -109,23 +163,28 @@ def _issue_links(site, issue_id, key):
     return Link.objects.filter(match, tenant=site.tenant)
 
 
-def issue_deleted(site, data):
-    """The issue is gone, and with it every worklog the connector logged on it. Returns the links changed."""
+def issue_deleted(site, data, when=None, confirm=False):
+    """The issue is gone, and with it every worklog the connector logged on it (with `confirm`: only when Jira
+    says so too). Returns the links changed."""
     issue = as_dict(data.get("issue"))
-    links = _issue_links(site, text(issue.get("id")), text(issue.get("key")))
-    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+    issue_id = text(issue.get("id"))
+    links = _issue_links(site, issue_id, text(issue.get("key"))).exclude(state__in=GONE)
+    if confirm and links.exists() and _jira_issue(site, issue_id) is not None:
+        return 0
+    return _apply(links, when, state=Link.State.DELETED)
 
 
-def worklog_deleted(site, data):
+def worklog_deleted(site, data, when=None, confirm=False):
     worklog_id = text(as_dict(data.get("worklog")).get("id"))
-    if not worklog_id:
+    if not worklog_id or confirm:  # dynamic webhooks carry no worklog events: such a body is not Jira's
         return 0
     links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
-    return links.exclude(state__in=GONE).update(state=Link.State.DELETED, updated_at=timezone.now())
+    return _apply(links.exclude(state__in=GONE), when, state=Link.State.DELETED)
 
 
-def issue_updated(site, data):
-    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key)."""
+def issue_updated(site, data, when=None, confirm=False):
+    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key;
+    with `confirm`, the key Jira shows now)."""
     issue = as_dict(data.get("issue"))
     issue_id, key = text(issue.get("id")), text(issue.get("key"))
     items = as_dict(data.get("changelog")).get("items")
@@ -140,8 +199,12 @@ def issue_updated(site, data):
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if old_keys:
         match |= Q(jira_issue_id="", jira_issue_key__in=old_keys)
-    links = Link.objects.filter(match, tenant=site.tenant).exclude(jira_issue_key=key)
-    return links.update(jira_issue_key=key, updated_at=timezone.now())
+    links = Link.objects.filter(match, tenant=site.tenant)
+    if confirm and links.exclude(jira_issue_key=key).exists():
+        key = text((_jira_issue(site, issue_id) or {}).get("key"))
+        if not key or len(key) > 32:
+            return 0
+    return _apply(links.exclude(jira_issue_key=key), when, jira_issue_key=key)
 
 
 # Jira event → what it changes; every other event (comments, issue_created, …) is acknowledged and ignored.

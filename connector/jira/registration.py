@@ -42,6 +42,7 @@ LIFETIME = timedelta(days=30)  # dynamic webhooks expire 30 days after registrat
 REFRESH_WITHIN = timedelta(days=7)
 PAGE_SIZE = 100
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+ASCII_ID = re.compile(r"[0-9]{1,18}")
 ODD_ANSWER = (ValueError, TypeError, AttributeError, KeyError)  # Jira answered in a shape it should not
 
 
@@ -56,7 +57,7 @@ def parse_expiry(value):
     """Jira's ``expirationDate``: epoch milliseconds (the spec) or an ISO string (every example). → aware datetime."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and ASCII_ID.fullmatch(value.strip().lstrip("-")):
         value = int(value.strip())
     if isinstance(value, (int, float)):
         try:
@@ -96,13 +97,14 @@ def _same_jql(a, b):
 
 
 def int_ids(values):
-    """The values that are integers (webhook ids), as ints; others are dropped."""
+    """The webhook ids among `values` (ints, or ASCII-digit strings: int() would also take "١٢" or " 7 "),
+    as ints; others are dropped."""
     out = []
     for value in values or []:
-        try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.append(value)
+        elif isinstance(value, str) and ASCII_ID.fullmatch(value):
             out.append(int(value))
-        except (TypeError, ValueError):
-            continue
     return out
 
 

@@ -1,4 +1,4 @@
-"""Settings for `make bench-ingest`: the production settings on the bench database, plus a trivial view."""
+"""Settings of the benchmarks: the production settings on a bench database, plus the baseline views (urls)."""
 
 import os
 

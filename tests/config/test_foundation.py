@@ -55,6 +55,7 @@ def secret_rows(tenant):
     JiraSite.objects.create(
         tenant=tenant,
         base_url="https://acme.atlassian.net",
+        email="ops@example.com",
         api_token=SECRETS["api_token"],
         access_token=SECRETS["jira_access"],
         refresh_token=SECRETS["jira_refresh"],

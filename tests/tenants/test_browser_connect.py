@@ -46,6 +46,7 @@ def test_operator_connects_freshbooks_and_jira_in_the_browser(live_server, vendo
 
     # FreshBooks
     page.get_by_role("link", name="Connect FreshBooks").click()
+    page.get_by_role("button", name="Continue to FreshBooks").click()  # the confirmation page POSTs
     page.wait_for_url(f"{fb.url}/oauth/authorize?*")
     assert "user:invoices:read" in page.inner_text("#scope")
     page.get_by_role("button", name="Approve").click()
@@ -56,6 +57,7 @@ def test_operator_connects_freshbooks_and_jira_in_the_browser(live_server, vendo
 
     # Jira (OAuth 2.0 3LO)
     page.get_by_role("link", name="Connect Jira (OAuth)").click()
+    page.get_by_role("button", name="Continue to Jira").click()
     page.wait_for_url(f"{atlassian.url}/authorize?*")
     page.get_by_role("button", name="Approve").click()
     page.wait_for_url(f"{live_server.url}/admin/tenants/tenant/{tenant.pk}/change/")

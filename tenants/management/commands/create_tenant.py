@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from connector.defaults import create_default_mappings
 from tenants.checks import CheckError, check_jira_project, probe_jira_site
 from tenants.models import ConnectionStatus, JiraSite, Tenant
+from tenants.vendor_urls import check_vendor_url
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
@@ -61,6 +62,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--jira-url {jira_url!r} must be an http(s) URL, e.g. https://acme.atlassian.net"
             )
+        try:
+            check_vendor_url(jira_url)
+        except ValidationError as exc:
+            raise CommandError(f"--jira-url {jira_url!r}: {' '.join(exc.messages)}") from exc
         if not PROJECT_KEY.match(project):
             raise CommandError(f"--jira-project {project!r} is not a Jira project key (e.g. FIN).")
         if Tenant.objects.filter(slug=slug).exists():

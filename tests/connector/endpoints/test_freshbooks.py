@@ -1,9 +1,11 @@
 """POST /webhooks/freshbooks/: routing, signatures, bad input, duplicates, the callback handshake."""
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from audit.models import Event
 from connector.freshbooks import callbacks
@@ -120,6 +122,12 @@ def test_missing_or_wrong_signature_is_401_and_counted(client, account, headers)
     assert post(client, body, headers).status_code == 401
     assert post(client, body, headers).status_code == 401
     assert not Event.objects.exists()
+    # Counted at most once a second: a flood of unsigned posts cannot inflate the counter without limit.
+    assert FreshBooksAccount.objects.get(pk=account.pk).rejected_deliveries == 1
+    FreshBooksAccount.objects.filter(pk=account.pk).update(
+        last_rejected_at=timezone.now() - timedelta(seconds=2)
+    )
+    assert post(client, body, headers).status_code == 401
     assert FreshBooksAccount.objects.get(pk=account.pk).rejected_deliveries == 2
 
 
@@ -189,13 +197,14 @@ def test_an_event_no_kind_declares_is_refused_where_it_enters(
     assert not Event.objects.exists() and queued() == []
 
 
-def test_unknown_account_is_404(client, account, django_capture_on_commit_callbacks):
-    assert (
-        deliver(client, django_capture_on_commit_callbacks, delivery_fields(account_id="nope")).status_code
-        == 404
-    )
-    wrong_business = delivery_fields(business_id="1")
-    assert deliver(client, django_capture_on_commit_callbacks, wrong_business).status_code == 404
+def test_unknown_account_answers_like_a_bad_signature(client, account, django_capture_on_commit_callbacks):
+    unknown = deliver(client, django_capture_on_commit_callbacks, delivery_fields(account_id="nope"))
+    wrong_business = deliver(client, django_capture_on_commit_callbacks, delivery_fields(business_id="1"))
+    body, _ = signed_delivery(delivery_fields(), VERIFIER_A)
+    unsigned = post(client, body, {"X-FreshBooks-Hmac-SHA256": "forged"})
+    # An unsigned caller cannot tell an unknown account from a known one with a bad signature.
+    assert unknown.status_code == wrong_business.status_code == unsigned.status_code == 401
+    assert unknown.json() == wrong_business.json() == unsigned.json()
     assert not Event.objects.exists()
 
 
@@ -263,7 +272,8 @@ def test_duplicate_of_a_queued_event_is_stored_but_not_enqueued(
     client, account, django_capture_on_commit_callbacks
 ):
     first = deliver(client, django_capture_on_commit_callbacks, delivery_fields())
-    second = deliver(client, django_capture_on_commit_callbacks, delivery_fields())
+    # Another delivery for the same object (another user's edit: not the same signed body, so not a replay).
+    second = deliver(client, django_capture_on_commit_callbacks, {**delivery_fields(), "user_id": "2"})
     assert first.status_code == second.status_code == 200
     original, duplicate = Event.objects.order_by("id")
     assert (original.status, duplicate.status) == (Event.Status.QUEUED, Event.Status.DUPLICATE)
@@ -273,7 +283,7 @@ def test_duplicate_of_a_queued_event_is_stored_but_not_enqueued(
     # Another object, or the same one once the first is done, is processed again.
     deliver(client, django_capture_on_commit_callbacks, delivery_fields(object_id="999"))
     Event.objects.filter(pk=original.pk).update(status=Event.Status.SUCCEEDED)
-    deliver(client, django_capture_on_commit_callbacks, delivery_fields())
+    deliver(client, django_capture_on_commit_callbacks, {**delivery_fields(), "user_id": "3"})
     assert len(queued(PROCESS)) == 3
     assert Event.objects.filter(status=Event.Status.QUEUED).count() == 2
 
@@ -395,22 +405,28 @@ def test_concurrent_identical_deliveries_enqueue_once():
         account=account, callback_id=11, event="invoice.create", uri="https://x.test/", verifier=VERIFIER_A,
         verified=True,
     )  # fmt: skip
-    body, headers = signed_delivery(delivery_fields(), VERIFIER_A)
-    barrier, statuses = threading.Barrier(8), []
+    # Four copies of one signed body and four other deliveries for the same invoice (other users' edits).
+    bodies = [delivery_fields()] * 4 + [{**delivery_fields(), "user_id": str(n)} for n in range(2, 6)]
+    barrier, statuses, answers = threading.Barrier(8), [], []
 
-    def send():
+    def send(fields):
         try:
+            body, headers = signed_delivery(fields, VERIFIER_A)
             barrier.wait()
-            statuses.append(post(Client(), body, headers).status_code)
+            response = post(Client(), body, headers)
+            statuses.append(response.status_code)
+            answers.append(response.json()["status"])
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
+    threads = [threading.Thread(target=send, args=(fields,)) for fields in bodies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert statuses == [200] * 8
+    # One event per distinct body, only one of them queued; the copies are replays, stored nowhere.
+    assert sorted(answers) == sorted(["queued"] + ["duplicate"] * 4 + ["replay"] * 3)
     assert Event.objects.filter(status=Event.Status.QUEUED).count() == 1
-    assert Event.objects.filter(status=Event.Status.DUPLICATE).count() == 7
+    assert Event.objects.filter(status=Event.Status.DUPLICATE).count() == 4
     assert len(queued(PROCESS)) == 1

@@ -10,14 +10,18 @@ import hmac
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import jwt
 import pytest
+from django.utils import timezone
 
 from audit.models import Event
 from connector.models import Link
 from tenants.models import ConnectionStatus, JiraSite
 from tests import FIXTURES
+from tests.fakes.jira import FakeJira, install_core_routes
+from tests.fakes.jira_issues import install_issue_routes
 
 SAMPLES = FIXTURES / "jira" / "webhooks"
 HOOK_SECRET = "hook-secret-for-tests-0123456789abcdef"
@@ -62,11 +66,26 @@ def basic_site(tenant):
     )  # fmt: skip
 
 
+GATEWAY_TOKEN = "gateway-access-token"
+
+
 @pytest.fixture
-def oauth_site(tenant):
+def gateway(settings):
+    """A fake api.atlassian.com for the OAuth site cloud-1: a dynamic delivery is checked against the issues it
+    holds (none: every issue the samples name is gone)."""
+    jira = FakeJira(cloud_id="cloud-1", bearer_tokens={GATEWAY_TOKEN})
+    install_issue_routes(install_core_routes(jira))
+    settings.ATLASSIAN_API_URL = jira.url
+    yield jira
+    jira.close()
+
+
+@pytest.fixture
+def oauth_site(tenant, gateway):
     return JiraSite.objects.create(  # the site the samples were captured from (their "self" links)
         tenant=tenant, base_url="https://zulipp.atlassian.net", cloud_id="cloud-1",
         auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
+        access_token=GATEWAY_TOKEN, token_expires_at=timezone.now() + timedelta(hours=1),
     )  # fmt: skip
 
 
@@ -237,6 +256,7 @@ def test_same_webhook_id_on_two_sites_is_routed_by_the_sending_site(client, oaut
     JiraSite.objects.create(
         tenant=other_tenant, base_url="https://other.atlassian.net", cloud_id="cloud-2",
         auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
+        access_token=GATEWAY_TOKEN, token_expires_at=timezone.now() + timedelta(hours=1),
     )  # fmt: skip
     other_link = link(other_tenant, 9, jira_issue_id="10000", jira_issue_key="TEST-1")
     body = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}  # sent by zulipp.atlassian.net
@@ -293,7 +313,7 @@ ISSUE_DELETED = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}
         (lambda c, s: post_admin(c, s, WORKLOG, signature=""), 401),
         (lambda c, s: post_admin(c, s, WORKLOG, signature="sha1=" + "0" * 40), 401),
         (lambda c, s: post_admin(c, s, WORKLOG, signature="sha256=not-hex"), 401),
-        (lambda c, s: post_admin(c, JiraSite(uuid=uuid.uuid4()), WORKLOG), 404),
+        (lambda c, s: post_admin(c, JiraSite(uuid=uuid.uuid4()), WORKLOG), 401),  # like a bad signature: no enumeration
         (lambda c, s: post_admin(c, s, b"{not json"), 400),
         (lambda c, s: post_admin(c, s, b'["a list"]'), 400),
         (lambda c, s: post_admin(c, s, b"x" * (64 * 1024 + 1)), 413),

@@ -79,17 +79,19 @@ def test_issue_key_in_the_note_wins_when_it_exists(rules, fb, jira):
 
     event = process(rules, "time_entry.create", ENTRY)
 
-    assert event.status == "succeeded" and event.jira_key == "OPS-42"
+    # OPS is not a project of this tenant (it maps FIN): the note's first key in FIN wins.
+    assert event.status == "succeeded" and event.jira_key == "FIN-8"
+    assert "OPS-42 (from the note) is not in a project of this tenant" in event.status_detail
 
 
 @pytest.mark.django_db
 def test_missing_note_issue_falls_through_to_the_next_rule(rules, fb, jira):
-    put(fb, "time_entry", {**fb.samples["time_entry"], "note": "Worked on NOPE-1"})
+    put(fb, "time_entry", {**fb.samples["time_entry"], "note": "Worked on FIN-404"})
 
     event = process(rules, "time_entry.create", ENTRY)
 
     assert event.status == "succeeded" and event.jira_key == "FIN-7"
-    assert "NOPE-1 (from the note) does not exist in Jira" in event.status_detail
+    assert "FIN-404 (from the note) does not exist in Jira" in event.status_detail
 
 
 @pytest.mark.django_db

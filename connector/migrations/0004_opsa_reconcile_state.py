@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0002_arch_event_choices'),
+        ('connector', '0003_priv_link_jira_changed_at'),
         ('tenants', '0002_one_business_per_tenant'),
     ]
 
