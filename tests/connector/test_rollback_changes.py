@@ -202,3 +202,29 @@ def test_the_kept_values_are_encrypted_and_shown_on_the_attempt_page(updated_inv
     page = staff_client.get(reverse("admin:audit_attempt_change", args=[attempt.pk])).content.decode()
 
     assert "Overwritten values, kept for rollback" in page and "41.94 CAD" in page
+
+
+@pytest.mark.django_db
+def test_without_the_sensitive_permission_the_differences_and_kept_values_stay_hidden(
+    updated_invoice, jira, client, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("roller", password="pass-123456789", is_staff=True)
+    for codename in ("view_event", "view_attempt", "rollback_event"):
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="audit", codename=codename))
+    client.force_login(user)
+    jira.state["issues"]["FIN-1"]["fields"]["summary"] = "Renamed in Jira"
+    url = reverse("admin:audit_event_changelist")
+
+    asked = client.post(
+        url, {"action": "rollback_selected", "_selected_action": [updated_invoice.pk], "post": "yes"}
+    )
+    attempt = updated_invoice.attempt_set.get(action__startswith="PUT")
+    kept = client.get(reverse("admin:audit_attempt_change", args=[attempt.pk])).content.decode()
+
+    page = asked.content.decode()
+    assert "changed in Jira" in page and "FIN-1" in page and "<code>summary</code>" in page
+    assert "Renamed in Jira" not in page and "99.00 CAD" not in page
+    assert "Overwritten values" not in kept and "41.94 CAD" not in kept
+    assert issues(jira)[0]["fields"]["summary"] == "Renamed in Jira"
