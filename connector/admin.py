@@ -183,8 +183,8 @@ class ReconcileStateAdmin(admin.ModelAdmin):
         return False
 
     def has_reconcile_permission(self, request):
-        """Permission hook of "Reconcile now" (issue 14 narrows it): who may change a tenant's sync."""
-        return request.user.has_perm("connector.change_reconcilestate")
+        """Who may run "Reconcile now" (operators: see the README's permissions)."""
+        return request.user.has_perm("connector.reconcile_now")
 
     def changelist_view(self, request, extra_context=None):
         # Every connected tenant has a row to act on, also before its first scheduled pass.

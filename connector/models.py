@@ -182,6 +182,7 @@ class ReconcileState(models.Model):
     class Meta:
         verbose_name = "reconcile status"
         verbose_name_plural = "reconcile status"
+        permissions = [("reconcile_now", "Can run a reconcile now")]
 
     def __str__(self):
         return f"Reconcile of {self.tenant}"
