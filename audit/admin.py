@@ -2,13 +2,13 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from audit.models import Attempt, Event, FailedEvent, failure_reason
+from audit.models import Alert, Attempt, Event, FailedEvent, failure_reason
 from connector.replay import replay
 from connector.rollback import RollbackConflict, RollbackError, plan, rollback
 
@@ -338,6 +338,16 @@ class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
     def has_replay_permission(self, request):
         return can_replay(request)
 
+    def get_object(self, request, object_id, from_field=None):
+        """A failed event's page, also once it was replayed from this list (then no longer failed)."""
+        found = super().get_object(request, object_id, from_field)
+        if found is None:
+            try:
+                found = self.model._base_manager.filter(pk=object_id).first()
+            except (ValueError, ValidationError):
+                return None
+        return found
+
     @admin.display(description="Reason")
     def reason(self, obj):
         return obj.reason
@@ -345,3 +355,13 @@ class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
     @admin.display(description="Event")
     def open(self, obj):
         return format_html('<a href="{}">#{}</a>', reverse("admin:audit_event_change", args=[obj.pk]), obj.pk)
+
+
+@admin.register(Alert)
+class AlertAdmin(AppendOnly, admin.ModelAdmin):
+    """Alerts raised (audit.alerts): one row per tenant, kind, subject and hour, with its occurrences."""
+
+    list_display = ("hour", "tenant", "kind", "subject", "occurrences", "mailed", "last_at")
+    list_filter = ("kind", "mailed", "tenant")
+    list_select_related = ("tenant",)
+    date_hierarchy = "hour"

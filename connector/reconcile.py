@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit import metrics
 from audit.models import Event
 from connector import retry
 from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
@@ -219,9 +220,11 @@ def reconcile(tenant, *, since=None, kinds=None, dry_run=False, sync=False, acto
         result.ok, result.detail = False, f"Internal error: {type(exc).__name__}: {exc}"
         if state is not None:
             _finish(state, result, started)
+            metrics.reconcile_pass(False, len(result.created))
         raise
     if state is not None:
         _finish(state, result, started)
+        metrics.reconcile_pass(result.ok, len(result.created))
     log.info("Reconcile of %s by %s: %s", tenant.slug, actor, result.summary())
     return result
 
@@ -242,7 +245,7 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
     if kinds:
         targets = {kind: name for kind, name in targets.items() if kind in kinds}
     result.complete = since <= start and set(targets) == set(mapped_kinds(tenant))
-    fb = FreshBooksClient(account, actor=actor)
+    fb = FreshBooksClient(account, actor=actor, sleep=sleep)
     job = Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
                        jira=JiraClient(site, actor=actor))  # fmt: skip
     progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "

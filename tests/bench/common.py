@@ -94,13 +94,13 @@ def prepare(url, redis_url="", **extra):
 
 
 def purge_redis(redis_url):
-    """Drop the tasks an earlier run left in the Redis broker (django-q2's list is named after the cluster).
+    """Drop the tasks an earlier run left in the Redis broker (django-q2's list: django_q:<cluster name>:q).
 
     This process's own Django runs on the ORM broker settings, so django-q2's purge_queue would miss it."""
     import redis
     from django.conf import settings
 
-    redis.Redis.from_url(local(redis_url)).delete(settings.Q_CLUSTER["name"])
+    redis.Redis.from_url(local(redis_url)).delete(f"django_q:{settings.Q_CLUSTER['name']}:q")
 
 
 def seed(jira_url, events=("invoice.create",), auto_retry=False):

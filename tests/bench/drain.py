@@ -126,11 +126,13 @@ def main(argv=None):
         print(line(runs[key]), flush=True)
     small, large = runs["small"], runs["large"]
     growth = (large["wall"] / large["count"]) / (small["wall"] / small["count"]) - 1
+    cpu = [r["cpu_worker"] + r["cpu_db"] for r in (small, large)]  # less noisy than wall time on a shared box
     worker_rss = max(r["rss"] for r in runs.values())
     two = runs["two"]
     lines = [line(r) for r in runs.values()] + [
         f"time per event {small['count']} → {large['count']} queued: {growth * 100:+.0f}% "
-        f"(target within ±20%: {'met' if abs(growth) <= 0.2 else 'NOT met'})",
+        f"(target within ±20%: {'met' if abs(growth) <= 0.2 else 'NOT met'}); CPU per event (cluster + "
+        f"PostgreSQL) {cpu[0]:.1f} → {cpu[1]:.1f} ms: {(cpu[1] / cpu[0] - 1) * 100:+.0f}%",
         f"peak RSS of a worker process: {worker_rss:.0f} MB (target < 100 MB: {'met' if worker_rss < 100 else 'NOT met'})",
         f"two worker processes: target >= 100 events/s {'met' if two['rate'] >= 100 else 'NOT met'}",
         f"drain: {two['rate']:.0f} events/s",

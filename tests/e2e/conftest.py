@@ -107,8 +107,13 @@ class Stack:
         return session
 
     def connect_freshbooks(self, session):
-        """connect/ → the fake FreshBooks' consent page → Approve → the callback on the web → connected."""
-        start = session.get(f"{self.url}/oauth/freshbooks/connect/{self.tenant.slug}/", allow_redirects=False)
+        """connect/ (confirm, POST) → the fake FreshBooks' consent page → Approve → the callback on the web."""
+        url = f"{self.url}/oauth/freshbooks/connect/{self.tenant.slug}/"
+        page = session.get(url, timeout=10)
+        assert page.status_code == 200 and 'id="start-connect"' in page.text, page.text[:500]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        start = session.post(url, data={"csrfmiddlewaretoken": token}, headers={"Referer": url},
+                             allow_redirects=False, timeout=10)  # fmt: skip
         assert start.status_code == 302, start.text[:500]
         consent = http().get(start.headers["Location"], timeout=10)
         href = unescape(re.search(r'id="approve"[^>]* data-href="([^"]+)"', consent.text).group(1))

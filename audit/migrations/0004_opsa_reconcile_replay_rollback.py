@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0002_priv_permissions_replay_hash'),
+        ('audit', '0003_opsb_alerts_retention'),
     ]
 
     operations = [

@@ -1,11 +1,11 @@
-"""The suggested groups (tenants 0004_priv_groups) learn the reconcile status and the failed-events list:
-viewers and operators see both, operators may also run "Reconcile now", administrators hold everything.
+"""The suggested groups (tenants 0004_priv_groups) learn the reconcile status, the failed-events list and the
+alerts (audit 0003_opsb_alerts_retention, which came after the groups): viewers and operators see them, operators may also run "Reconcile now", administrators hold everything.
 Only existing groups of those names are completed; nothing is removed."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-VIEW = [("connector", "view_reconcilestate"), ("audit", "view_failedevent")]
+VIEW = [("connector", "view_reconcilestate"), ("audit", "view_failedevent"), ("audit", "view_alert")]
 ROLES = {
     "viewer": VIEW,
     "operator": [*VIEW, ("connector", "reconcile_now")],
@@ -15,6 +15,9 @@ ROLES = {
         ("connector", "change_reconcilestate"),
         ("connector", "add_reconcilestate"),
         ("connector", "delete_reconcilestate"),
+        ("audit", "add_failedevent"),
+        ("audit", "change_failedevent"),
+        ("audit", "delete_failedevent"),
     ],
 }
 
@@ -39,8 +42,8 @@ def complete_groups(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connector", "0004_opsa_reconcile_state"),
-        ("audit", "0003_opsa_reconcile_replay_rollback"),
+        ("connector", "0005_opsa_reconcile_state"),
+        ("audit", "0004_opsa_reconcile_replay_rollback"),
         ("tenants", "0004_priv_groups"),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connector', '0003_priv_link_jira_changed_at'),
+        ('connector', '0004_vendor_custom_field_types'),
         ('tenants', '0004_priv_groups'),
     ]
 
