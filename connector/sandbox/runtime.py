@@ -30,6 +30,7 @@ from connector.sandbox.atlassian import CLOUD_ID, make_fake_atlassian, site
 from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
 from connector.sandbox.freshbooks_auth import install_auth_routes
 from connector.sandbox.freshbooks_callbacks import install_callback_routes, signed_delivery
+from connector.sandbox.freshbooks_lists import install_list_routes
 from connector.sandbox.freshbooks_records import install_record_routes, put
 from connector.sandbox.jira import FakeJira, install_core_routes
 from connector.sandbox.jira_issues import install_issue_routes
@@ -83,6 +84,7 @@ class Sandbox:
         )  # fmt: skip
         install_callback_routes(self.fb, send_verification=self._send_verification)
         install_record_routes(self.fb)
+        install_list_routes(self.fb)  # what a reconcile pass reads: it finds the records whose webhook was lost
         self.fb.state.setdefault("activity", [])
         self.fb.state.setdefault("stream", {"on": False, "interval": 10})
 

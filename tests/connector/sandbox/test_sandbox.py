@@ -216,3 +216,26 @@ def test_sandbox_command_says_when_its_port_is_taken(sandbox, settings):
         CommandError, match="cannot listen on 127.0.0.1 ports .*Is another `make run` running"
     ):
         call_command("sandbox")
+
+
+@pytest.mark.django_db
+def test_a_lost_sandbox_delivery_is_found_by_reconcile(sandbox, settings, tenant):
+    """ "Create, but lose the webhook": FreshBooks has the invoice, the connector never heard of it; a
+    reconcile pass lists it from the sandbox and queues its event."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connector.reconcile import reconcile
+
+    from connector.sandbox.jira import API_TOKEN, EMAIL
+    from tenants.models import JiraSite
+
+    settings.FRESHBOOKS_API_URL = sandbox.fb.url
+    connected_account(tenant)
+    JiraSite.objects.create(tenant=tenant, base_url=sandbox.jira.url, email=EMAIL, api_token=API_TOKEN)
+    create_default_mappings_for(tenant)
+    lost = sandbox.create("invoice", samples.defaults("invoice"), lose=True)
+    result = reconcile(tenant, since=timezone.now() - timedelta(hours=1), kinds=["invoice"], actor="test")
+    assert result.ok, result.detail
+    assert [(e.name, e.object_id) for e in result.created] == [("invoice.create", lost["object_id"])]
