@@ -8,15 +8,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from django.utils import timezone
 
 from audit.models import Event
+from connector.reconcile import reconcile
 from connector.sandbox import runtime, samples, setup_tenant
 from connector.sandbox import state as saved_state
+from connector.sandbox.jira import API_TOKEN, EMAIL
 from connector.sandbox.runtime import Sandbox
+from tenants.models import JiraSite
 from tests.processing import connected_account
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -222,15 +227,6 @@ def test_sandbox_command_says_when_its_port_is_taken(sandbox, settings):
 def test_a_lost_sandbox_delivery_is_found_by_reconcile(sandbox, settings, tenant):
     """ "Create, but lose the webhook": FreshBooks has the invoice, the connector never heard of it; a
     reconcile pass lists it from the sandbox and queues its event."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from connector.reconcile import reconcile
-
-    from connector.sandbox.jira import API_TOKEN, EMAIL
-    from tenants.models import JiraSite
-
     settings.FRESHBOOKS_API_URL = sandbox.fb.url
     connected_account(tenant)
     JiraSite.objects.create(tenant=tenant, base_url=sandbox.jira.url, email=EMAIL, api_token=API_TOKEN)
