@@ -84,9 +84,8 @@ class Sandbox:
         )  # fmt: skip
         install_callback_routes(self.fb, send_verification=self._send_verification)
         install_record_routes(self.fb)
-        install_list_routes(
-            self.fb
-        )  # what a reconcile pass reads: it finds the records whose webhook was lost
+        # The list routes are what a reconcile pass reads: it finds the records whose webhook was lost.
+        install_list_routes(self.fb)
         self.fb.state.setdefault("activity", [])
         self.fb.state.setdefault("stream", {"on": False, "interval": 10})
 
