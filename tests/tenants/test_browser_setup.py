@@ -142,7 +142,10 @@ def test_event_page_after_rollback(live_server, page, operator, connected, fb, j
     expect(page.locator("body")).to_contain_text("A FreshBooks webhook delivery")
     expect(page.locator("body")).to_contain_text("Processing runs")
 
+    # One request at a time: the live server's threads share the in-memory SQLite connection.
+    page.wait_for_load_state("networkidle")
     page.click("#rollback-event")
+    page.wait_for_load_state("networkidle")
     page.get_by_role("button", name="Yes, roll back").click()
     expect(page.locator(".messagelist")).to_contain_text(f"Rolled back #{invoice.pk}: deleted issue {key}")
     assert issues(jira) == [] and Link.objects.get(event=invoice).state == Link.State.ROLLED_BACK
