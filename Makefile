@@ -33,6 +33,7 @@ run: install .env
 	@echo "  First time? Create an operator account:  $(BIN)/python manage.py createsuperuser"
 	@echo "  Ctrl-C stops the web server and the worker."
 	@echo ""
+	rm -rf .metrics  # prometheus_client's per-process files of the last run (/metrics counts from zero)
 	$(BIN)/honcho start
 
 test: install-dev

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from audit.models import Attempt, Event
+from audit.models import Alert, Attempt, Event
 from connector.ledger import describe
 from connector.replay import replay
 from connector.rollback import RollbackError, created_links, rollback
@@ -244,3 +244,13 @@ class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
+
+
+@admin.register(Alert)
+class AlertAdmin(AppendOnly, admin.ModelAdmin):
+    """Alerts raised (audit.alerts): one row per tenant, kind, subject and hour, with its occurrences."""
+
+    list_display = ("hour", "tenant", "kind", "subject", "occurrences", "mailed", "last_at")
+    list_filter = ("kind", "mailed", "tenant")
+    list_select_related = ("tenant",)
+    date_hierarchy = "hour"

@@ -58,6 +58,9 @@ class Event(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention removed its payload, record and attempt bodies."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -110,3 +113,33 @@ class Attempt(models.Model):
 
     def __str__(self):
         return f"{self.action} → {self.http_status or self.error[:40]}"
+
+
+class Alert(models.Model):
+    """One alert per tenant, kind, subject and clock hour: the first occurrence mails the admins, later
+    ones in the same hour only count (audit.alerts)."""
+
+    class Kind(models.TextChoices):
+        EVENT_FAILED = "event_failed", "Event failed"
+        NEEDS_RECONNECT = "needs_reconnect", "Connection needs reconnect"
+        WEBHOOK_LAPSED = "webhook_lapsed", "Jira webhook lapsed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(
+        max_length=100, help_text="What it is about: an event kind (invoice, time_entry…) or a connection."
+    )
+    hour = models.DateTimeField(help_text="Start of the clock hour the occurrences are counted in.")
+    occurrences = models.PositiveIntegerField(default=1)
+    mailed = models.BooleanField(default=False, help_text="Mailed to ADMINS on its first occurrence.")
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-hour", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "subject", "hour"], name="uniq_alert_per_hour")
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.subject} ×{self.occurrences}"

@@ -1,5 +1,7 @@
 """Settings, read from the environment (and `.env` when present). See `.env.example`."""
 
+import ipaddress
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -56,11 +58,46 @@ ALLOW_LOCAL_VENDOR_URLS = (
 
 # Outbound HTTP: seconds to connect / read for every vendor call.
 HTTP_TIMEOUT = (env.float("HTTP_CONNECT_TIMEOUT", default=5.0), env.float("HTTP_READ_TIMEOUT", default=30.0))
-# FreshBooks deliveries larger than this are refused with 413.
-WEBHOOK_MAX_BODY = 64 * 1024
+# Inbound size limits per sender (bytes); larger deliveries are refused with 413 without being read. FreshBooks
+# posts a few form fields; Jira embeds the whole issue (description, comments, worklogs) and documents webhook
+# payloads of up to 25 MB.
+WEBHOOK_MAX_BODY = env.int("WEBHOOK_MAX_BODY", default=64 * 1024)
+JIRA_WEBHOOK_MAX_BODY = env.int("JIRA_WEBHOOK_MAX_BODY", default=25 * 1024 * 1024)
+# Seconds of clock difference allowed on the iat/nbf/exp claims of inbound delivery tokens (Jira's JWT).
+INBOUND_CLOCK_LEEWAY = env.int("INBOUND_CLOCK_LEEWAY", default=30)
 # Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
 WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# Alerts: mail_admins() sends to ADMINS (comma-separated addresses); EMAIL_URL picks the mail backend
+# (django-environ syntax, e.g. smtp+tls://user:pass@smtp.example.com:587; default: SMTP on localhost:25).
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[]) if address.strip()]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="ml-connector@localhost")
+EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[ml-connector] ")
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+
+# GET /metrics (Prometheus): loopback callers (not forwarded by a proxy) when METRICS_ALLOW_LOOPBACK, callers
+# from METRICS_ALLOWED_IPS (addresses or networks), and requests with "Authorization: Bearer METRICS_BEARER_TOKEN".
+METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+try:
+    METRICS_ALLOWED_IPS = [
+        ipaddress.ip_network(a.strip(), strict=False)
+        for a in env.list("METRICS_ALLOWED_IPS", default=[])
+        if a.strip()
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
+# Counters of every web and worker process on this host meet in one directory (prometheus_client's multiprocess
+# mode); it must exist before prometheus_client is first imported, which happens after settings load.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".metrics")
+os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
+# Retention: finished events older than this many days lose their payload, record and attempt bodies in a
+# daily task (0: never; `manage.py prune_audit` prunes on demand). Ledger links and event metadata stay.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,10 +1,9 @@
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_q.brokers import get_broker
 
-from audit.models import Event
+from audit.backlog import queued_backlog
 
 
 @require_GET
@@ -13,8 +12,7 @@ def healthz(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        queued = Event.objects.filter(status=Event.Status.QUEUED)
-        oldest = queued.order_by("received_at").values_list("received_at", flat=True).first()
+        queued, age = queued_backlog()
         broker_backlog = get_broker().queue_size()
     except DatabaseError as exc:
         return JsonResponse(
@@ -22,13 +20,12 @@ def healthz(request):
         )
     except Exception as exc:  # a broker (Redis) outage degrades the report but the web side still works
         return JsonResponse({"status": "degraded", "database": "ok", "queue": {"error": str(exc)[:200]}})
-    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
     return JsonResponse(
         {
             "status": "ok",
             "database": "ok",
             "queue": {
-                "queued_events": queued.count(),
+                "queued_events": queued,
                 "broker_backlog": broker_backlog,
                 "oldest_queued_age_seconds": round(age, 3),
             },

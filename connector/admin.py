@@ -38,7 +38,11 @@ class IssueMappingAdmin(admin.ModelAdmin):
         "lists, URLs links (Jira Cloud gets ADF, Server plain text).",
         "labels": 'A JSON list of label templates, e.g. ["freshbooks", "{{ kind }}"]; spaces become dashes.',
         "custom_fields": 'A JSON object of Jira field id → template, e.g. {"customfield_10071": '
-        '"{{ invoice_number }}"}; field ids are checked against Jira on save.',
+        '"{{ invoice_number }}"}; field ids are checked against Jira on save, and each value is sent in the JSON '
+        "type Jira's schema gives the field (text stays text, numbers become numbers, dates yyyy-MM-dd).",
+        "custom_field_types": "Optional: a type per custom field that overrides Jira's schema, e.g. "
+        '{"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, '
+        "strings, user, users, json, auto.",
         "reporter_from": "Set the reporter to the Jira user matched to the FreshBooks client or vendor "
         "(Jira user matches, else a Jira user search by email); left unset when no user matches.",
         "assignee_from": "Same as reporter, for the assignee.",

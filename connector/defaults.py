@@ -1,10 +1,11 @@
-"""The mappings every new tenant starts with (all to the tenant's project as Task, labelled by kind).
+"""The mappings every new tenant starts with (all to the tenant's project as Task, labelled by kind), and the
+worklog rule that logs time entries on the Jira issue their note names.
 
 Templates are Django templates over the context each kind documents (connector/kinds/<kind>.py).
 """
 
 from connector.kinds import kind_for
-from connector.models import IssueMapping
+from connector.models import IssueMapping, WorklogRule
 
 LINK = "\n\nOpen in FreshBooks: {{ link }}"
 
@@ -82,3 +83,11 @@ def create_default_mappings(tenant, project_key):
             )
         )
     return created
+
+
+def create_default_worklog_rule(tenant):
+    """The enabled "Jira issue key in the entry's note" worklog rule (time entries naming an existing issue, e.g.
+    "Call about FIN-7", become worklogs on it); None when the tenant already has such a rule."""
+    if WorklogRule.objects.filter(tenant=tenant, match_kind=WorklogRule.MatchKind.NOTE_KEY).exists():
+        return None
+    return WorklogRule.objects.create(tenant=tenant, match_kind=WorklogRule.MatchKind.NOTE_KEY, enabled=True)

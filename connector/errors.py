@@ -54,8 +54,19 @@ class ReconnectRequired(VendorError):
     prefix = "Reconnect required: "
 
 
+class TokenRefused(ReconnectRequired):
+    """A token endpoint refused the grant for good: a 4xx answer carrying an OAuth `error` (RFC 6749 §5.2) other
+    than temporarily_unavailable / server_error, e.g. invalid_grant, unauthorized_client (Atlassian's answer to a
+    dead refresh token), invalid_client, access_denied. `error` and `description` are the vendor's."""
+
+    def __init__(self, error, description="", *, status=None):
+        super().__init__(f"{error}: {description}" if description else error, status=status)
+        self.error, self.description = error, description
+
+
 class TokenRefreshError(VendorError):
-    """The token endpoint failed in a way that may pass (network, 5xx): try again later."""
+    """The token endpoint failed in a way that may pass (network, 5xx, 429, temporarily_unavailable): try again
+    later. A permanent refusal (TokenRefused) needs a reconnect instead."""
 
     transient = True
 

@@ -10,6 +10,7 @@ import requests
 from django import forms
 
 from connector.errors import JiraError, RenderError, VendorError
+from connector.jira import fields as field_types
 from connector.jira.client import JiraClient
 from connector.models import IssueMapping
 from connector.render import compile_template
@@ -40,7 +41,7 @@ class IssueMappingForm(forms.ModelForm):
         fields = [
             "tenant", "name", "event", "payment_kind", "condition", "project_key", "issue_type",
             "summary_template", "description_template", "labels", "parent_key", "custom_fields",
-            "reporter_from", "assignee_from", "enabled", "order",
+            "custom_field_types", "reporter_from", "assignee_from", "enabled", "order",
         ]  # fmt: skip
 
     jira_warning = ""
@@ -79,9 +80,33 @@ class IssueMappingForm(forms.ModelForm):
                 for leaf in _template_leaves(template):
                     if not self._compile("custom_fields", leaf, f"{field_id}: "):
                         break
+        self._check_types(data)
         if data.get("tenant") and data.get("project_key") and data.get("issue_type") and not self.errors:
             self.check_jira(data)
         return data
+
+    def _check_types(self, data):
+        types = data.get("custom_field_types")
+        if types in (None, ""):
+            data["custom_field_types"] = {}
+            return
+        if not isinstance(types, dict):
+            self.add_error(
+                "custom_field_types",
+                'Enter a JSON object of field id → type, e.g. {"customfield_10071": "string"}.',
+            )
+            return
+        custom = data.get("custom_fields") if isinstance(data.get("custom_fields"), dict) else {}
+        for field_id, kind in types.items():
+            if kind not in field_types.KINDS:
+                self.add_error(
+                    "custom_field_types",
+                    f"{field_id}: unknown type {kind!r}; use one of {', '.join(field_types.KINDS)}.",
+                )
+            elif field_id not in custom:
+                self.add_error(
+                    "custom_field_types", f"{field_id} has a type but no template in the custom fields."
+                )
 
     def check_jira(self, data):
         site = JiraSite.objects.filter(tenant=data["tenant"]).first()
@@ -114,6 +139,15 @@ class IssueMappingForm(forms.ModelForm):
             if custom:
                 fields = client.create_fields(project_key, found["id"])
                 known = {f.get("fieldId") or f.get("key") for f in fields}
+                # createmeta carries each field's schema: keep it, so values get the type Jira expects.
+                field_types.remember(
+                    site,
+                    {
+                        f: field_types.schema_of(x)
+                        for x in fields
+                        if (f := x.get("fieldId") or x.get("key")) in custom
+                    },
+                )
                 missing = sorted(set(custom) - known)
                 if missing:
                     self.add_error(

@@ -41,6 +41,13 @@ class IssueMapping(models.Model):
     custom_fields = models.JSONField(
         default=dict, blank=True, help_text='{"customfield_10071": "{{ invoice.invoice_number }}"}'
     )
+    custom_field_types = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Optional value type per custom field, overriding the type Jira reports, e.g. "
+        '{"customfield_10071": "string"}. Types: string, text, number, date, datetime, option, options, strings, '
+        "user, users, json, auto.",
+    )
     reporter_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")
     assignee_from = models.CharField(max_length=10, choices=UserSource.choices, blank=True, default="")
     enabled = models.BooleanField(default=True)

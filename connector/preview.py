@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from connector import ledger
+from connector.jira import fields as field_types
 from connector.jira.dialect import dialect_for
 from connector.kinds import build_context, docs_for, kind_for
 from connector.render import RenderError, render_fields
@@ -25,7 +26,8 @@ def load_sample(kind):
 
 
 def preview(mapping):
-    """{"kind", "sample", "body", "error", "docs"} for `mapping`: body is what POST /issue would send."""
+    """{"kind", "sample", "body", "error", "docs", "notes"} for `mapping`: body is what POST /issue would send,
+    custom field values typed as Jira's kept field schemas (or the mapping's explicit types) say; notes: cuts."""
     declared = kind_for(mapping.event)
     kind = declared.name if declared else mapping.event.split(".", 1)[0]
     result = {"kind": kind, "body": None, "error": "", "docs": docs_for(kind), "sample": ""}
@@ -49,8 +51,10 @@ def preview(mapping):
         for role in ("reporter", "assignee")
         if (source := getattr(mapping, f"{role}_from"))
     }
+    notes = []
     try:
-        fields = render_fields(mapping, context, site, **users)
+        kinds = field_types.kinds_for(mapping, site)  # the types kept from Jira; nothing is asked here
+        fields = render_fields(mapping, context, site, **users, kinds=kinds, notes=notes)
     except RenderError as exc:
         result["error"] = str(exc)
         return result
@@ -61,5 +65,6 @@ def preview(mapping):
         "properties": [{"key": ledger.PROPERTY_KEY, "value": ledger.marker(tenant, kind, object_id)}],
     }
     result["sample"] = f"{kind} {object_id}"
+    result["notes"] = notes
     result["deployment"] = dialect_for(site).label
     return result

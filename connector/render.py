@@ -4,19 +4,21 @@ Templates are Django templates with autoescaping off (Jira gets plain text, not 
 None render as empty text, never "None". Cloud v3 gets ADF descriptions, Server/Data Center v2 plain text.
 """
 
-import json
 import re
 
 from django.template import Context, Engine, TemplateSyntaxError
 
 from connector.errors import RenderError
+from connector.jira import fields as field_types
 from connector.jira.dialect import dialect_for
 
 SUMMARY_MAX = 255
+LABEL_MAX = 255
+TEXT_MAX = 32767  # description, worklog comment, multi-line text fields (Java chars)
 ELLIPSIS = "…"
+TRUNCATED = "(truncated)"
 FALSE_WORDS = {"", "0", "false", "no", "none", "off", "n"}
 WHITESPACE = re.compile(r"\s+")
-JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 
 engine = Engine(autoescape=False, string_if_invalid="")
 
@@ -81,44 +83,64 @@ def truncate_summary(text):
     return _fit(line, SUMMARY_MAX - len(ELLIPSIS)).rstrip() + ELLIPSIS
 
 
-def sanitize_label(text):
-    """A Jira label: no whitespace (runs become "-"), at most 255 characters (as Jira counts them)."""
-    return _fit(WHITESPACE.sub("-", (text or "").strip()), 255)
+def fit_text(text, limit, notes=None, what="text", marker="\n\n" + TRUNCATED):
+    """`text` within `limit` Java chars; when cut it ends in `marker` and a note naming `what` is added."""
+    if java_length(text) <= limit:
+        return text
+    if notes is not None:
+        notes.append(f"{what} cut to Jira's limit of {limit:,} characters (was {java_length(text):,})")
+    return _fit(text, limit - java_length(marker)).rstrip() + marker
 
 
-def _value(rendered):
-    """A custom field value: JSON objects, arrays, numbers and quoted strings are passed parsed."""
-    stripped = rendered.strip()
-    if stripped[:1] in ("{", "[", '"') or JSON_NUMBER.fullmatch(stripped):
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            pass
-    return rendered
+def sanitize_label(text, notes=None):
+    """A Jira label: no whitespace (runs become "-"), at most 255 characters (as Jira counts them);
+    a longer one ends in "…(truncated)" and a note is added to `notes`."""
+    label = WHITESPACE.sub("-", (text or "").strip())
+    return fit_text(label, LABEL_MAX, notes, f"label {label[:20]}…", ELLIPSIS + TRUNCATED)
 
 
-def _render_value(template, context):
-    """Render a custom field template; dict/list templates are rendered leaf by leaf."""
+def _render_value(field_id, template, context, kind, dialect, notes):
+    """A custom field's value: dict/list templates rendered leaf by leaf (leaves stay text), a text template
+    converted to the JSON type of the field's `kind` (connector.jira.fields) and fitted to its length limit."""
     if isinstance(template, dict):
-        return {key: _render_value(item, context) for key, item in template.items()}
+        return {
+            key: _render_value(field_id, item, context, "auto", dialect, None)
+            for key, item in template.items()
+        }
     if isinstance(template, list):
-        return [_render_value(item, context) for item in template]
-    if isinstance(template, str):
-        return _value(render_text(template, context))
-    return template
+        items = [_render_value(field_id, item, context, "auto", dialect, None) for item in template]
+        return [{"value": item} if kind == "options" and isinstance(item, str) else item for item in items]
+    if not isinstance(template, str):
+        return template
+    rendered = render_text(template, context)
+    try:
+        value = field_types.convert(kind, rendered, dialect)
+    except field_types.FieldValueError as exc:
+        raise RenderError(f"{field_types.KINDS.get(kind, kind)} field: {exc}") from exc
+    if kind == "string" and value:
+        return fit_text(WHITESPACE.sub(" ", value).strip(), field_types.SINGLE_LINE_MAX, notes, field_id,
+                        ELLIPSIS + TRUNCATED)  # fmt: skip
+    if kind == "text" and value.strip():
+        value = fit_text(value.strip(), TEXT_MAX, notes, field_id)
+        return dialect.text(value)
+    return value
 
 
-def render_labels(labels, context):
+def render_labels(labels, context, notes=None):
     found = []
     for template in labels or []:
-        label = sanitize_label(render_text(str(template), context))
+        label = sanitize_label(render_text(str(template), context), notes)
         if label and label not in found:
             found.append(label)
     return found
 
 
-def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None):
-    """The Jira `fields` for POST /issue (or PUT /issue/{key}) from `mapping` over `context`."""
+def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None, kinds=None, notes=None):
+    """The Jira `fields` for POST /issue (or PUT /issue/{key}) from `mapping` over `context`.
+
+    `kinds`: {custom field id: kind} (connector.jira.fields.kinds_for; missing → "auto"). Texts over Jira's
+    limits are cut with a "(truncated)" marker and a line is added to `notes` (a list) for each cut.
+    """
     dialect = dialect_for(site)
     summary = truncate_summary(render_text(mapping.summary_template, context)) or truncate_summary(
         mapping.name
@@ -128,10 +150,12 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None)
         "issuetype": {"name": mapping.issue_type.strip()},
         "summary": summary,
     }
-    description = render_text(mapping.description_template, context).strip()
+    description = fit_text(
+        render_text(mapping.description_template, context).strip(), TEXT_MAX, notes, "description"
+    )
     if description:
         fields["description"] = dialect.text(description)
-    labels = render_labels(mapping.labels, context)
+    labels = render_labels(mapping.labels, context, notes)
     if labels:
         fields["labels"] = labels
     parent = render_text(mapping.parent_key, context).strip()
@@ -139,7 +163,9 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None)
         fields["parent"] = {"key": parent}
     for field_id, template in (mapping.custom_fields or {}).items():
         try:
-            value = _render_value(template, context)
+            value = _render_value(
+                field_id, template, context, (kinds or {}).get(field_id, "auto"), dialect, notes
+            )
         except RenderError as exc:
             raise RenderError(f"{field_id}: {exc}") from exc
         if value not in ("", None, [], {}):

@@ -2,8 +2,9 @@
 
 Three levels, from the inside out:
 
-1. Inside one Jira call (connector.jira.client): 429 is flow control, waited out with `Retry-After` (else
-   exponential back-off with jitter) up to MAX_RATE_LIMIT_WAITS times; idempotent calls (GET/PUT/DELETE)
+1. Inside one call (connector.jira.client, connector.freshbooks.client): 429 is flow control, waited out
+   (`call_delay`: Retry-After and X-RateLimit-Reset are minimums; 0, missing or unreadable means at least
+   ~1 s, doubling with jitter) up to MAX_RATE_LIMIT_WAITS times; idempotent calls (GET/PUT/DELETE)
    are also retried on 5xx and network errors, IDEMPOTENT_TRIES in all. A POST is never re-sent there
    (Jira has no idempotency key: the ledger decides). All waiting in one call stays under
    MAX_TOTAL_WAIT_SECONDS, well below the django-q2 task timeout (Q_TIMEOUT, 300 s): past it the call
@@ -17,11 +18,15 @@ Three levels, from the inside out:
 """
 
 import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 
 # 1. One Jira call
 MAX_RATE_LIMIT_WAITS = 6
+MIN_WAIT_SECONDS = 1.0
 MAX_WAIT_SECONDS = 60.0
 MAX_TOTAL_WAIT_SECONDS = 120.0
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
@@ -36,16 +41,57 @@ RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 
 
-def call_delay(attempt, retry_after=None, budget=MAX_WAIT_SECONDS):
-    """Seconds to wait before try `attempt + 1` of one call: `Retry-After` (seconds) when given and readable,
-    else 2**attempt with jitter; never more than MAX_WAIT_SECONDS nor the remaining `budget`."""
+def retry_after_seconds(value, now=None):
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date); 0.0 when absent or unreadable."""
+    if value is None:
+        return 0.0
+    text = str(value).strip()
+    now = now or datetime.now(UTC)
     try:
-        delay = float(retry_after) if retry_after is not None else None
+        seconds = float(text)
     except ValueError:
-        delay = None
-    if delay is None:
-        delay = min(MAX_WAIT_SECONDS, 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-    return max(0.0, min(delay, MAX_WAIT_SECONDS, budget))
+        try:
+            seconds = _seconds_until(parsedate_to_datetime(text), now)
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+    return seconds if seconds == seconds and seconds > 0 else 0.0  # nan and negatives: no wait given
+
+
+def reset_seconds(value, now=None):
+    """Seconds until an ``X-RateLimit-Reset`` moment (ISO 8601, or epoch seconds); 0.0 when absent or unreadable."""
+    if value is None:
+        return 0.0
+    text = str(value).strip()
+    now = now or datetime.now(UTC)
+    moment = None
+    if text.isdigit():
+        moment = datetime.fromtimestamp(int(text), UTC) if int(text) > 10**9 else None
+    else:
+        try:
+            moment = parse_datetime(text.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+    return max(0.0, _seconds_until(moment, now)) if moment else 0.0
+
+
+def _seconds_until(moment, now):
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - now).total_seconds()
+
+
+def call_delay(attempt, retry_after=None, budget=MAX_WAIT_SECONDS, rate_limit_reset=None):
+    """Seconds to wait before try `attempt + 1` of one call.
+
+    At least MIN_WAIT_SECONDS·2^(attempt-1) with up to 50 % jitter (1–1.5 s, 2–3 s, 4–6 s, …), and at least what
+    `retry_after` (the Retry-After header: seconds or an HTTP date) and `rate_limit_reset` (Jira's
+    X-RateLimit-Reset, ISO 8601) ask for: Retry-After is a minimum, and 0 means "no specific wait given" (Jira
+    sends it often; a request reissued too early "will fail and return the same or longer Retry-After period").
+    Never more than MAX_WAIT_SECONDS nor the remaining `budget`.
+    """
+    growing = min(MAX_WAIT_SECONDS, MIN_WAIT_SECONDS * 2 ** (attempt - 1)) * random.uniform(1.0, 1.5)  # noqa: S311
+    asked = max(retry_after_seconds(retry_after), reset_seconds(rate_limit_reset))
+    return max(0.0, min(max(growing, asked), MAX_WAIT_SECONDS, budget))
 
 
 def may_retry_call(method, attempt, waited, status=None):

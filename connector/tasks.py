@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from audit import alerts, metrics
 from audit.models import Event
 from connector.errors import ConnectorError
 from connector.freshbooks.client import FreshBooksClient
@@ -139,6 +140,9 @@ def finish(event, outcome):
         event.jira_key = outcome.jira_key
     event.finished_at = timezone.now()
     event.save(update_fields=["status", "status_detail", "jira_key", "finished_at", "record"])
+    metrics.event_finished(event)
+    if event.status == Event.Status.FAILED:
+        alerts.event_failed(event)
 
 
 def process_event(event_id, actor="worker"):

@@ -3,7 +3,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 
-from connector.defaults import create_default_mappings
+from connector.defaults import create_default_mappings, create_default_worklog_rule
 from connector.errors import VendorError
 from connector.freshbooks import callbacks
 from connector.jira import registration
@@ -69,6 +69,13 @@ class TenantForm(forms.ModelForm):
         max_length=32,
         label="Jira project key",
         help_text="Creates the default mappings (invoice, bill, payments, expense) to this project, e.g. FIN.",
+    )
+    worklog_from_note = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Log time entries on the Jira issue their note names",
+        help_text="Creates the worklog rule “Jira issue key in the entry's note”: a time entry whose note names an "
+        "existing issue (e.g. “Call about FIN-7”) becomes a worklog on it.",
     )
 
     class Meta:
@@ -195,7 +202,7 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
         # The project key only seeds the default mappings of a new tenant; mappings are edited after that.
-        return [f for f in fields if f != "jira_project_key"] if obj else fields
+        return [f for f in fields if f not in ("jira_project_key", "worklog_from_note")] if obj else fields
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)  # the admin wraps the whole view in one transaction
@@ -204,6 +211,10 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
             created = create_default_mappings(obj, key)
             self.message_user(
                 request, f"Created {len(created)} default mappings to project {key}.", messages.INFO
+            )
+        if not change and form.cleaned_data.get("worklog_from_note") and create_default_worklog_rule(obj):
+            self.message_user(
+                request, "Created the worklog rule “Jira issue key in the entry's note”.", messages.INFO
             )
 
 

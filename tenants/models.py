@@ -136,6 +136,10 @@ class JiraSite(OAuthTokens):
     webhook_expires_at = models.DateTimeField(null=True, blank=True)
     webhook_refreshed_at = models.DateTimeField(null=True, blank=True)
     webhook_error = models.TextField(blank=True, default="")
+    field_schemas = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="Jira's schema of each field ({field id: {type, items, custom}}), kept to type custom field values.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from requests_oauthlib import OAuth2Session
 
 from connector import http
+from connector.errors import TokenRefused
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
 # Vendors may grant a different (e.g. reordered or narrower) scope than requested: record what they grant
@@ -62,6 +63,29 @@ def token_fields(token):
         "last_error": "",
         "last_refreshed_at": timezone.now(),
     }
+
+
+# OAuth error codes that say "try again later" (RFC 6749 §4.1.2.1, §5.2 as vendors use them).
+TRANSIENT_ERRORS = {"temporarily_unavailable", "server_error"}
+
+
+def refusal(response):
+    """TokenRefused when a token-endpoint answer is a permanent refusal, else None.
+
+    Permanent: a 4xx (not 408/429) whose JSON body carries an OAuth ``error`` other than TRANSIENT_ERRORS.
+    Atlassian answers a dead refresh token with 403 unauthorized_client ("refresh_token is invalid"),
+    FreshBooks and most others with 400 invalid_grant; a revoked app client gets 401 invalid_client.
+    """
+    if not 400 <= response.status_code < 500 or response.status_code in (408, 429):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, str) or not error.strip() or error in TRANSIENT_ERRORS:
+        return None
+    return TokenRefused(error, str(body.get("error_description") or "").strip(), status=response.status_code)
 
 
 class OAuthProvider:
@@ -139,8 +163,22 @@ class OAuthProvider:
         raise NotImplementedError
 
     def refresh(self, refresh_token):
-        """Exchange a refresh token; raises oauthlib's InvalidGrantError when it is dead."""
-        return self.session().refresh_token(
+        """Exchange a refresh token for a new token dict.
+
+        Raises TokenRefused when the token endpoint refuses the grant for good (see `refusal`); anything
+        else that fails (network, 5xx, 429, temporarily_unavailable, an odd answer) raises as it comes
+        (requests or oauthlib exceptions): worth trying again later.
+        """
+        session = self.session()
+
+        def check(response):
+            refused = refusal(response)
+            if refused is not None:
+                raise refused
+            return response
+
+        session.register_compliance_hook("refresh_token_response", check)
+        return session.refresh_token(
             self.token_url,
             refresh_token=refresh_token,
             client_id=self.client_id,

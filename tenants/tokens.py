@@ -11,15 +11,19 @@ import time
 from datetime import timedelta
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
-from connector.errors import ReconnectRequired, TokenRefreshError
+from connector.errors import ReconnectRequired, TokenRefreshError, TokenRefused
 from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
 log = logging.getLogger(__name__)
 OAUTH_ERROR_CODE = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+# Sent (sender: the model, connection: the row) when a connection turns "needs reconnect"; audit alerts on it.
+reconnect_required = Signal()
 
 REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
@@ -95,9 +99,14 @@ def refresh(conn, stale_token=None):
             _mark_reconnect(row, reason)
             _adopt(conn, row)
             raise ReconnectRequired(reason)
+        if (
+            row.status == ConnectionStatus.NEEDS_RECONNECT
+        ):  # refused before: not asked again until reconnected
+            _adopt(conn, row)
+            raise ReconnectRequired(row.last_error or f"{row} needs to be connected again.")
         try:
             token = provider.refresh(used_refresh_token)
-        except InvalidGrantError as exc:
+        except (TokenRefused, InvalidGrantError) as exc:
             failure = exc
         except OAuth2Error as exc:
             raise TokenRefreshError(f"{provider.name} token refresh failed: {oauth_error_code(exc)}") from exc
@@ -107,16 +116,20 @@ def refresh(conn, stale_token=None):
             _save_token(row, token)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
-    # invalid_grant: another worker (or an operator reconnecting) may have won the race with this refresh
-    # token, its write queued behind our lock. Give that write a moment to land, then re-read once under the
-    # lock, so a success is adopted and never overwritten.
+    # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting)
+    # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment
+    # to land, then re-read once under the lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
     with transaction.atomic():
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.refresh_token != used_refresh_token and row.access_token:
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)
             return _adopt(conn, row)
+        # Shown to operators: the OAuth error code only (never the vendor's free text); the description is logged.
         reason = f"{provider.name} refused the refresh token ({oauth_error_code(failure)}); connect again."
+        log.warning(
+            "%s refused the refresh token of %s: %s", provider.name, row, getattr(failure, "description", "")
+        )
         _mark_reconnect(row, reason)
     _adopt(conn, row)
     raise ReconnectRequired(reason)
@@ -133,3 +146,4 @@ def _mark_reconnect(row, reason):
     log.error("%s needs reconnect: %s", row, reason)
     type(row).objects.filter(pk=row.pk).update(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
     row.status, row.last_error = ConnectionStatus.NEEDS_RECONNECT, reason
+    reconnect_required.send(sender=type(row), connection=row)

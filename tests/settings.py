@@ -1,6 +1,7 @@
 """Test settings: the real settings, with fixed test secrets when the environment has none."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("FERNET_KEYS", "test-fernet-key-not-for-production")
@@ -13,6 +14,8 @@ os.environ.setdefault("ATLASSIAN_CLIENT_SECRET", "atl-client-secret")
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 # ...and the Jira site URLs of the fakes are loopback http: allowed here only (tests turn it off to check the rule).
 os.environ.setdefault("ALLOW_LOCAL_VENDOR_URLS", "1")
+# Each test run counts its metrics in a fresh directory (prometheus_client multiprocess mode).
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlc-metrics-"))
 
 from config.settings import *  # noqa: E402,F403
 

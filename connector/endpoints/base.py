@@ -1,11 +1,13 @@
 """The base of every inbound webhook endpoint: read → parse → verify → deduplicate → store → enqueue.
 
 A vendor endpoint fills in the steps; the base owns what every sender shares:
-- POST only; the body is read up to the sender's size limit (`max_body_setting`, bytes), else 413;
+- POST only; the body is read up to the sender's size limit (`max_body_setting`, bytes: WEBHOOK_MAX_BODY for
+  FreshBooks, JIRA_WEBHOOK_MAX_BODY for Jira), else 413 — a larger declared Content-Length before reading any;
   an optional content type (`content_type`, else 415);
 - one JSON error shape for every refusal: ``{"error": "<what is wrong>"}`` with a 4xx status, raised as
   `Refused(status, message)` by any step; nothing is stored for a refused delivery;
-- the deduplicate/store/enqueue steps run in one short transaction.
+- the deduplicate/store/enqueue steps run in one short transaction;
+- every answer is counted in mlc_deliveries_total by sender, result and reason (audit.metrics).
 
 The answer to an accepted delivery is the step `store`'s dict, as JSON with 200.
 """
@@ -16,6 +18,8 @@ from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+
+from audit import metrics
 
 
 class Refused(Exception):
@@ -37,6 +41,11 @@ class InboundEndpoint(View):
     sender = ""  # e.g. "FreshBooks", for messages
     max_body_setting = "WEBHOOK_MAX_BODY"  # the setting naming this sender's body limit in bytes
     content_type = None  # e.g. "application/x-www-form-urlencoded"; None accepts any
+
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        metrics.count_delivery(self.sender.lower(), response.status_code)  # mlc_deliveries_total
+        return response
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         response = error(405, "Only POST.")

@@ -27,6 +27,7 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
+from audit import metrics
 from audit.models import Event
 from connector import kinds
 from connector.endpoints.base import InboundEndpoint, Refused
@@ -140,6 +141,7 @@ class FreshBooksWebhookView(InboundEndpoint):
             duplicate_of_id=original,
         )
         if original:
+            metrics.event_finished(event)
             return {"status": "duplicate", "event": event.pk, "duplicate_of": original}
         _enqueue_on_commit(PROCESS_TASK, event.pk)
         return {"status": "queued", "event": event.pk}

@@ -19,6 +19,7 @@ import jwt
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import metrics
 from audit.models import Event
 from connector.endpoints.base import InboundEndpoint, Refused
 from connector.jira import inbound
@@ -43,6 +44,8 @@ class JiraEndpoint(InboundEndpoint):
     """Shared steps of both Jira endpoints: `parse` returns the webhook's JSON, `verify` sets `self.site`."""
 
     sender = "Jira"
+    # Jira embeds the whole issue (description, comments, worklogs) and documents payloads up to 25 MB.
+    max_body_setting = "JIRA_WEBHOOK_MAX_BODY"
     confirm = False  # ask Jira before a delivery changes a link (its authentication does not cover the body)
 
     def deduplicate(self, delivery):
@@ -85,6 +88,7 @@ class JiraEndpoint(InboundEndpoint):
         )
         event.finished_at = timezone.now()
         event.save(update_fields=["status", "status_detail", "finished_at"])
+        metrics.event_finished(event)
         return {"ok": True, "event": event.pk, "status": event.status}
 
 

@@ -3,7 +3,8 @@
 `register(account)` makes FreshBooks hold exactly one callback at our URI per event the tenant needs
 (enabled issue mappings, plus time entries when worklog rules are enabled): it lists what exists,
 deletes duplicates and callbacks for events no longer needed, creates what is missing and mirrors
-the result into FreshBooksWebhook rows. Callbacks at other URIs (other integrations) are left alone.
+the result into FreshBooksWebhook rows. Callbacks we created (a row on file) at an older URI are deleted;
+other callbacks at other URIs (other integrations) are left alone.
 
 Handshake: FreshBooks POSTs `name=callback.verify` with a verifier; the webhook view stores it
 (encrypted) on the row and enqueues `confirm_verification(row id)`, which PUTs it back and marks the
@@ -97,7 +98,14 @@ def register(account, actor="command"):
     uri = webhook_uri()
     needed = needed_events(account.tenant)
     result = Registration(account)
-    ours = [cb for cb in client.list_callbacks() if _same_uri(cb.get("uri"), uri)]
+    listed = client.list_callbacks()
+    ours = [cb for cb in listed if _same_uri(cb.get("uri"), uri)]
+    # Callbacks we created (a row on file) at another URI are ours too: PUBLIC_BASE_URL changed. They are
+    # deleted (FreshBooks would keep delivering to a dead URI) and the current URI registered instead.
+    created_by_us = set(account.webhooks.values_list("callback_id", flat=True))
+    moved = [
+        cb for cb in listed if not _same_uri(cb.get("uri"), uri) and int(cb["callbackid"]) in created_by_us
+    ]
     # Keep one callback per needed event, preferring a verified one, then the oldest.
     keep, extra = {}, []
     for cb in sorted(ours, key=lambda c: (not c.get("verified"), int(c["callbackid"]))):
@@ -106,11 +114,11 @@ def register(account, actor="command"):
         else:
             extra.append(cb)
     with transaction.atomic():
-        known = {int(cb["callbackid"]) for cb in ours}
+        known = {int(cb["callbackid"]) for cb in [*ours, *moved]}
         account.webhooks.exclude(callback_id__in=known).delete()  # gone from FreshBooks
         for cb in keep.values():
             _sync_row(account, cb, uri)
-    for cb in extra:
+    for cb in [*moved, *extra]:
         try:
             client.delete_callback(cb["callbackid"])
         except FreshBooksError as exc:

@@ -1,9 +1,12 @@
-"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401."""
+"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401, 429 waited
+out (FreshBooks publishes no rate limit; its SDKs retry 429 with back-off)."""
+
+import time
 
 import requests
 from django.conf import settings
 
-from connector import http
+from connector import http, retry
 from connector.errors import FreshBooksError
 from connector.kinds import KINDS
 from tenants import tokens
@@ -55,16 +58,20 @@ def body_message(body):
 
 
 class FreshBooksClient:
-    def __init__(self, account, event=None, actor="worker"):
+    def __init__(self, account, event=None, actor="worker", sleep=time.sleep):
         self.account = account
         self.event = event
         self.actor = actor
+        self.sleep = sleep
 
     def request(self, method, path, *, json=None, params=None):
-        """Call FreshBooks with the account's token: one refresh and one retry on 401."""
+        """Call FreshBooks with the account's token: one refresh and one retry on 401; 429 is waited out
+        as connector.retry says (at most MAX_RATE_LIMIT_WAITS waits within MAX_TOTAL_WAIT_SECONDS), then
+        FreshBooksError (transient)."""
         url = settings.FRESHBOOKS_API_URL + path
         token = tokens.access_token(self.account)
-        for attempt in (1, 2):
+        refreshed, waits, waited = False, 0, 0.0
+        while True:
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Api-Version": "alpha",
@@ -76,8 +83,17 @@ class FreshBooksClient:
                 )
             except requests.RequestException as exc:
                 raise FreshBooksError(f"FreshBooks unreachable: {exc}", transient=True) from exc
-            if response.status_code == 401 and attempt == 1:
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
                 token = tokens.refresh(self.account, stale_token=token)
+                continue
+            if response.status_code == 429 and retry.may_retry_call(method, waits + 1, waited, 429):
+                waits += 1
+                seconds = retry.call_delay(
+                    waits, response.headers.get("Retry-After"), budget=retry.MAX_TOTAL_WAIT_SECONDS - waited
+                )
+                self.sleep(seconds)
+                waited += seconds
                 continue
             break
         if response.status_code >= 400:

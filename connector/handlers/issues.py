@@ -7,8 +7,10 @@ mapping for them is enabled, and then update the linked issue. Deletions are not
 """
 
 from connector import ledger
+from connector.errors import JiraError
 from connector.handlers.job import Skip, fetch, fetch_with_related
 from connector.handlers.people import forget_auto_match, match_user, users_for
+from connector.jira import fields as field_types
 from connector.kinds import build_context
 from connector.models import IssueMapping, Link
 from connector.render import condition_holds, render_fields
@@ -43,7 +45,34 @@ def write_issue(job, mappings, record, related):
             raise Skip(f"no enabled mapping for {job.event.name} with payment kind {kind}")
         raise Skip(f"no mapping applies: the conditions of {len(mappings)} enabled mapping(s) are not met")
     users = users_for(job, mapping, job.declared.people(record, related))
-    fields = render_fields(mapping, context, job.site, **users)
+    kinds = field_types.kinds_for(mapping, job.jira.site, job.jira)
+    notes = []
+    fields = render_fields(mapping, context, job.site, **users, kinds=kinds, notes=notes)
+    try:
+        outcome = _write(job, mapping, fields)
+    except JiraError as exc:
+        # Jira refused a custom field's value: its type may have changed since we last asked. Ask again, and
+        # send once more only when that changes how a refused field is typed.
+        refused = field_types.refused(exc) & set(kinds)
+        if not refused:
+            raise
+        field_types.refresh(job.jira)
+        retyped = field_types.kinds_for(mapping, job.jira.site)
+        if all(retyped[f] == kinds[f] for f in refused):
+            raise
+        job.notes.append(
+            f"types of {', '.join(sorted(refused))} refreshed from Jira after it refused a value"
+        )
+        notes = []
+        fields = render_fields(mapping, context, job.site, **users, kinds=retyped, notes=notes)
+        outcome = _write(job, mapping, fields)
+    if notes:  # texts cut to Jira's limits
+        outcome.detail = "; ".join(filter(None, [outcome.detail, *notes]))
+    return outcome
+
+
+def _write(job, mapping, fields):
+    """Create the object's issue, or for *.update update the linked one, with the rendered `fields`."""
     if job.action == "update":
         link = (
             Link.objects.filter(

@@ -1,6 +1,7 @@
 """What a handler works with: the Job (event, tenant, connections, API clients), its Outcome, and fetching.
 
-A handler gets a Job, fetches what it needs from FreshBooks (`fetch`, `fetch_related`), stores it encrypted on
+A handler gets a Job, fetches what it needs from FreshBooks (`fetch`, `fetch_related`; soft-deleted records are
+Skip, see `live`), stores it encrypted on
 `event.record` (`Job.store`), and writes to Jira only through the ledger (connector.ledger). It returns an
 Outcome or raises Skip (nothing to do); vendor failures raise connector.errors and become the event's status
 in connector.tasks.
@@ -10,6 +11,10 @@ from dataclasses import dataclass, field
 
 from connector.errors import FreshBooksError
 from connector.kinds import KINDS
+from connector.kinds.base import ARCHIVED, DELETED, vis_state
+
+# Related records named as the operator knows them (the keys of Kind.related's answer).
+RELATED_LABELS = {"vendor": "bill vendor", "category": "expense category"}
 
 
 @dataclass
@@ -56,14 +61,30 @@ class Job:
         return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))
 
 
+def live(job, name, record, object_id=None):
+    """`record` unless FreshBooks soft-deleted it (Skip: nothing is written to Jira for it or for a record
+    relying on it); an archived one is kept, with a note. `name`: a kind or a related record's name."""
+    declared = KINDS.get(name)
+    state = (declared.state if declared else vis_state)(record or {})
+    label = RELATED_LABELS.get(name, name.replace("_", " "))
+    object_id = object_id or (record or {}).get("id") or (record or {}).get(f"{name}id")
+    if state == DELETED:
+        raise Skip(f"{label} {object_id} was deleted in FreshBooks")
+    if state == ARCHIVED:
+        job.notes.append(f"{label} {object_id} is archived in FreshBooks")
+    return record
+
+
 def fetch(job, kind, object_id, includes=()):
-    """The record, or Skip when FreshBooks no longer has it (deleted before we got to it)."""
+    """The record, or Skip when FreshBooks no longer has it (404, deleted before we got to it) or has
+    soft-deleted it (`Kind.state`)."""
     try:
-        return job.fb.get(kind, object_id, includes)
+        record = job.fb.get(kind, object_id, includes)
     except FreshBooksError as exc:
         if exc.status == 404:
             raise Skip(f"{kind.replace('_', ' ')} {object_id} no longer exists in FreshBooks") from exc
         raise
+    return live(job, kind, record, object_id)
 
 
 def fetch_related(job, kind, object_id, includes=()):
@@ -80,9 +101,15 @@ def fetch_related(job, kind, object_id, includes=()):
 
 
 def fetch_with_related(job):
-    """The event's record and its related records (as its kind declares), stored on the event."""
+    """The event's record and its related records (as its kind declares), stored on the event.
+
+    A soft-deleted related record, fetched or embedded (a payment's invoice, a record's client, a bill's
+    vendor, an expense's category), is Skip: the handler relies on it, so nothing is written to Jira."""
     declared = job.declared
     record = fetch(job, job.kind, job.event.object_id, declared.includes)
     related = declared.related(lambda kind, object_id: fetch_related(job, kind, object_id), record)
-    job.store({job.kind: record, **{k: v for k, v in related.items() if v}})
+    job.store({job.kind: record, **{k: v for k, v in related.items() if v}})  # kept even when skipped below
+    for name, found in related.items():
+        if isinstance(found, dict):
+            live(job, name, found)
     return record, related

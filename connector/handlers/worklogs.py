@@ -3,28 +3,25 @@
 The issue comes from the tenant's WorklogRules, tried in order: a Jira issue key in the entry's note (used only
 if the issue exists), then rules matching the FreshBooks project, client or service id. A running timer is
 skipped until the update that stops it. Jira wants `started` as yyyy-MM-dd'T'HH:mm:ss.SSS+0000 and at least
-60 seconds (research: Jira worklog API).
+60 seconds (research: Jira worklog API); the note becomes the comment, cut to Jira's 32,767 characters.
 """
 
 import re
-from datetime import UTC, datetime
 
 from connector import ledger
 from connector.errors import FreshBooksError
 from connector.handlers.job import Skip, fetch_with_related
+from connector.jira import fields as field_types
 from connector.models import IssueMapping, Link, WorklogRule
+from connector.render import TEXT_MAX, fit_text
 
 ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-[0-9]+\b")
 MAX_NOTE_KEYS = 5  # issue keys of one note looked up in Jira at most
 
 
 def jira_started(value):
-    """FreshBooks' "2023-08-09T19:56:50Z" → Jira's yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (UTC)."""
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}+0000"
+    """FreshBooks' "2023-08-09T19:56:50Z" → Jira's yyyy-MM-dd'T'HH:mm:ss.SSS+0000 (UTC); ValueError if unreadable."""
+    return field_types.jira_datetime(value)
 
 
 def worklog_body(job, entry):
@@ -40,7 +37,7 @@ def worklog_body(job, entry):
         raise FreshBooksError(
             f"time entry {entry.get('id')}: unreadable duration {entry.get('duration')!r} or start {started!r}"
         ) from exc
-    note = (entry.get("note") or "").strip()
+    note = fit_text((entry.get("note") or "").strip(), TEXT_MAX, job.notes, "worklog comment")
     if note:
         body["comment"] = job.jira.dialect.text(note)
     return body

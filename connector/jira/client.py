@@ -76,8 +76,11 @@ class JiraClient:
 
     def _backoff(self, attempt, waited, response=None):
         """Sleep before the next try (connector.retry.call_delay); returns the seconds slept."""
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        delay = retry.call_delay(attempt, retry_after, budget=retry.MAX_TOTAL_WAIT_SECONDS - waited)
+        headers = response.headers if response is not None else {}
+        delay = retry.call_delay(
+            attempt, headers.get("Retry-After"), budget=retry.MAX_TOTAL_WAIT_SECONDS - waited,
+            rate_limit_reset=headers.get("X-RateLimit-Reset"),
+        )  # fmt: skip
         self.sleep(delay)
         return delay
 

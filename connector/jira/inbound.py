@@ -53,7 +53,11 @@ def verify_hub_signature(secret, body, header):
 
 
 def verify_jwt(authorization):
-    """Decode the delivery JWT (HS256, OAuth client secret, ``exp`` required). Raises jwt.InvalidTokenError."""
+    """Decode the delivery JWT (HS256, OAuth client secret, ``exp`` required). Raises jwt.InvalidTokenError.
+
+    ``iat``, ``nbf`` and ``exp`` are checked with ``INBOUND_CLOCK_LEEWAY`` seconds of tolerance either way
+    (Atlassian's clock and ours differ); the signature is what proves the sender.
+    """
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() not in ("bearer", "jwt") or not token.strip():
         raise jwt.InvalidTokenError("no bearer token")
@@ -64,6 +68,7 @@ def verify_jwt(authorization):
         settings.ATLASSIAN_CLIENT_SECRET,
         algorithms=["HS256"],
         options={"require": ["exp"], "verify_aud": False},
+        leeway=settings.INBOUND_CLOCK_LEEWAY,
     )
 
 

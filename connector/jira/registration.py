@@ -8,7 +8,9 @@ API-token sites get one *admin* webhook (``/rest/webhooks/1.0/webhook``, needs J
 rights) with a generated secret that Jira uses to sign each delivery (``X-Hub-Signature``).
 
 Registration is idempotent: Jira is listed first, and a webhook that already matches is reused, so
-running it twice, or in a fresh process, never adds a second set.
+running it twice, or in a fresh process, never adds a second set. The ids on file are the site's own
+wherever they point: after a PUBLIC_BASE_URL change they are deleted (dynamic; Jira allows one URL per app)
+or moved (admin) before anything is registered, and never refreshed at the old URL.
 """
 
 import contextlib
@@ -23,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit import alerts
 from connector.errors import ConnectorError, JiraError, ReconnectRequired, TokenRefreshError
 from connector.jira.client import JiraClient
 from tenants import tokens
@@ -138,6 +141,7 @@ def refresh_all():
         except Exception:  # one site's surprise must not stop the others' refresh
             log.exception("Refreshing Jira webhooks for %s failed", site.tenant.slug)
             results[site.tenant.slug] = False
+        alerts.webhook_lapsed(site)
     return {"ok": sum(results.values()), "failed": [slug for slug, ok in results.items() if not ok]}
 
 
@@ -211,14 +215,22 @@ def _sync_dynamic(site, client, refreshing, force):
         raise WebhookError("No enabled issue mapping names a Jira project: nothing to watch.")
     jql, url = jql_for(keys), dynamic_url()
     stored = set(int_ids(site.webhook_ids))
+    listed = _list_dynamic(client)  # Jira silently ignores unknown ids on refresh: the list tells what exists
+    # The ids on file are this site's own wherever they point. At another URL (PUBLIC_BASE_URL changed) they
+    # are deleted first: Jira allows one URL per app, and a refresh must never keep a dead URL alive.
+    moved = sorted(w["id"] for w in listed if w.get("id") in stored and w.get("url") != url)
+    if moved:
+        client.request("DELETE", DYNAMIC, json={"webhookIds": moved})
+        log.info("Deleted Jira webhooks %s of %s registered at an old URL", moved, site)
+        listed = [w for w in listed if w.get("id") not in moved]
+    current = sorted(w["id"] for w in listed if w.get("id") in stored)
     refreshed_until = None
-    if refreshing and stored:
+    if refreshing and current:
         due = site.webhook_expires_at is None or site.webhook_expires_at <= timezone.now() + REFRESH_WITHIN
         if due or force:
-            answer = client.request("PUT", DYNAMIC_REFRESH, json={"webhookIds": sorted(stored)}) or {}
+            answer = client.request("PUT", DYNAMIC_REFRESH, json={"webhookIds": current}) or {}
             refreshed_until = parse_expiry(answer.get("expirationDate"))
-    # Jira silently ignores unknown ids on refresh: the list tells what really exists.
-    ours = [w for w in _list_dynamic(client) if w.get("url") == url]
+    ours = [w for w in listed if w.get("url") == url]
     claimed = set()
     for other in JiraSite.objects.filter(cloud_id=site.cloud_id, auth_method=site.auth_method).exclude(
         pk=site.pk
@@ -233,7 +245,8 @@ def _sync_dynamic(site, client, refreshing, force):
     if candidates:
         keep = candidates[0]
         site.webhook_ids = [keep["id"]]
-        site.webhook_expires_at = parse_expiry(keep.get("expirationDate")) or refreshed_until
+        fresh = refreshed_until if keep["id"] in current else None
+        site.webhook_expires_at = fresh or parse_expiry(keep.get("expirationDate"))
         if site.webhook_expires_at is None:
             site.webhook_expires_at = timezone.now() + LIFETIME
     else:
@@ -266,8 +279,10 @@ def _sync_admin(site, client):
     url = admin_url(site)
     listed = client.request("GET", ADMIN)
     listed = listed if isinstance(listed, list) else []
-    ours = [w for w in listed if isinstance(w, dict) and w.get("url") == url]
     stored = {str(i) for i in site.webhook_ids or []}
+    # The id on file is this site's own wherever it points (PUBLIC_BASE_URL may have changed): it is moved
+    # to the current URL rather than left delivering to a dead one.
+    ours = [w for w in listed if isinstance(w, dict) and (w.get("url") == url or _admin_id(w) in stored)]
     ours.sort(key=lambda w: _admin_id(w) not in stored)
     body = {
         "name": f"ml-connector ({site.tenant.slug})",
@@ -281,7 +296,8 @@ def _sync_admin(site, client):
         hook_id = _admin_id(keep)
         known = hook_id in stored and site.webhook_secret
         same = (
-            set(keep.get("events") or []) == set(ADMIN_EVENTS)
+            keep.get("url") == url
+            and set(keep.get("events") or []) == set(ADMIN_EVENTS)
             and _same_jql(
                 (keep.get("filters") or {}).get("issue-related-events-section"),
                 body["filters"]["issue-related-events-section"],

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 FRESHBOOKS_WEB = "https://my.freshbooks.com/#"
 EASTERN = ZoneInfo("America/New_York")
 ACTIONS = ("create", "update", "delete")
+ACTIVE, DELETED, ARCHIVED = "active", "deleted", "archived"
 
 COMMON_DOCS = {
     "kind": "The resource kind (invoice, bill, payment, expense, time_entry, client).",
@@ -30,6 +31,13 @@ COMMON_DOCS = {
     "not document its web URLs.",
     "updated": "When FreshBooks last changed the record (ISO 8601, UTC; FreshBooks sends US/Eastern).",
 }
+
+
+def vis_state(record):
+    """An accounting record's state from its ``vis_state``: 0 active, 1 deleted, 2 archived (FreshBooks deletes
+    by setting it to 1 and keeps serving the record; research §3). ACTIVE when the field is missing."""
+    value = str(record.get("vis_state", 0) if isinstance(record, dict) else 0).strip()
+    return {"1": DELETED, "2": ARCHIVED}.get(value, ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class Kind:
                link is used instead (payments point at their invoice)
     on_delete  why a `<kind>.delete` event writes nothing (None: the handler deletes what it wrote)
     actions    the event actions FreshBooks sends for it: events are "<name>.<action>"
+    state      state(record) → ACTIVE, DELETED or ARCHIVED: how a fetched record's deleted state reads
+               (accounting records: `vis_state`, FreshBooks still serves soft-deleted ones with 200)
     """
 
     name: str
@@ -68,6 +78,7 @@ class Kind:
     link_via: str = ""
     on_delete: str | None = None
     actions: tuple = ACTIONS
+    state: Callable = vis_state
 
     @property
     def events(self):

@@ -1,9 +1,6 @@
 """End to end with the real django-q2 cluster: `manage.py qcluster` as a subprocess on the test database
 processes an enqueued event against the loopback fakes (FreshBooks records, Jira Cloud)."""
 
-import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -14,7 +11,7 @@ from django_q.tasks import async_task
 
 from audit.models import Event
 from connector.models import WorklogRule
-from tests import ROOT
+from tests.processes import environment, start, stop
 from tests.processing import issues, make_event, worklogs
 
 WAIT_SECONDS = 60
@@ -29,49 +26,17 @@ pytestmark = [
 ]
 
 
-def database_url():
-    settings = connection.settings_dict
-    user = settings.get("USER") or "postgres"
-    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or "5432"
-    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
-
-
 @pytest.fixture
 def cluster(fb, tmp_path):
     """A running `manage.py qcluster` (1 worker) on the test database; stopped (its process group) after."""
     Schedule.objects.all().delete()  # only what the test enqueues runs
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "FRESHBOOKS_API_URL": fb.url,
-        # Nothing may leave loopback: every other vendor URL points at the fake too.
-        "FRESHBOOKS_AUTH_URL": fb.url,
-        "ATLASSIAN_AUTH_URL": fb.url,
-        "ATLASSIAN_API_URL": fb.url,
-        "Q_WORKERS": "1",
-        "Q_POLL": "0.2",
-        "CONN_MAX_AGE": "0",
-    }
-    log = (tmp_path / "qcluster.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
+    env = environment(fb.url, Q_WORKERS="1")
+    log_path = tmp_path / "qcluster.log"
+    process, log = start([sys.executable, "manage.py", "qcluster"], env, log_path)
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-        print((tmp_path / "qcluster.log").read_text()[-3000:])
+        stop(process, log, log_path)
 
 
 def wait_for(event, statuses, cluster):

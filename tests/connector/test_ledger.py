@@ -150,7 +150,7 @@ def test_read_timeout_after_sending_is_in_doubt(client, tenant, fake_jira, setti
 def test_rate_limited_create_is_waited_out_and_sent_again(client, tenant, fake_jira, sleeps):
     fake_jira.state["fail_next"] = [("POST", r"/issue$", 429)]  # 429 is not applied: re-sending is safe
     link = ensure(client, tenant)
-    assert link.state == Link.State.CREATED and sleeps == [1.0]
+    assert link.state == Link.State.CREATED and len(sleeps) == 1 and 1.0 <= sleeps[0] <= 1.5  # Retry-After: 1
     assert len(issues(fake_jira)) == 1 and len(creates(fake_jira)) == 2
 
 

@@ -98,6 +98,7 @@ def test_cloud_fields():
         site("cloud"),
         reporter_id="acc-1",
         assignee_id="acc-2",
+        kinds={"customfield_10071": "string", "customfield_10072": "number", "customfield_10073": "option"},
     )
     assert fields["project"] == {"key": "FIN"}
     assert fields["issuetype"] == {"name": "Task"}
@@ -107,10 +108,10 @@ def test_cloud_fields():
     assert fields["labels"] == ["freshbooks", "invoice", "Kind-invoice"]
     assert fields["parent"] == {"key": "FIN-7"}
     assert fields["customfield_10071"] == "0042"  # leading zeros: stays text
-    assert fields["customfield_10072"] == -12.5  # a number renders to a JSON number
+    assert fields["customfield_10072"] == -12.5  # a number field gets a JSON number
     assert fields["customfield_10073"] == {"value": "draft"}
     assert fields["customfield_10074"] == {"value": "EUR"}
-    assert fields["customfield_10075"] == "-12.50"  # quoted: forced text
+    assert fields["customfield_10075"] == "-12.50"  # type unknown: text (a JSON string literal is unwrapped)
     assert "customfield_10076" not in fields  # empty values are left out
     assert fields["reporter"] == {"accountId": "acc-1"} and fields["assignee"] == {"accountId": "acc-2"}
 

@@ -155,6 +155,16 @@ class FakeJira(FakeServer):
         return self.route(method, f"/rest/api/{version}/{path}")
 
 
+TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}
+
+
+def field_schema(jira, field_id):
+    """A custom field's schema: ``state["field_schemas"][id]``, else a single-line text field."""
+    schema = dict((jira.state.get("field_schemas") or {}).get(field_id) or TEXTFIELD)
+    schema.setdefault("customId", int(field_id.rsplit("_", 1)[-1]))
+    return schema
+
+
 def install_core_routes(jira):
     @jira.api("GET", "serverInfo")
     def server_info(request):
@@ -192,18 +202,34 @@ def install_core_routes(jira):
         ]
         return {"issueTypes": types, "maxResults": 200, "startAt": 0, "total": len(types)}
 
-    @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes/(?P<type_id>\d+)")
-    def createmeta_fields(request):
+    def all_fields():
         fields = [
-            {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True},
-            {"fieldId": "description", "key": "description", "name": "Description", "required": False},
-            {"fieldId": "labels", "key": "labels", "name": "Labels", "required": False},
-            {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False},
-        ]
+            {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True,
+             "schema": {"type": "string", "system": "summary"}},
+            {"fieldId": "description", "key": "description", "name": "Description", "required": False,
+             "schema": {"type": "string", "system": "description"}},
+            {"fieldId": "labels", "key": "labels", "name": "Labels", "required": False,
+             "schema": {"type": "array", "items": "string", "system": "labels"}},
+            {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False,
+             "schema": {"type": "issuelink", "system": "parent"}},
+        ]  # fmt: skip
         fields += [
-            {"fieldId": fid, "key": fid, "name": fid, "required": False}
+            {"fieldId": fid, "key": fid, "name": fid, "required": False, "schema": field_schema(jira, fid)}
             for fid in jira.state.get("custom_fields", [])
         ]
+        return fields
+
+    @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes/(?P<type_id>\d+)")
+    def createmeta_fields(request):
+        fields = all_fields()
         return {"fields": fields, "maxResults": 200, "startAt": 0, "total": len(fields)}
+
+    @jira.api("GET", "field")
+    def field_list(request):
+        return [
+            {"id": f["fieldId"], "key": f["key"], "name": f["name"], "custom": f["fieldId"].startswith("customfield_"),
+             "schema": f["schema"]}
+            for f in all_fields()
+        ]  # fmt: skip
 
     return jira

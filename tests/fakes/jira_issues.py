@@ -15,13 +15,20 @@ import re
 import time
 from datetime import datetime
 
-from tests.fakes.jira import JIRA_DATETIME
+from tests.fakes.jira import JIRA_DATETIME, field_schema
 from tests.fakes.server import Response
 
 CLAUSE = re.compile(
     r"""\s*(?P<field>[\w.]+)\s*(?:(?P<eq>=)\s*(?P<value>"[^"]*"|[^\s()]+)|(?P<in>in)\s*\((?P<values>[^)]*)\))\s*""",
     re.IGNORECASE,
 )
+
+
+TEXT_MAX = 32767  # description, worklog comment and multi-line text fields, in Java chars
+
+
+def java_length(text):
+    return len(text.encode("utf-16-le")) // 2
 
 
 def errors(status=400, messages=(), **field_errors):
@@ -71,16 +78,42 @@ def install_issue_routes(jira):
     def not_found(what="Issue"):
         return errors(404, [f"{what} does not exist or you do not have permission to see it."])
 
-    def check_text(value):
-        """A rich-text value: ADF on Cloud v3, a plain string on Server v2 (Jira's messages)."""
+    def check_text(value, limit=None):
+        """A rich-text value: ADF on Cloud v3, a plain string on Server v2 (Jira's messages and length limit)."""
         if cloud:
             if not (isinstance(value, dict) and value.get("type") == "doc" and value.get("version") == 1):
                 return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
             for node in _walk(value):
                 if node.get("type") == "text" and not node.get("text"):
                     return "INVALID_INPUT"  # Jira rejects empty text nodes
-            return None
-        return None if isinstance(value, str) else "Operation value must be a string"
+            text = "\n".join(node["text"] for node in _walk(value) if node.get("type") == "text")
+        elif not isinstance(value, str):
+            return "Operation value must be a string"
+        else:
+            text = value
+        if limit and java_length(text) > limit:
+            return f"The entered text is too long. It exceeds the allowed limit of {limit:,} characters."
+        return None
+
+    def check_custom(schema, value):
+        """Jira's answers to a custom field value of the wrong JSON type or length."""
+        kind, custom = schema.get("type"), schema.get("custom", "")
+        if custom.endswith(":textarea"):
+            return check_text(value, TEXT_MAX)
+        if kind == "string":
+            if not isinstance(value, str):
+                return "Operation value must be a string"
+            if java_length(value) > 255:
+                return "Text fields cannot be more than 255 characters."
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return "Operation value must be a number"
+        if kind == "date" and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\d", value)):
+            return "Date value is invalid. Expected format is yyyy-MM-dd."
+        if kind == "datetime" and not (isinstance(value, str) and JIRA_DATETIME.match(value)):
+            return "Invalid date format. Please enter the date in the format \"yyyy-MM-dd'T'HH:mm:ss.SSSZ\"."
+        if kind == "option" and not (isinstance(value, dict) and ("value" in value or "id" in value)):
+            return "Specify a valid 'id' or 'name' for " + schema.get("custom", "the field")
+        return None
 
     def check_fields(fields, creating, project=None):
         problems = {}
@@ -100,7 +133,7 @@ def install_issue_routes(jira):
         if "summary" in fields and "\n" in (fields["summary"] or ""):
             problems["summary"] = "Field 'summary' cannot contain newline characters."
         if fields.get("description") is not None:
-            problem = check_text(fields["description"])
+            problem = check_text(fields["description"], TEXT_MAX)
             if problem:
                 problems["description"] = problem
         for label in fields.get("labels") or []:
@@ -116,6 +149,10 @@ def install_issue_routes(jira):
                 problems[name] = (
                     f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
                 )
+            elif name.startswith("customfield_"):
+                problem = check_custom(field_schema(jira, name), fields[name])
+                if problem:
+                    problems[name] = problem
         for role in ("reporter", "assignee"):
             user = fields.get(role)
             if user:
@@ -307,7 +344,7 @@ def install_issue_routes(jira):
         if seconds is not None and seconds < 60:
             problems["timeLogged"] = "Time Spent must be at least one minute."
         if body.get("comment") is not None:
-            problem = check_text(body["comment"])
+            problem = check_text(body["comment"], TEXT_MAX)
             if problem:
                 problems["comment"] = problem
         return problems

@@ -68,7 +68,11 @@ def install_webhook_routes(jira):
         results = []
         forced = list(jira.state["registration_errors"])
         jira.state["registration_errors"] = []
+        elsewhere = {h["url"] for h in jira.state["dynamic_webhooks"].values()} - {body["url"]}
         for item in body["webhooks"]:
+            if elsewhere:  # Jira: one URL per OAuth app and site
+                results.append({"errors": ["Only a single URL per app is allowed to be registered"]})
+                continue
             if forced:
                 results.append({"errors": [forced.pop(0)]})
                 continue

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.text import slugify
 
-from connector.defaults import create_default_mappings
+from connector.defaults import create_default_mappings, create_default_worklog_rule
 from tenants.checks import CheckError, check_jira_project, probe_jira_site
 from tenants.models import ConnectionStatus, JiraSite, Tenant
 from tenants.vendor_urls import check_vendor_url
@@ -23,8 +23,8 @@ PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 class Command(BaseCommand):
     help = (
         "Create a tenant: its Jira site (email + API token; the token is read from the JIRA_API_TOKEN "
-        "environment variable or prompted for, never passed as an argument) and the default mappings to "
-        "--jira-project. The site is checked first (serverInfo decides Cloud or Server/Data Center; "
+        "environment variable or prompted for, never passed as an argument), the default mappings to "
+        '--jira-project and the worklog rule "Jira issue key in the entry\'s note" (--no-worklog-rule: none). The site is checked first (serverInfo decides Cloud or Server/Data Center; '
         "myself proves the credentials; the project must exist) unless --skip-check is given. Prints the URL "
         "at which to connect the tenant's FreshBooks business."
     )
@@ -40,6 +40,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--jira-project", required=True, help="Project key the default mappings write to."
+        )
+        parser.add_argument(
+            "--no-worklog-rule",
+            action="store_true",
+            help="Do not create the default worklog rule (time entries whose note names a Jira issue key, "
+            "e.g. FIN-7, become worklogs on that issue).",
         )
         parser.add_argument(
             "--skip-check",
@@ -93,11 +99,16 @@ class Command(BaseCommand):
                 auth_method=JiraSite.AuthMethod.BASIC, status=status,
             )  # fmt: skip
             mappings = create_default_mappings(tenant, project)
+            rule = None if options["no_worklog_rule"] else create_default_worklog_rule(tenant)
 
         connect_url = settings.PUBLIC_BASE_URL + reverse("freshbooks-oauth-connect", args=[slug])
         self.stdout.write(
             self.style.SUCCESS(f"Created tenant {name} ({slug}) with {len(mappings)} mappings to {project}.")
         )
+        if rule:
+            self.stdout.write(
+                "Time entries whose note names a Jira issue key (e.g. FIN-7) become worklogs on it."
+            )
         self.stdout.write(
             "Next steps:\n"
             f"  1. Connect FreshBooks (signed in to the admin as staff): {connect_url}\n"

@@ -21,7 +21,7 @@ def test_only_post_and_the_answer_is_the_one_error_shape(client, url):
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", ENDPOINTS)
 def test_a_body_over_the_senders_limit_is_413_and_nothing_is_stored(client, url, settings):
-    settings.WEBHOOK_MAX_BODY = 100
+    settings.WEBHOOK_MAX_BODY = settings.JIRA_WEBHOOK_MAX_BODY = 100  # each sender has its own limit
     response = client.post(url, b"x" * 101, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 413 and response.json() == {"error": "Body larger than 100 bytes."}
     assert not Event.objects.exists()

@@ -316,7 +316,7 @@ ISSUE_DELETED = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}
         (lambda c, s: post_admin(c, JiraSite(uuid=uuid.uuid4()), WORKLOG), 401),  # like a bad signature: no enumeration
         (lambda c, s: post_admin(c, s, b"{not json"), 400),
         (lambda c, s: post_admin(c, s, b'["a list"]'), 400),
-        (lambda c, s: post_admin(c, s, b"x" * (64 * 1024 + 1)), 413),
+        (lambda c, s: post_admin(c, s, b"x" * (25 * 1024 * 1024 + 1)), 413),  # JIRA_WEBHOOK_MAX_BODY
         (lambda c, s: c.get(f"/webhooks/jira/{s.uuid}/"), 405),
         (lambda c, s: post_dynamic(c, ISSUE_DELETED, auth=f"Bearer {token(secret=OTHER_SECRET)}"), 401),
         (lambda c, s: post_dynamic(c, ISSUE_DELETED, auth=f"Bearer {token(expires_in=-120)}"), 401),

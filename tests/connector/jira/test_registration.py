@@ -178,8 +178,8 @@ def test_webhook_missing_from_the_list_is_registered_again(oauth_site, oauth_jir
     JiraSite.objects.filter(pk=site.pk).update(webhook_expires_at=timezone.now() + timedelta(days=1))
 
     assert registration.refresh(reloaded(site))
-    # Jira answered the refresh of the unknown id without complaint; the list call showed it was gone.
-    assert len(oauth_jira.calls("PUT", r"/webhook/refresh$")) == 1
+    # The list is asked first: an id Jira no longer holds is not refreshed (Jira would ignore it silently).
+    assert len(oauth_jira.calls("PUT", r"/webhook/refresh$")) == 0
     hooks = list(oauth_jira.state["dynamic_webhooks"].values())
     assert len(hooks) == 1 and hooks[0]["id"] != old_id
     assert reloaded(site).webhook_ids == [hooks[0]["id"]]

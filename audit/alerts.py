@@ -1,0 +1,108 @@
+"""Alerts: mail the operators (Django's mail_admins, recipients in settings.ADMINS) when something needs them.
+
+- the first failed event of a kind (invoice, time_entry…) per tenant in each clock hour;
+- a connection (FreshBooks account or Jira site) that needs reconnecting, when it happens;
+- a lapsed Jira webhook (its expiry passed without a refresh), once per lapse.
+
+Every occurrence is counted on an `audit.Alert` row (tenant, kind, subject, hour); only the occurrence that
+creates the row mails, after the surrounding transaction commits. A mail names the tenant, what happened and
+where to look in the admin — never a secret, a payload, a record or a vendor's error text.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import mail_admins
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.metrics import ALERTS
+from audit.models import Alert
+
+log = logging.getLogger(__name__)
+
+
+def raise_alert(tenant, kind, subject, message, *, once=False):
+    """Count one occurrence of (tenant, kind, subject) in this hour; the first one mails the admins.
+
+    once: mail only the first occurrence ever of this subject (a lapse, not each hour it lasts).
+    Returns True when this occurrence is the one that mails. Mail failures are logged, never raised."""
+    now = timezone.now()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    same = Alert.objects.filter(tenant=tenant, kind=kind, subject=subject[:100])
+    if same.filter(hour=hour).update(occurrences=F("occurrences") + 1, last_at=now):
+        return False
+    first = not (once and same.exists())
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                tenant=tenant, kind=kind, subject=subject[:100], hour=hour, first_at=now, last_at=now,
+                mailed=first and bool(settings.ADMINS),
+            )  # fmt: skip
+    except IntegrityError:  # another process counted the first occurrence of this hour a moment ago
+        same.filter(hour=hour).update(occurrences=F("occurrences") + 1, last_at=now)
+        return False
+    if first:
+        ALERTS.labels(kind).inc()
+        transaction.on_commit(lambda: _mail(alert, message))
+    return first
+
+
+def _mail(alert, message):
+    subject = f"{alert.tenant.slug}: {alert.get_kind_display().lower()} — {alert.subject}"
+    body = (
+        f"Tenant: {alert.tenant.name} ({alert.tenant.slug})\n"
+        f"{message}\n"
+        f"When: {alert.first_at:%Y-%m-%d %H:%M:%S %Z}\n\n"
+        f"Further occurrences for this tenant this hour are counted in the admin, not mailed.\n"
+        f"Admin: {settings.PUBLIC_BASE_URL}{reverse('admin:index')}\n"
+    )
+    try:
+        mail_admins(subject, body)
+    except Exception:  # a mail server outage must not stop the worker
+        log.exception("Could not mail the alert %s", alert)
+
+
+def event_failed(event):
+    """An event finished failed: the first of its kind for its tenant this hour mails."""
+    if event.tenant is None:
+        return False
+    kind = event.name.split(".", 1)[0]
+    url = f"{settings.PUBLIC_BASE_URL}{reverse('admin:audit_event_change', args=[event.pk])}"
+    message = (
+        f"Event #{event.pk} ({event.name}, {event.get_source_display()} id {event.object_id}) failed "
+        f"after {event.attempts} attempt(s). The reason is on its page: {url}"
+    )
+    return raise_alert(event.tenant, Alert.Kind.EVENT_FAILED, kind, message)
+
+
+def needs_reconnect(sender, connection, **kwargs):
+    """Receiver of tenants.tokens.reconnect_required: a refresh token was refused."""
+    label = connection._meta.verbose_name
+    message = (
+        f"The {label} {connection.pk} can no longer refresh its OAuth token; events fail until someone "
+        f"connects it again (Tenants → the tenant → Connect)."
+    )
+    return raise_alert(connection.tenant, Alert.Kind.NEEDS_RECONNECT, f"{label} {connection.pk}", message)
+
+
+def webhook_lapsed(site, now=None):
+    """Mail once per lapse when the Jira site's dynamic webhooks expired without a refresh."""
+    expires = site.webhook_expires_at
+    if expires is None or expires > (now or timezone.now()):
+        return False
+    message = (
+        f"The Jira webhooks of {site} expired at {expires:%Y-%m-%d %H:%M %Z}: changes and deletions in Jira "
+        f"are no longer noticed. Run `manage.py refresh_jira_webhooks --tenant {site.tenant.slug}` after "
+        f"fixing the cause shown on the Jira site's page."
+    )
+    subject = f"Jira site {site.pk} expired {expires:%Y-%m-%dT%H:%M}"
+    return raise_alert(site.tenant, Alert.Kind.WEBHOOK_LAPSED, subject, message, once=True)
+
+
+def recent(tenant, hours=24):
+    """The tenant's alerts of the last `hours`."""
+    return Alert.objects.filter(tenant=tenant, hour__gte=timezone.now() - timedelta(hours=hours))

@@ -1,0 +1,164 @@
+"""Prometheus metrics (prometheus_client), served at GET /metrics in the Prometheus text format.
+
+Counters and the histogram are counted where things happen — in gunicorn workers (deliveries, by the inbound
+endpoint base) and in the qcluster worker processes (events, vendor calls through connector.http's hook,
+latency, reconcile) — in prometheus_client's multiprocess
+mode: every process writes its values to files in PROMETHEUS_MULTIPROC_DIR (set up by config.settings before
+this module is imported), and a scrape, answered by any web process, adds up the files of all processes on
+the host. The queue gauges are read from the database at scrape time, so they are right whichever process
+answers. https://prometheus.github.io/client_python/multiprocess/
+
+Names (all prefixed `mlc_`; counters end in `_total` in the exposition):
+- mlc_deliveries_total{source, result, reason}: inbound webhook deliveries; result accepted | rejected | error,
+  reason the refusal (malformed, signature, inactive_tenant, unknown_sender, too_large, media_type, method …).
+- mlc_events_total{kind, status}: events that finished processing, by FreshBooks/Jira kind and final status.
+- mlc_vendor_calls_total{vendor, status}: outbound calls made for events (reported by connector.http's hook)
+  to jira / freshbooks by HTTP status ("error": no answer).
+- mlc_delivery_to_jira_write_seconds: histogram, from an event's delivery to its first Jira write.
+- mlc_alerts_total{kind}: alerts raised (audit.alerts), one per tenant, kind, subject and hour.
+- mlc_reconcile_passes_total{result}, mlc_reconcile_events_found_total: reconcile passes (see `reconcile_pass`).
+- mlc_queue_backlog, mlc_queue_oldest_age_seconds, mlc_broker_backlog: read at scrape time.
+"""
+
+import hmac
+import ipaddress
+import logging
+import os
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseForbidden
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django_q.brokers import get_broker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from audit.backlog import queued_backlog
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = Counter(
+    "mlc_deliveries",
+    "Inbound webhook deliveries by source, result and reason.",
+    ["source", "result", "reason"],
+)
+EVENTS = Counter(
+    "mlc_events", "Events that finished processing, by kind and final status.", ["kind", "status"]
+)
+VENDOR_CALLS = Counter(
+    "mlc_vendor_calls", "Outbound calls to Jira and FreshBooks by status.", ["vendor", "status"]
+)
+DELIVERY_TO_JIRA = Histogram(
+    "mlc_delivery_to_jira_write_seconds",
+    "Seconds from an event's delivery to its first Jira write.",
+    buckets=(0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+ALERTS = Counter(
+    "mlc_alerts", "Alerts raised (first occurrence per tenant, kind, subject and hour).", ["kind"]
+)
+RECONCILE_PASSES = Counter("mlc_reconcile_passes", "Reconcile passes by result (ok, failed).", ["result"])
+RECONCILE_FOUND = Counter("mlc_reconcile_events_found", "Events created by reconcile for missed records.")
+
+# Why an inbound endpoint refused a delivery, by HTTP status (the endpoints' documented answers).
+REASONS = {
+    400: "malformed",
+    401: "signature",
+    403: "inactive_tenant",
+    404: "unknown_sender",
+    405: "method",
+    413: "too_large",
+    415: "media_type",
+}
+
+
+def count_delivery(source, status_code):
+    """Count one answer of an inbound webhook endpoint in mlc_deliveries_total{source, result, reason}."""
+    if status_code < 300:
+        result, reason = "accepted", "ok"
+    elif status_code < 500:
+        result, reason = "rejected", REASONS.get(status_code, f"http_{status_code}")
+    else:
+        result, reason = "error", f"http_{status_code}"
+    DELIVERIES.labels(source, result, reason).inc()
+
+
+def event_finished(event):
+    """Count an event's final status (queued-for-retry is not final)."""
+    if event.status not in ("queued", "received", "processing"):
+        EVENTS.labels(event.name.split(".", 1)[0], event.status).inc()
+
+
+def count_call(call):
+    """connector.http hook: count one outbound call made for an event (a connector.http.Call); the first
+    successful Jira write of an event observes its delivery-to-Jira latency."""
+    url, method, status = call.request.get("url", ""), call.request.get("method", ""), call.http_status
+    vendor = vendor_of(url)
+    VENDOR_CALLS.labels(vendor, str(status) if status else "error").inc()
+    event = call.event
+    is_write = vendor == "jira" and method.upper() != "GET" and status and 200 <= status < 300
+    if is_write and getattr(event, "received_at", None) and not getattr(event, "_mlc_wrote", False):
+        event._mlc_wrote = True
+        DELIVERY_TO_JIRA.observe(max(0.0, (timezone.now() - event.received_at).total_seconds()))
+
+
+def vendor_of(url):
+    """ "freshbooks" for FreshBooks' API and auth hosts, else "jira" (Jira sites and Atlassian's gateway)."""
+    if url.startswith((settings.FRESHBOOKS_API_URL + "/", settings.FRESHBOOKS_AUTH_URL + "/")):
+        return "freshbooks"
+    return "jira"
+
+
+def reconcile_pass(ok, found):
+    """Hook for the reconcile pass (built on branch opsa): call once per tenant pass with its result and the
+    number of events it created."""
+    RECONCILE_PASSES.labels("ok" if ok else "failed").inc()
+    RECONCILE_FOUND.inc(found)
+
+
+class QueueCollector:
+    """Queue gauges read from the database (and the django-q broker) at scrape time."""
+
+    def collect(self):
+        count, age = queued_backlog()
+        yield GaugeMetricFamily("mlc_queue_backlog", "Events queued for processing.", value=count)
+        yield GaugeMetricFamily(
+            "mlc_queue_oldest_age_seconds", "Age of the oldest queued event in seconds (0: none).", value=age
+        )
+        try:
+            broker = get_broker().queue_size()
+        except Exception:  # a broker (Redis) outage must not break the scrape of everything else
+            log.warning("Broker queue size unavailable for /metrics", exc_info=True)
+        else:
+            yield GaugeMetricFamily(
+                "mlc_broker_backlog", "Tasks waiting in the django-q broker.", value=broker
+            )
+
+
+def allowed(request):
+    """Bearer token (constant-time), METRICS_ALLOWED_IPS, or loopback not forwarded by a proxy."""
+    token = settings.METRICS_BEARER_TOKEN
+    given = request.headers.get("Authorization", "")
+    if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    if any(address in network for network in settings.METRICS_ALLOWED_IPS):
+        return True
+    forwarded = any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
+    return settings.METRICS_ALLOW_LOOPBACK and address.is_loopback and not forwarded
+
+
+@require_GET
+def metrics_view(request):
+    """GET /metrics: Prometheus text exposition of every process's metrics, or 403."""
+    if not allowed(request):
+        return HttpResponseForbidden(
+            "Forbidden: /metrics is open to loopback, METRICS_ALLOWED_IPS or a token.\n"
+        )
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    registry.register(QueueCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

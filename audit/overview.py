@@ -1,0 +1,76 @@
+"""The per-tenant health panel on the admin index: what needs an operator, at a glance (counts, no content)."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from audit.models import Alert, Event
+from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
+
+
+@dataclass
+class TenantHealth:
+    tenant: Tenant
+    failed_24h: int = 0
+    alerts_24h: int = 0
+    needs_reconnect: list = field(default_factory=list)  # "FreshBooks", "Jira"
+    jira_webhooks: str = ""  # "" fine; "lapsed …" or "failing: …"
+    callbacks_unverified: int = 0
+    oldest_queued_seconds: float | None = None
+    last_reconcile: str | None = None
+
+    @property
+    def attention(self):
+        return bool(
+            self.failed_24h or self.needs_reconnect or self.jira_webhooks or self.callbacks_unverified
+        )
+
+
+def last_reconcile(tenant):
+    """HOOK for reconcile (branch opsa): the tenant's last reconcile pass and its result, as text.
+
+    None while the reconcile fields do not exist; the panel then leaves the column out."""
+    return None
+
+
+def tenant_health(now=None):
+    """[TenantHealth] of every active tenant, in six queries whatever the number of tenants."""
+    now = now or timezone.now()
+    day_ago = now - timedelta(hours=24)
+    health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
+    failed_today = Q(status=Event.Status.FAILED, received_at__gte=day_ago)
+    for row in (
+        Event.objects.filter(failed_today | Q(status=Event.Status.QUEUED), tenant__in=health)
+        .values("tenant")
+        .annotate(
+            failed=Count("id", filter=failed_today),
+            oldest=Min("received_at", filter=Q(status=Event.Status.QUEUED)),
+        )
+    ):
+        item = health[row["tenant"]]
+        item.failed_24h = row["failed"]
+        if row["oldest"]:
+            item.oldest_queued_seconds = (now - row["oldest"]).total_seconds()
+    for row in (
+        Alert.objects.filter(tenant__in=health, hour__gte=day_ago).values("tenant").annotate(n=Count("id"))
+    ):
+        health[row["tenant"]].alerts_24h = row["n"]
+    reconnect = {"status": ConnectionStatus.NEEDS_RECONNECT, "tenant__in": health}
+    for tenant_id in FreshBooksAccount.objects.filter(**reconnect).values_list("tenant", flat=True):
+        health[tenant_id].needs_reconnect.append("FreshBooks")
+    for site in JiraSite.objects.filter(tenant__in=health).exclude(status=ConnectionStatus.DISCONNECTED):
+        item = health[site.tenant_id]
+        if site.status == ConnectionStatus.NEEDS_RECONNECT:
+            item.needs_reconnect.append("Jira")
+        if site.webhook_expires_at and site.webhook_expires_at <= now:
+            item.jira_webhooks = f"lapsed {site.webhook_expires_at:%Y-%m-%d %H:%M}"
+        elif site.webhook_error:
+            item.jira_webhooks = "failing (see the Jira site)"
+    unverified = FreshBooksWebhook.objects.filter(account__tenant__in=health, verified=False)
+    for row in unverified.values("account__tenant").annotate(n=Count("id")):
+        health[row["account__tenant"]].callbacks_unverified = row["n"]
+    for item in health.values():
+        item.last_reconcile = last_reconcile(item.tenant)
+    return list(health.values())
