@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from audit.models import Attempt, Event
+from audit.models import Alert, Attempt, Event
 from connector.defaults import create_default_mappings
 from connector.freshbooks import callbacks
 from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
@@ -51,7 +51,7 @@ SENSITIVE = {
 ROLES = ("nobody", "viewer", "operator", "administrator")
 OPS = {"operator", "administrator"}
 ADMIN = {"administrator"}
-APPEND_ONLY = {Event, Attempt, Link}  # nobody adds or deletes these in the admin
+APPEND_ONLY = {Event, Attempt, Link, Alert}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
     "tenant": {"test_connection": OPS, "register_freshbooks_webhooks": OPS, "delete_selected": ADMIN},
@@ -64,6 +64,7 @@ ACTIONS = {
     "link": {},
     "event": {"replay_selected": OPS, "rollback_selected": OPS},
     "attempt": {},
+    "alert": {},
 }
 
 
@@ -119,6 +120,10 @@ def world(tenant, vendors):
             jira_issue_key="FIN-1", jira_issue_id="10001", event=event,
         ),
         "event": event,
+        "alert": Alert.objects.create(
+            tenant=tenant, kind=Alert.Kind.EVENT_FAILED, subject="invoice", hour=timezone.now(),
+            first_at=timezone.now(), last_at=timezone.now(),
+        ),
         "attempt": Attempt.objects.create(
             event=event, action="POST /rest/api/3/issue", request={"json": SENSITIVE["request"]},
             response=SENSITIVE["response"], http_status=500,
