@@ -61,7 +61,7 @@ def processes(fb, jira, tmp_path):
             try:
                 if requests.get(f"{base}/healthz/", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy starting
                 pass
             assert time.monotonic() < deadline, "gunicorn did not come up"
             time.sleep(0.2)
