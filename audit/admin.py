@@ -2,16 +2,15 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from audit.models import Alert, Attempt, Event
-from connector.ledger import describe
+from audit.models import Alert, Attempt, Event, FailedEvent, failure_reason
 from connector.replay import replay
-from connector.rollback import RollbackError, created_links, rollback
+from connector.rollback import RollbackConflict, RollbackError, plan, rollback
 
 
 def pretty(value):
@@ -21,6 +20,26 @@ def pretty(value):
         value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     )
     return format_html("<pre style='white-space: pre-wrap; max-width: 70em'>{}</pre>", text)
+
+
+def can_replay(request):
+    """Who may replay events (the actions, the event page's button and the Failed events list)."""
+    return request.user.has_perm("audit.replay_event")
+
+
+def replay_events(modeladmin, request, queryset):
+    """Replay the selected events and record who asked (on the events, their attempts and the admin log)."""
+    actor = f"admin:{request.user.get_username()}"
+    result = replay(queryset.order_by("received_at", "id"), actor=actor)
+    for event in result.queued:
+        modeladmin.log_change(request, event, f"Replay requested by {actor}")
+    if result.queued:
+        ids = ", ".join(f"#{event.pk}" for event in result.queued)
+        modeladmin.message_user(
+            request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
+        )
+    for event, reason in result.refused:
+        modeladmin.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
 
 
 class AttemptInline(admin.TabularInline):
@@ -77,6 +96,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         "tenant",
         "name",
         "object_id",
+        "source",
         "status",
         "detail",
         "jira_key",
@@ -104,6 +124,8 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         "jira_key",
         "attempts",
         "duplicate_of",
+        "replay_requested_by",
+        "replay_requested_at",
         "received_at",
         "started_at",
         "finished_at",
@@ -149,7 +171,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
 
     def has_replay_permission(self, request):
-        return request.user.has_perm("audit.replay_event")
+        return can_replay(request)
 
     def has_rollback_permission(self, request):
         return request.user.has_perm("audit.rollback_event")
@@ -160,30 +182,37 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         )
         return super().render_change_form(request, context, *args, **kwargs)
 
-    @admin.action(
-        description="Roll back selected events (deletes their Jira issues/worklogs)", permissions=["rollback"]
-    )
+    @admin.action(description="Roll back selected events (undo their Jira writes)", permissions=["rollback"])
     def rollback_selected(self, request, queryset):
-        """Django's two-step pattern: a confirmation page listing what will be deleted in Jira, then (on its
-        POST with post=yes) the rollback itself, one message per event."""
+        """Django's two-step pattern: a confirmation page listing what will be undone in Jira, then (on its
+        POST with post=yes) the rollback itself, one message per event. Events whose issue or worklog was
+        changed in Jira since are not touched: a second page shows the differences and asks again
+        (overwrite=yes)."""
         events = list(queryset.order_by("received_at", "id"))
+        conflicts = []
         if request.method == "POST" and request.POST.get("post") == "yes":
             actor = f"admin:{request.user.get_username()}"
+            overwrite = request.POST.get("overwrite") == "yes"
             for event in events:
                 try:
-                    removed = rollback(event, actor=actor)
+                    done = rollback(event, actor=actor, overwrite=overwrite)
+                except RollbackConflict as exc:
+                    conflicts.append((event, exc.differences))
                 except RollbackError as exc:
                     self.message_user(request, f"Not rolled back #{event.pk}: {exc}.", messages.WARNING)
                 else:
                     self.message_user(
-                        request, f"Rolled back #{event.pk}: deleted {', '.join(removed)}.", messages.SUCCESS
+                        request, f"Rolled back #{event.pk}: {', '.join(done)}.", messages.SUCCESS
                     )
-            return None
+            if not conflicts:
+                return None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Roll back events?",
+            "title": "Overwrite changes made in Jira?" if conflicts else "Roll back events?",
             "opts": self.model._meta,
-            "events": [(event, [describe(link) for link in created_links(event)]) for event in events],
+            "events": [(event, plan(event)) for event in ([e for e, _ in conflicts] or events)],
+            "conflicts": conflicts,
+            "show_values": request.user.has_perm(SENSITIVE),  # the differences are Jira field values
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "single": request.resolver_match.url_name == "audit_event_rollback",
         }
@@ -192,14 +221,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         """Queue the events for processing again (the ledger makes it safe; earlier attempts are kept)."""
-        result = replay(queryset.order_by("received_at", "id"), actor=f"admin:{request.user.get_username()}")
-        if result.queued:
-            ids = ", ".join(f"#{event.pk}" for event in result.queued)
-            self.message_user(
-                request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
-            )
-        for event, reason in result.refused:
-            self.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
+        replay_events(self, request, queryset)
 
     @admin.display(description="Detail", ordering="status_detail")
     def detail(self, obj):
@@ -223,8 +245,8 @@ class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     search_fields = ("action", "error", "=event__id")
     raw_id_fields = ("event",)
     list_select_related = ("event",)
-    exclude = ("request", "response")
-    sensitive_fields = ("request_pretty", "response_pretty")
+    exclude = ("request", "response", "previous")
+    sensitive_fields = ("request_pretty", "response_pretty", "previous_pretty")
     readonly_fields = (
         "event",
         "action",
@@ -235,6 +257,7 @@ class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         "created_at",
         "request_pretty",
         "response_pretty",
+        "previous_pretty",
     )
 
     @admin.display(description="Request (decrypted)")
@@ -244,6 +267,94 @@ class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     @admin.display(description="Response (decrypted)")
     def response_pretty(self, obj):
         return pretty(obj.response)
+
+    @admin.display(description="Overwritten values, kept for rollback (decrypted)")
+    def previous_pretty(self, obj):
+        return pretty(obj.previous)
+
+
+class ReasonFilter(admin.SimpleListFilter):
+    """Failures grouped by reason (the detail without ids and keys), largest group first, with counts."""
+
+    title = "reason"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        counts = {}
+        for detail in model_admin.get_queryset(request).values_list("status_detail", flat=True):
+            reason = failure_reason(detail)
+            counts[reason] = counts.get(reason, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [(reason, f"{reason} ({count})") for reason, count in ranked]
+
+    def queryset(self, request, queryset):
+        wanted = self.value()
+        if not wanted:
+            return queryset
+        pks = [
+            pk
+            for pk, detail in queryset.values_list("pk", "status_detail")
+            if failure_reason(detail) == wanted
+        ]
+        return queryset.filter(pk__in=pks)
+
+
+@admin.register(FailedEvent)
+class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
+    """Failed events only, grouped by reason (the filter on the right), replayed by selection."""
+
+    list_display = (
+        "id",
+        "tenant",
+        "name",
+        "object_id",
+        "source",
+        "reason",
+        "attempts",
+        "received_at",
+        "open",
+    )
+    list_filter = (ReasonFilter, "tenant", "name", "source")
+    search_fields = ("=id", "object_id", "status_detail")
+    date_hierarchy = "received_at"
+    list_select_related = ("tenant",)
+    actions = ["replay_selected"]
+    fields = (
+        "tenant",
+        "source",
+        "name",
+        "object_id",
+        "status_detail",
+        "attempts",
+        "received_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        replay_events(self, request, queryset)
+
+    def has_replay_permission(self, request):
+        return can_replay(request)
+
+    def get_object(self, request, object_id, from_field=None):
+        """A failed event's page, also once it was replayed from this list (then no longer failed)."""
+        found = super().get_object(request, object_id, from_field)
+        if found is None:
+            try:
+                found = self.model._base_manager.filter(pk=object_id).first()
+            except (ValueError, ValidationError):
+                return None
+        return found
+
+    @admin.display(description="Reason")
+    def reason(self, obj):
+        return obj.reason
+
+    @admin.display(description="Event")
+    def open(self, obj):
+        return format_html('<a href="{}">#{}</a>', reverse("admin:audit_event_change", args=[obj.pk]), obj.pk)
 
 
 @admin.register(Alert)

@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from django.db import models
@@ -16,6 +17,7 @@ class Event(models.Model):
     class Source(models.TextChoices):
         FRESHBOOKS = "freshbooks", "FreshBooks"
         JIRA = "jira", "Jira"
+        RECONCILE = "reconcile", "Reconcile"  # found by `manage.py reconcile`, not delivered
 
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -55,6 +57,13 @@ class Event(models.Model):
     duplicate_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
     )
+    replay_requested_by = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="Who asked for the last replay (command or admin user).",
+    )
+    replay_requested_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +104,42 @@ class Event(models.Model):
         )
 
 
+# What makes two failure details differ without changing their reason: ids, issue keys, retry counters.
+REASON_NOISE = (
+    (re.compile(r" — (automatic retry|gave up after).*", re.S), ""),
+    (re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b"), "<issue>"),
+    (re.compile(r"\d{4,}|\b\d+(\.\d+)? s\b"), "<n>"),
+)
+
+
+def failure_reason(detail):
+    """The reason of a failure, for grouping: its detail's first line without ids, keys or retry counters."""
+    text = (detail or "").strip().splitlines()[0] if (detail or "").strip() else "(no detail)"
+    for pattern, replacement in REASON_NOISE:
+        text = pattern.sub(replacement, text)
+    return text.strip()[:200]
+
+
+class FailedEventManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(status=Event.Status.FAILED)
+
+
+class FailedEvent(Event):
+    """The failed events, grouped by reason in their own admin list (like django-q2's failed tasks)."""
+
+    objects = FailedEventManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed event"
+        ordering = ["-received_at", "-id"]
+
+    @property
+    def reason(self):
+        return failure_reason(self.status_detail)
+
+
 class Attempt(models.Model):
     """One outbound call made for an event (request and response encrypted)."""
 
@@ -106,6 +151,12 @@ class Attempt(models.Model):
     error = models.TextField(blank=True, default="")
     duration_ms = models.PositiveIntegerField(default=0)
     actor = models.CharField(max_length=150, default="worker", help_text="worker, command or admin user.")
+    previous = EncryptedJSONField(
+        null=True,
+        blank=True,
+        help_text="For a change to an issue or worklog: what Jira held before it and right after it "
+        '({"before": …, "after": …}), so a rollback can put it back and notice later edits.',
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

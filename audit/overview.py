@@ -7,6 +7,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from audit.models import Alert, Event
+from connector.models import ReconcileState
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 
 
@@ -28,15 +29,18 @@ class TenantHealth:
         )
 
 
-def last_reconcile(tenant):
-    """HOOK for reconcile (branch opsa): the tenant's last reconcile pass and its result, as text.
-
-    None while the reconcile fields do not exist; the panel then leaves the column out."""
-    return None
+def last_reconcile(state):
+    """The tenant's last reconcile pass and its result, as text (its connector.ReconcileState, or None)."""
+    if state is None or not state.last_result:
+        return "never"
+    if state.last_result == ReconcileState.Result.RUNNING:
+        return f"running since {timezone.localtime(state.last_started_at):%Y-%m-%d %H:%M}"
+    when = timezone.localtime(state.last_finished_at or state.last_started_at)
+    return f"{state.get_last_result_display().lower()} at {when:%Y-%m-%d %H:%M}"
 
 
 def tenant_health(now=None):
-    """[TenantHealth] of every active tenant, in six queries whatever the number of tenants."""
+    """[TenantHealth] of every active tenant, in seven queries whatever the number of tenants."""
     now = now or timezone.now()
     day_ago = now - timedelta(hours=24)
     health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
@@ -71,6 +75,7 @@ def tenant_health(now=None):
     unverified = FreshBooksWebhook.objects.filter(account__tenant__in=health, verified=False)
     for row in unverified.values("account__tenant").annotate(n=Count("id")):
         health[row["account__tenant"]].callbacks_unverified = row["n"]
+    states = {state.tenant_id: state for state in ReconcileState.objects.filter(tenant__in=health)}
     for item in health.values():
-        item.last_reconcile = last_reconcile(item.tenant)
+        item.last_reconcile = last_reconcile(states.get(item.tenant.pk))
     return list(health.values())

@@ -5,12 +5,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
+from django_q.tasks import async_task
 
 from connector.forms import IssueMappingForm
 from connector.jira.adf import to_text
 from connector.kinds import COMMON_DOCS, CONTEXT_DOCS
-from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
+from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
 from connector.preview import preview
+from connector.reconcile import TASK as RECONCILE_TASK
+from tenants.models import Tenant
 
 
 @admin.register(IssueMapping)
@@ -162,3 +165,44 @@ class LinkAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # deleting one would let a replay write twice
         return False
+
+
+@admin.register(ReconcileState)
+class ReconcileStateAdmin(admin.ModelAdmin):
+    """Each tenant's reconcile: watermark, last pass and its result; interval and "Reconcile now"."""
+
+    list_display = (
+        "tenant", "enabled", "interval_minutes", "watermark", "last_started_at", "last_finished_at",
+        "last_result", "last_detail", "last_actor",
+    )  # fmt: skip
+    list_editable = ("enabled", "interval_minutes")
+    list_filter = ("last_result", "enabled")
+    list_select_related = ("tenant",)
+    readonly_fields = (
+        "tenant", "watermark", "last_started_at", "last_finished_at", "last_result", "last_detail", "last_actor",
+    )  # fmt: skip
+    actions = ["reconcile_now"]
+
+    def has_add_permission(self, request):  # one per tenant, made by the connector
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # it would only come back, without its watermark
+        return False
+
+    def has_reconcile_permission(self, request):
+        """Who may run "Reconcile now" (operators: see the README's permissions)."""
+        return request.user.has_perm("connector.reconcile_now")
+
+    def changelist_view(self, request, extra_context=None):
+        # Every connected tenant has a row to act on, also before its first scheduled pass.
+        missing = Tenant.objects.filter(freshbooks_accounts__isnull=False, reconcile__isnull=True).distinct()
+        ReconcileState.objects.bulk_create([ReconcileState(tenant=tenant) for tenant in missing])
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Reconcile now", permissions=["reconcile"])
+    def reconcile_now(self, request, queryset):
+        """Queue one pass per selected tenant for the worker (its result shows here when done)."""
+        actor = f"admin:{request.user.get_username()}"
+        for state in queryset.select_related("tenant"):
+            async_task(RECONCILE_TASK, state.tenant_id, actor=actor)
+            self.message_user(request, f"Queued a reconcile of {state.tenant}.", messages.SUCCESS)

@@ -3,11 +3,13 @@ from django.db.models.signals import post_migrate
 
 JIRA_WEBHOOK_SCHEDULE = "refresh-jira-webhooks"
 STALE_EVENTS_SCHEDULE = "requeue-stale-events"
+RECONCILE_SCHEDULE = "reconcile-tenants"
 
 
 def create_schedules(using="default", **kwargs):
-    """Daily refresh of Jira webhooks (dynamic ones expire after 30 days) and a 10-minute sweep of events a
-    stopped worker left processing. Idempotent: runs after every migrate."""
+    """Daily refresh of Jira webhooks (dynamic ones expire after 30 days), a 10-minute sweep of events a
+    stopped worker left processing, and a 5-minute check that queues each tenant's reconcile when its own
+    interval has elapsed. Idempotent: runs after every migrate."""
     from django_q.models import Schedule  # here, not at the top: apps.py loads before the app registry
 
     func = "connector.jira.registration.refresh_all"
@@ -21,6 +23,12 @@ def create_schedules(using="default", **kwargs):
         name=STALE_EVENTS_SCHEDULE,
         defaults={"func": func},
         create_defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 10, "repeats": -1},
+    )
+    func = "connector.reconcile.reconcile_due"
+    Schedule.objects.using(using).update_or_create(
+        name=RECONCILE_SCHEDULE,
+        defaults={"func": func},
+        create_defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 5, "repeats": -1},
     )
 
 

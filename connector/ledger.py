@@ -22,6 +22,7 @@ import re
 
 from django.db import IntegrityError, connection, transaction
 
+from connector import snapshots
 from connector.errors import LedgerError, VendorError
 from connector.models import Link
 from connector.retry import SEARCH_RETRY_DELAYS
@@ -204,7 +205,13 @@ def update_issue(*, client, link, fields, event=None):
     if "labels" in fields:
         fields = with_label(fields, issue_label(tenant, link.object_type, link.object_id))
     fields = {name: value for name, value in fields.items() if name not in ("project", "issuetype")}
-    client.update_issue(link.jira_issue_key or link.jira_issue_id, fields)
+    key = link.jira_issue_key or link.jira_issue_id
+    before = snapshots.issue_fields(client, key, list(fields)) if client.event else None
+    client.update_issue(key, fields)
+    snapshots.keep(
+        client, {"kind": "issue", "key": key, "before": before},
+        after=lambda: snapshots.issue_fields(client, key, list(fields)),
+    )  # fmt: skip
     return link
 
 
@@ -258,7 +265,13 @@ def _find_linked_worklog(client, link):
 
 def update_worklog(*, client, link, body, event=None):
     link = _resolve(link, lambda lk: _find_linked_worklog(client, lk))
-    client.update_worklog(link.jira_issue_key, link.jira_worklog_id, body)
+    key, worklog_id = link.jira_issue_key, link.jira_worklog_id
+    before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
+    client.update_worklog(key, worklog_id, body)
+    snapshots.keep(
+        client, {"kind": "worklog", "key": key, "worklog_id": worklog_id, "before": before},
+        after=lambda: snapshots.worklog_fields(client, key, worklog_id),
+    )  # fmt: skip
     return link
 
 
@@ -271,7 +284,11 @@ def delete_worklog(*, client, link, event=None):
     except LedgerError:
         pass  # never written: nothing to delete
     else:
-        client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
+        key, worklog_id = link.jira_issue_key, link.jira_worklog_id
+        before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
+        if client.delete_worklog(key, worklog_id) and before:
+            snapshots.keep(client, {"kind": "worklog_delete", "key": key, "worklog_id": worklog_id,
+                                    "time_entry": link.object_id, "before": before})  # fmt: skip
     link.state = Link.State.DELETED
     link.event = event or link.event
     if Link.objects.filter(pk=link.pk).exists():  # a rejected create released it: nothing to record
@@ -284,6 +301,28 @@ def describe(link):
     if link.purpose == Link.Purpose.WORKLOG:
         return f"worklog {link.jira_worklog_id} on {link.jira_issue_key}"
     return f"issue {link.jira_issue_key or link.jira_issue_id}"
+
+
+def restore_worklog(*, client, link, body, event=None):
+    """Re-create the deleted worklog of a time entry (a rollback of its time_entry.delete) under the
+    link's row lock, marked like any worklog we add; the link is created again. Returns the link.
+    A worklog for the entry already in Jira (found by its property) is adopted instead."""
+    _outside_transaction()
+    with transaction.atomic():
+        link = Link.objects.select_for_update().get(pk=link.pk)
+        if link.state != Link.State.DELETED:
+            raise LedgerError(f"{describe(link)} is {link.get_state_display().lower()}: nothing to re-create")
+        found = find_worklog(client, link.tenant, link.jira_issue_key, link.object_id)
+        if found is None:
+            found = client.add_worklog(
+                link.jira_issue_key,
+                body,
+                properties={PROPERTY_KEY: worklog_marker(link.tenant, link.object_id)},
+            )
+        link.jira_worklog_id, link.state = str(found["id"]), Link.State.CREATED
+        link.event = event or link.event
+        link.save(update_fields=["jira_worklog_id", "state", "event", "updated_at"])
+    return link
 
 
 def rollback_link(*, client, link, event=None):

@@ -1,3 +1,4 @@
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from connector.kinds import mapping_event_choices
@@ -153,3 +154,42 @@ class Link(models.Model):
 
     def __str__(self):
         return f"{self.object_type} {self.object_id} → {self.jira_issue_key or '?'} ({self.state})"
+
+
+class ReconcileState(models.Model):
+    """Where a tenant's reconcile stands: its watermark, its interval and how its last pass went.
+
+    `watermark`: every FreshBooks record updated before it was seen by a clean pass (UTC). It moves
+    forward only after a clean pass; the next pass lists from it minus an overlap (connector.reconcile).
+    """
+
+    class Result(models.TextChoices):
+        NEVER = "", "Never run"
+        RUNNING = "running", "Running"
+        OK = "ok", "Clean"
+        FAILED = "failed", "Failed"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="reconcile")
+    interval_minutes = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(5)],
+        help_text="How often the schedule reconciles this tenant (minutes, at least 5). "
+        "A deployment without a public URL can run on this polling alone.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Reconcile on the schedule.")
+    watermark = models.DateTimeField(
+        null=True, blank=True, help_text="Records updated before this were seen by a clean pass."
+    )
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.CharField(max_length=8, choices=Result.choices, blank=True, default="")
+    last_detail = models.TextField(blank=True, default="")
+    last_actor = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        verbose_name = "reconcile status"
+        verbose_name_plural = "reconcile status"
+        permissions = [("reconcile_now", "Can run a reconcile now")]
+
+    def __str__(self):
+        return f"Reconcile of {self.tenant}"

@@ -4,15 +4,16 @@ Safe by construction: every Jira write goes through the ledger (connector.ledger
 earlier attempt already wrote instead of writing twice; earlier attempts stay on the event as history.
 Replayable: received, queued, failed, skipped, succeeded and duplicate events, and events stuck in
 "processing" longer than the task timeout (a worker died). Rolled-back events are refused.
+Who asked is kept on the event (`replay_requested_by`/`_at`) and on every attempt the replay makes.
 """
 
-import contextlib
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.models import Event
-from connector.tasks import enqueue, process_event
+from connector.tasks import run_or_enqueue
 
 REPLAYABLE = {
     Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
@@ -28,7 +29,7 @@ class ReplayResult:
 
 def refusal(event):
     """Why `event` cannot be replayed, or "" when it can."""
-    if event.source != Event.Source.FRESHBOOKS:
+    if event.source == Event.Source.JIRA:
         return "only FreshBooks events are replayed"
     if event.tenant_id is None:
         return "the event belongs to no tenant"
@@ -39,29 +40,40 @@ def refusal(event):
     return ""
 
 
-def replay(events, actor, *, sync=False):
+def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100):
     """Re-queue `events` (a queryset or iterable of Event) for process_event; with sync=True process them
-    inline instead. Returns a ReplayResult; each queued event's detail says who asked."""
+    inline instead; with dry_run=True change nothing and return what would be queued and refused.
+    `progress(done, total)` is called after every `every` events and after the last. Returns a ReplayResult."""
     result = ReplayResult()
-    for pk in [event.pk for event in events]:
-        with transaction.atomic():
-            event = Event.objects.select_for_update().filter(pk=pk).first()
-            if event is None:
-                continue
-            reason = refusal(event)
+    pks = [event.pk for event in events]
+    for done, pk in enumerate(pks, start=1):
+        if dry_run:
+            event = Event.objects.filter(pk=pk).first()
+            reason = refusal(event) if event else ""
             if reason:
                 result.refused.append((event, reason))
-                continue
-            previous = event.get_status_display().lower()
-            event.status = Event.Status.QUEUED
-            event.status_detail = f"Replay requested by {actor} (was {previous})."
-            event.save(update_fields=["status", "status_detail"])
-        result.queued.append(event)
-        if sync:
-            # A bug raises out of process_event after it logged it and marked the event failed: go on.
-            with contextlib.suppress(Exception):
-                process_event(event.pk, actor=actor)
-            event.refresh_from_db()
+            elif event is not None:
+                result.queued.append(event)
         else:
-            enqueue(event.pk, actor=actor)
+            _replay_one(pk, actor, sync, result)
+        if progress and (done % every == 0 or done == len(pks)):
+            progress(done, len(pks))
     return result
+
+
+def _replay_one(pk, actor, sync, result):
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=pk).first()
+        if event is None:
+            return
+        reason = refusal(event)
+        if reason:
+            result.refused.append((event, reason))
+            return
+        previous = event.get_status_display().lower()
+        event.status = Event.Status.QUEUED
+        event.status_detail = f"Replay requested by {actor} (was {previous})."
+        event.replay_requested_by, event.replay_requested_at = actor[:150], timezone.now()
+        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at"])
+    result.queued.append(event)
+    run_or_enqueue(event, actor=actor, sync=sync)

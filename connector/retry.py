@@ -32,6 +32,9 @@ MAX_TOTAL_WAIT_SECONDS = 120.0
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 IDEMPOTENT_TRIES = 3
 
+# 1b. One page of a FreshBooks listing (connector.reconcile): 429/5xx/network retried, waiting call_delay
+LIST_PAGE_TRIES = 6
+
 # 2. The ledger's look-up of an in-doubt create
 SEARCH_RETRY_DELAYS = (1.0, 2.0, 4.0)
 

@@ -1,16 +1,23 @@
-"""Rollback: undo in Jira what one stored event's processing created.
+"""Rollback: undo in Jira what one stored event's processing did.
 
-Every Link whose `event` is the event and whose state is created is undone through the ledger
-(`connector.ledger.rollback_link`): its worklog or issue is deleted in Jira (already gone counts as removed)
-and the link becomes rolled_back, so no replay or later delivery re-creates it. The event ends rolled_back
-with a detail naming what was removed; the Jira calls are recorded as Attempts with the actor.
-A Jira failure leaves the event's status as it was, with the reason in its detail, and raises RollbackFailed.
+What it created: every Link whose `event` is the event and whose state is created is undone through the
+ledger (`connector.ledger.rollback_link`): its worklog or issue is deleted in Jira (already gone counts as
+removed) and the link becomes rolled_back, so no replay or later delivery re-creates it.
+What it changed: every write that kept the values it overwrote (connector.snapshots, on the event's
+attempts) is undone, newest first: an issue's fields and a worklog are put back as they were, a deleted
+worklog is re-created (its link is created again). When Jira no longer holds what the connector wrote (the
+issue or worklog was changed there since), nothing is written and RollbackConflict lists the differences;
+the operator may then confirm with `overwrite=True`.
+
+The event ends rolled_back with a detail naming what was undone; the Jira calls are recorded as Attempts
+with the actor. A Jira failure leaves the event's status as it was, with the reason in its detail, and
+raises RollbackFailed.
 """
 
 from django.db import transaction
 
 from audit.models import Event
-from connector import ledger
+from connector import ledger, snapshots
 from connector.errors import ConnectorError
 from connector.jira.client import JiraClient
 from connector.models import Link
@@ -29,6 +36,15 @@ class RollbackFailed(RollbackError):
     """Jira refused or could not be reached; the event keeps its status."""
 
 
+class RollbackConflict(RollbackRefused):
+    """Jira was changed since the connector's write: `differences` is [(what, field, ours, now in Jira)]."""
+
+    def __init__(self, differences):
+        self.differences = differences
+        changed = "; ".join(f"{what} {name}" for what, name, _, _ in differences)
+        super().__init__(f"changed in Jira since the connector's write ({changed}): confirm to overwrite")
+
+
 def created_links(event):
     """The links this event created that are still in Jira as far as we know (worklogs first)."""
     return list(
@@ -36,36 +52,68 @@ def created_links(event):
     )  # "worklog" sorts after "issue": descending puts worklogs first
 
 
+def kept_writes(event):
+    """The event's writes that kept what they overwrote, newest first (the order they are undone in)."""
+    return [
+        attempt.previous
+        # `previous` is encrypted (no SQL lookups): only PUT and DELETE attempts can carry it.
+        for attempt in event.attempt_set.filter(action__regex=r"^(PUT|DELETE) ").order_by("-id")
+        if isinstance(attempt.previous, dict) and attempt.previous.get("before") is not None
+    ]
+
+
+def describe_undo(previous, done=True):
+    """What undoing one kept write does (done: "restored summary, labels of FIN-1"; to do: "restores …")."""
+    verb = ("restored", "re-created") if done else ("restores", "re-creates")
+    if previous["kind"] == "issue":
+        return f"{verb[0]} {', '.join(previous['before'])} of {previous['key']}"
+    if previous["kind"] == "worklog":
+        return f"{verb[0]} worklog {previous['worklog_id']} on {previous['key']}"
+    return f"{verb[1]} the deleted worklog on {previous['key']}"
+
+
+def plan(event):
+    """What a rollback of `event` would do, one line per write (for the confirmation pages)."""
+    links = created_links(event)
+    if links:
+        return [f"deletes {ledger.describe(link)}" for link in links]
+    return [describe_undo(previous, done=False) for previous in kept_writes(event)]
+
+
 def refusal(event):
     """Why `event` cannot be rolled back now, or ""."""
     if event.status == Event.Status.PROCESSING and not event.is_stale:
         return "it is being processed right now"
-    if not created_links(event):
-        if event.status == Event.Status.ROLLED_BACK:
-            return "it is already rolled back"
-        return "nothing to undo: it created no Jira issue or worklog that is still linked"
+    if event.status == Event.Status.ROLLED_BACK:
+        return "it is already rolled back"
+    if not created_links(event) and not kept_writes(event):
+        return "nothing to undo: it created or changed no Jira issue or worklog that is still linked"
     if not JiraSite.objects.filter(tenant_id=event.tenant_id).exists():
         return "its tenant has no Jira site connected"
     return ""
 
 
-def rollback(event, actor):
-    """Undo the event's Jira writes; returns the list of what was removed, e.g. ["issue FIN-1"]."""
+def rollback(event, actor, *, overwrite=False):
+    """Undo the event's Jira writes; returns what was undone, e.g. ["deleted issue FIN-1"] or
+    ["restored summary, labels of FIN-1"].
+    Raises RollbackRefused (RollbackConflict: changed in Jira since, unless `overwrite`) or RollbackFailed."""
     reason = refusal(event)
     if reason:
         raise RollbackRefused(reason)
     client = JiraClient(JiraSite.objects.filter(tenant_id=event.tenant_id).first(), event=event, actor=actor)
+    if not created_links(event):
+        return _undo_changes(event, client, actor, overwrite)
     removed = []
     for link in created_links(event):
         try:
             _, deleted = ledger.rollback_link(client=client, link=link, event=event)
         except ConnectorError as exc:
-            done = f" (already removed: {', '.join(removed)})" if removed else ""
+            done = f" (already: {', '.join(removed)})" if removed else ""
             detail = f"Rollback by {actor} failed at {ledger.describe(link)}: {exc}{done}"
             _save(event, None, detail)
             raise RollbackFailed(detail) from exc
-        removed.append(ledger.describe(link) + ("" if deleted else " (already gone from Jira)"))
-    _save(event, Event.Status.ROLLED_BACK, f"Rolled back by {actor}: deleted {', '.join(removed)}.")
+        removed.append(f"deleted {ledger.describe(link)}" + ("" if deleted else " (already gone from Jira)"))
+    _save(event, Event.Status.ROLLED_BACK, f"Rolled back by {actor}: {', '.join(removed)}.")
     return removed
 
 
@@ -76,3 +124,70 @@ def _save(event, status, detail):
         locked.status_detail = detail[:5000]
         locked.save(update_fields=["status", "status_detail"])
     event.status, event.status_detail = locked.status, locked.status_detail
+
+
+def _now(client, previous):
+    """What Jira holds now for a kept write (same shape as its "after"), or None when it is gone."""
+    if previous["kind"] == "issue":
+        return snapshots.issue_fields(client, previous["key"], list(previous["after"] or previous["before"]))
+    return snapshots.worklog_fields(client, previous["key"], previous["worklog_id"])
+
+
+def target(previous):
+    """The Jira object of a kept write, e.g. "FIN-1" or "worklog 10001 on FIN-7"."""
+    if previous["kind"] == "issue":
+        return previous["key"]
+    return f"worklog {previous['worklog_id']} on {previous['key']}"
+
+
+def _conflicts(client, writes):
+    """[(object, field, ours, now in Jira)]: checked once per object, against the newest write to it."""
+    found, checked = [], set()
+    for previous in writes:
+        what = target(previous)
+        if what in checked:
+            continue
+        checked.add(what)
+        if previous["kind"] == "worklog_delete":
+            if _deleted_worklog_link(previous) is None:
+                found.append((what, "(link)", "deleted", "re-created or rolled back since"))
+            elif client.get_issue(previous["key"]) is None:
+                found.append((what, "(issue)", previous["key"], "deleted in Jira"))
+            continue
+        now = _now(client, previous)
+        found += [(what, *diff) for diff in snapshots.differences(previous.get("after") or {}, now)]
+    return found
+
+
+def _deleted_worklog_link(previous):
+    return Link.objects.filter(
+        purpose=Link.Purpose.WORKLOG, object_type="time_entry", object_id=previous["time_entry"],
+        jira_issue_key=previous["key"], state=Link.State.DELETED,
+    ).first()  # fmt: skip
+
+
+def _undo_changes(event, client, actor, overwrite):
+    writes = kept_writes(event)
+    done = []
+    try:
+        conflicts = _conflicts(client, writes)
+        if conflicts and not overwrite:
+            raise RollbackConflict(conflicts)
+        for previous in writes:
+            if previous["kind"] == "issue":
+                client.update_issue(previous["key"], snapshots.restorable_issue_fields(previous["before"]))
+            elif previous["kind"] == "worklog":
+                client.update_worklog(previous["key"], previous["worklog_id"], previous["before"])
+            else:
+                link = _deleted_worklog_link(previous)
+                if link is not None:
+                    ledger.restore_worklog(client=client, link=link, body=previous["before"], event=event)
+            done.append(describe_undo(previous))
+    except ConnectorError as exc:
+        so_far = f" (already done: {'; '.join(done)})" if done else ""
+        detail = f"Rollback by {actor} failed: {exc}{so_far}"
+        _save(event, None, detail)
+        raise RollbackFailed(detail) from exc
+    forced = " over changes made in Jira since" if conflicts else ""
+    _save(event, Event.Status.ROLLED_BACK, f"Rolled back by {actor}{forced}: {', '.join(done)}.")
+    return done

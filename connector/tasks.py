@@ -14,6 +14,7 @@ Expected failures never raise out of the task (django-q2 would retry it blindly)
 event is marked failed.
 """
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_TASK = "connector.tasks.process_event"
 CLAIMABLE = (Event.Status.RECEIVED, Event.Status.QUEUED)
-__all__ = ["MAX_AUTO_ATTEMPTS", "enqueue", "process_event", "requeue_stale"]
+__all__ = ["MAX_AUTO_ATTEMPTS", "enqueue", "process_event", "requeue_stale", "run_or_enqueue"]
 
 
 def enqueue(event_id, *, actor="worker", delay=0):
@@ -54,6 +55,17 @@ def enqueue(event_id, *, actor="worker", delay=0):
         repeats=-1,
         next_run=timezone.now() + timedelta(seconds=delay),
     )
+
+
+def run_or_enqueue(event, *, actor="worker", sync=False):
+    """Process the event here and now (sync; a bug is recorded on the event by process_event and does not
+    propagate, so a batch goes on) or queue it for the worker. The event is refreshed when processed here."""
+    if not sync:
+        enqueue(event.pk, actor=actor)
+        return
+    with contextlib.suppress(Exception):
+        process_event(event.pk, actor=actor)
+    event.refresh_from_db()
 
 
 def requeue_stale(limit=500):

@@ -2,6 +2,8 @@
 out (FreshBooks publishes no rate limit; its SDKs retry 429 with back-off)."""
 
 import time
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import requests
 from django.conf import settings
@@ -18,6 +20,10 @@ CALLBACK = "/events/account/{account_id}/events/callbacks/{callback_id}"
 ACCOUNTING = "/accounting/account/{account_id}/{resource}/{object_id}"
 TIMETRACKING = "/timetracking/business/{business_id}/time_entries/{object_id}"
 PROJECT = "/projects/business/{business_id}/project/{object_id}"
+ACCOUNTING_LIST = "/accounting/account/{account_id}/{resource}"
+TIMETRACKING_LIST = "/timetracking/business/{business_id}/time_entries"
+MAX_PER_PAGE = 100  # FreshBooks' largest page (PY-SDK builders/paginator.py MAX_PER_PAGE)
+EASTERN = ZoneInfo("America/New_York")  # accounting datetimes (NODE-SDK pages/guide/data_fields.md)
 
 # Resource → path under /accounting/account/{account_id}/ and the key of the single record: the account kinds
 # as they declare it (connector.kinds), and the related records fetched with them.
@@ -151,6 +157,32 @@ class FreshBooksClient:
     def get_project(self, object_id):
         path = PROJECT.format(business_id=self.account.business_id, object_id=object_id)
         return self._unwrap(self.request("GET", path), path, "project")
+
+    def list_page(self, kind, page, *, updated_since):
+        """One page of `kind` records updated at or after `updated_since` (an aware datetime), oldest
+        filter first: returns (records, pages). Pages hold MAX_PER_PAGE records.
+
+        Accounting kinds (ACCOUNTING_RESOURCES): GET …/{resource}?search[updated_min]=<US/Eastern
+        "YYYY-MM-DD HH:MM:SS"> → response.result.{<plural>, pages} (PY-SDK builders/filter.py `between`).
+        Time entries: GET /timetracking/business/{id}/time_entries?updated_since=<ISO 8601 UTC> →
+        {time_entries, meta.pages} (PY-SDK `date_time("updated_since")`). Raises FreshBooksError."""
+        paging = {"page": page, "per_page": MAX_PER_PAGE}
+        if KINDS[kind].scope == "business":
+            path = TIMETRACKING_LIST.format(business_id=self.account.business_id)
+            since = updated_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = self.request("GET", path, params={**paging, "updated_since": since})
+            meta = body.get("meta") if isinstance(body, dict) else None
+            records = body.get("time_entries") if isinstance(body, dict) else None
+        else:
+            resource, _ = ACCOUNTING_RESOURCES[kind]
+            path = ACCOUNTING_LIST.format(account_id=self.account.account_id, resource=resource)
+            since = updated_since.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S")
+            body = self.request("GET", path, params={**paging, "search[updated_min]": since})
+            meta = ((body or {}).get("response") or {}).get("result") if isinstance(body, dict) else None
+            records = meta.get(resource.rsplit("/", 1)[1]) if isinstance(meta, dict) else None
+        if not isinstance(records, list) or not isinstance(meta, dict):
+            raise FreshBooksError(f"FreshBooks GET {path}: unexpected answer: {body_message(body)}")
+        return records, int(meta.get("pages") or 1)
 
     # Callbacks (webhooks)
     def list_callbacks(self):

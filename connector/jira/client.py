@@ -244,6 +244,15 @@ class JiraClient:
     def update_worklog(self, issue_key, worklog_id, body):
         return self.request("PUT", WORKLOG.format(key=issue_key, worklog_id=worklog_id), json=body)
 
+    def get_worklog(self, issue_key, worklog_id):
+        """One worklog (started, timeSpentSeconds, comment, …), or None when it or its issue is gone (404)."""
+        try:
+            return self.get(WORKLOG.format(key=issue_key, worklog_id=worklog_id))
+        except JiraError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def delete_worklog(self, issue_key, worklog_id):
         """Delete a worklog; True when deleted, False when it (or its issue) was already gone."""
         try:

@@ -39,7 +39,7 @@ def invoice(connected, fb, jira):
 def test_rollback_deletes_the_issue_and_nothing_re_creates_it(connected, invoice, fb, jira):
     removed = rollback(invoice, actor="admin:operator")
 
-    assert removed == [f"issue {invoice.jira_key}"]
+    assert removed == [f"deleted issue {invoice.jira_key}"]
     assert issues(jira) == []
     link = Link.objects.get(event=invoice)
     assert link.state == "rolled_back"
@@ -68,7 +68,7 @@ def test_rollback_of_a_time_entry_removes_its_worklog_only(connected, fb, jira):
 
     removed = rollback(event, actor="test")
 
-    assert removed == [f"worklog {worklog['id']} on FIN-7"]
+    assert removed == [f"deleted worklog {worklog['id']} on FIN-7"]
     assert worklogs(jira) == [] and "FIN-7" in jira.state["issues"]  # the issue was not ours
     assert Link.objects.get(event=event).state == "rolled_back"
     event.refresh_from_db()
@@ -85,7 +85,7 @@ def test_an_issue_already_deleted_in_jira_still_rolls_back(invoice, jira):
 
     removed = rollback(invoice, actor="test")
 
-    assert removed == [f"issue {invoice.jira_key} (already gone from Jira)"]
+    assert removed == [f"deleted issue {invoice.jira_key} (already gone from Jira)"]
     invoice.refresh_from_db()
     assert invoice.status == "rolled_back" and Link.objects.get(event=invoice).state == "rolled_back"
     assert invoice.attempt_set.get(action__startswith="DELETE").http_status == 404

@@ -21,7 +21,7 @@ from django_q.models import OrmQ
 from audit.models import Alert, Attempt, Event
 from connector.defaults import create_default_mappings
 from connector.freshbooks import callbacks
-from connector.models import IssueMapping, JiraUserMatch, Link, WorklogRule
+from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite
 from tenants.secrets import MASK
 from tests.fakes.freshbooks import ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
@@ -51,7 +51,7 @@ SENSITIVE = {
 ROLES = ("nobody", "viewer", "operator", "administrator")
 OPS = {"operator", "administrator"}
 ADMIN = {"administrator"}
-APPEND_ONLY = {Event, Attempt, Link, Alert}  # nobody adds or deletes these in the admin
+APPEND_ONLY = {Event, Attempt, Link, ReconcileState, Alert}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
     "tenant": {"test_connection": OPS, "register_freshbooks_webhooks": OPS, "delete_selected": ADMIN},
@@ -64,6 +64,8 @@ ACTIONS = {
     "link": {},
     "event": {"replay_selected": OPS, "rollback_selected": OPS},
     "attempt": {},
+    "failedevent": {"replay_selected": OPS},
+    "reconcilestate": {"reconcile_now": OPS},
     "alert": {},
 }
 
@@ -120,13 +122,14 @@ def world(tenant, vendors):
             jira_issue_key="FIN-1", jira_issue_id="10001", event=event,
         ),
         "event": event,
-        "alert": Alert.objects.create(
-            tenant=tenant, kind=Alert.Kind.EVENT_FAILED, subject="invoice", hour=timezone.now(),
-            first_at=timezone.now(), last_at=timezone.now(),
-        ),
         "attempt": Attempt.objects.create(
             event=event, action="POST /rest/api/3/issue", request={"json": SENSITIVE["request"]},
             response=SENSITIVE["response"], http_status=500,
+        ),
+        "reconcilestate": ReconcileState.objects.create(tenant=tenant, last_result="ok"),
+        "alert": Alert.objects.create(
+            tenant=tenant, kind="event_failed", subject="invoice", hour=timezone.now(),
+            first_at=timezone.now(), last_at=timezone.now(),
         ),
     }  # fmt: skip
 
@@ -190,6 +193,7 @@ def test_every_admin_page_action_and_connect_view_by_role(client, world, users, 
         assert index.status_code == 200
         for model in registered_models():
             app, name = model._meta.app_label, model._meta.model_name
+            Event.objects.filter(pk=event.pk).update(status="failed")  # replayed by the previous admin's walk
             obj = world[model._meta.concrete_model._meta.model_name]  # a proxy admin shows its base's rows
             for page in ("changelist", "change", "history", "add", "delete"):
                 args = [] if page in ("changelist", "add") else [obj.pk]
