@@ -110,8 +110,8 @@ def vendor_of(url):
 
 
 def reconcile_pass(ok, found):
-    """Hook for the reconcile pass (built on branch opsa): call once per tenant pass with its result and the
-    number of events it created."""
+    """Count one (not dry-run) reconcile pass of a tenant, with its result and the number of events it created;
+    called by connector.reconcile (tests/connector/test_reconcile.py checks the counters)."""
     RECONCILE_PASSES.labels("ok" if ok else "failed").inc()
     RECONCILE_FOUND.inc(found)
 

@@ -86,6 +86,8 @@ def refusal(event):
         return "it is being processed right now"
     if event.status == Event.Status.ROLLED_BACK:
         return "it is already rolled back"
+    if not created_links(event) and not kept_writes(event) and event.pruned_at:
+        return f"nothing to undo: what it overwrote was removed by retention on {event.pruned_at:%Y-%m-%d}"
     if not created_links(event) and not kept_writes(event):
         return "nothing to undo: it created or changed no Jira issue or worklog that is still linked"
     if not JiraSite.objects.filter(tenant_id=event.tenant_id).exists():

@@ -138,16 +138,3 @@ def test_jira_deliveries_are_counted_by_reason(client):
     rejected = dict(source="jira", result="rejected")
     assert moved(before, after, "mlc_deliveries_total", **rejected, reason="signature") == 1
     assert moved(before, after, "mlc_deliveries_total", **rejected, reason="method") == 1
-
-
-@pytest.mark.django_db
-def test_reconcile_hook_counts_passes_and_found_events(client):
-    from audit import metrics
-
-    before = scrape(client)
-    metrics.reconcile_pass(ok=False, found=0)
-    metrics.reconcile_pass(ok=True, found=3)
-    after = scrape(client)
-    assert moved(before, after, "mlc_reconcile_passes_total", result="failed") == 1
-    assert moved(before, after, "mlc_reconcile_passes_total", result="ok") == 1
-    assert moved(before, after, "mlc_reconcile_events_found_total") == 3

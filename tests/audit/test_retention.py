@@ -12,6 +12,7 @@ from audit import retention
 from audit.models import Attempt, Event
 from connector.models import Link
 from connector.replay import replay
+from connector.rollback import refusal as rollback_refusal
 from connector.sandbox.freshbooks_callbacks import delivery_fields, signed_delivery
 from tenants.models import FreshBooksAccount, FreshBooksWebhook
 from tests.processing import created_issues, make_event, process, run_queued
@@ -145,3 +146,20 @@ def test_prune_works_in_batches_with_progress(connected):
     output = prune("--older-than", "30", "--batch-size", "2")
     assert output.count("pruned so far") == 3
     assert "Pruned 5 event(s) and the bodies of 5 attempt(s)" in output
+
+
+@pytest.mark.django_db
+def test_rollback_of_a_pruned_update_says_retention_removed_what_it_overwrote(connected):
+    event = make_event(connected, "invoice.update", 987654, status="succeeded")
+    Attempt.objects.create(
+        event=event, action="PUT /rest/api/3/issue/FIN-1", http_status=204,
+        previous={"kind": "issue", "key": "FIN-1", "before": {"summary": "Old"}, "after": {"summary": "New"}},
+    )  # fmt: skip
+    age(event, 100)
+    assert rollback_refusal(event) == ""
+
+    prune("--older-than", "90")
+
+    event.refresh_from_db()
+    assert event.attempt_set.get().previous is None  # every encrypted field of the attempt is cleared
+    assert "removed by retention" in rollback_refusal(event)
