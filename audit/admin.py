@@ -1,5 +1,3 @@
-import json
-
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from audit.admin_mixins import SENSITIVE, AppendOnly, SensitiveFieldsHidden, pretty
 from audit.models import Alert, Attempt, Event, FailedEvent, failure_reason
 from connector.models import Link
 from connector.replay import replay
@@ -24,15 +23,6 @@ SOURCE_HELP = {
     "what Jira sent. Issue deletions mark the connector's link as deleted in Jira.",
 }
 LINK_STATE_WORDS = {Link.State.ROLLED_BACK: "rolled back", Link.State.DELETED: "deleted in Jira"}
-
-
-def pretty(value):
-    if value in (None, ""):
-        return "—"
-    text = (
-        value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
-    )
-    return format_html("<pre style='white-space: pre-wrap; max-width: 70em'>{}</pre>", text)
 
 
 def can_replay(request):
@@ -67,50 +57,6 @@ class AttemptInline(admin.TabularInline):
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
-        return False
-
-
-SENSITIVE = "audit.view_sensitive_data"
-
-
-class SensitiveFieldsHidden:
-    """Without "view sensitive audit data" a user sees the metadata only: the `sensitive_fields` (decrypted
-    payloads, records, request and response bodies) are left off every page."""
-
-    sensitive_fields: tuple[str, ...] = ()
-
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if request.user.has_perm(SENSITIVE):
-            return fields
-        return [name for name in fields if name not in self.sensitive_fields]
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        if request.user.has_perm(SENSITIVE):
-            return fields
-        return [name for name in fields if name not in self.sensitive_fields]
-
-    def get_fieldsets(self, request, obj=None):
-        """Declared fieldsets too: the sensitive fields are taken out (and a fieldset left empty with them)."""
-        fieldsets = super().get_fieldsets(request, obj)
-        if request.user.has_perm(SENSITIVE):
-            return fieldsets
-        kept = [(title, {**options, "fields": [f for f in options["fields"] if f not in self.sensitive_fields]})
-                for title, options in fieldsets]  # fmt: skip
-        return [(title, options) for title, options in kept if options["fields"]]
-
-
-class AppendOnly:
-    """The audit trail is written by the connector only: operators read it, nobody edits or deletes it."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 

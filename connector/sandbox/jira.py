@@ -237,3 +237,18 @@ def install_core_routes(jira):
         ]  # fmt: skip
 
     return jira
+
+
+TEXT_MAX = 32767  # description, worklog comment and multi-line text fields, in Java chars
+
+
+def java_length(text):
+    return len(text.encode("utf-16-le")) // 2
+
+
+def adf_nodes(node):
+    """Every node of an ADF document, depth first."""
+    yield node
+    for child in node.get("content") or []:
+        if isinstance(child, dict):
+            yield from adf_nodes(child)

@@ -15,47 +15,13 @@ import re
 import time
 from datetime import datetime
 
-from connector.sandbox.jira import JIRA_DATETIME, field_schema
+from connector.sandbox.jira import JIRA_DATETIME, TEXT_MAX, adf_nodes, field_schema, java_length
+from connector.sandbox.jql import parse_jql
 from connector.sandbox.server import Response
-
-CLAUSE = re.compile(
-    r"""\s*(?P<field>[\w.]+)\s*(?:(?P<eq>=)\s*(?P<value>"[^"]*"|[^\s()]+)|(?P<in>in)\s*\((?P<values>[^)]*)\))\s*""",
-    re.IGNORECASE,
-)
-
-
-TEXT_MAX = 32767  # description, worklog comment and multi-line text fields, in Java chars
-
-
-def java_length(text):
-    return len(text.encode("utf-16-le")) // 2
 
 
 def errors(status=400, messages=(), **field_errors):
     return Response(status, {"errorMessages": list(messages), "errors": field_errors})
-
-
-def _unquote(value):
-    value = value.strip()
-    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-
-
-def parse_jql(jql):
-    """[(field, {values})] for `a = "x" AND b in (...) ORDER BY ...`; ValueError when unsupported."""
-    where = re.split(r"\border\s+by\b", jql, flags=re.IGNORECASE)[0].strip()
-    if not where:
-        raise ValueError("The JQL query must be bounded (add a condition).")
-    clauses = []
-    for part in re.split(r"\s+and\s+", where, flags=re.IGNORECASE):
-        found = CLAUSE.fullmatch(part)
-        if not found:
-            raise ValueError(f"Error in the JQL Query: unsupported clause '{part.strip()}'.")
-        if found["eq"]:
-            values = {_unquote(found["value"])}
-        else:
-            values = {_unquote(v) for v in found["values"].split(",") if v.strip()}
-        clauses.append((found["field"].lower(), values))
-    return clauses
 
 
 def install_issue_routes(jira):
@@ -83,10 +49,10 @@ def install_issue_routes(jira):
         if cloud:
             if not (isinstance(value, dict) and value.get("type") == "doc" and value.get("version") == 1):
                 return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
-            for node in _walk(value):
+            for node in adf_nodes(value):
                 if node.get("type") == "text" and not node.get("text"):
                     return "INVALID_INPUT"  # Jira rejects empty text nodes
-            text = "\n".join(node["text"] for node in _walk(value) if node.get("type") == "text")
+            text = "\n".join(node["text"] for node in adf_nodes(value) if node.get("type") == "text")
         elif not isinstance(value, str):
             return "Operation value must be a string"
         else:
@@ -428,10 +394,3 @@ def install_issue_routes(jira):
         ]  # fmt: skip
 
     return jira
-
-
-def _walk(node):
-    yield node
-    for child in node.get("content") or []:
-        if isinstance(child, dict):
-            yield from _walk(child)
