@@ -7,6 +7,7 @@ the right verifier marks the callback verified; a PUT with `resend` records a re
 `fb.state["resends"]`.
 """
 
+import functools
 import json
 import secrets
 from datetime import UTC, datetime
@@ -67,6 +68,20 @@ def install_callback_routes(fb, first_id=1001, send_verification=None):
         result = {"callbacks": chunk, "page": page, "pages": pages, "per_page": per_page, "total": len(mine)}
         return {"response": {"result": result}}
 
+    def with_callback(handler):
+        """A route on one callback: 401 without a valid token, FreshBooks' 404 body for an unknown id."""
+
+        @functools.wraps(handler)
+        def route(request):
+            if denied := unauthorized(fb, request):
+                return denied
+            found = find(request)
+            if found is None:
+                return Response(404, fixture("get_callback_response__not_found.json"))
+            return handler(request, found)
+
+        return route
+
     @fb.route("POST", BASE)
     def create_callback(request):
         if denied := unauthorized(fb, request):
@@ -91,21 +106,13 @@ def install_callback_routes(fb, first_id=1001, send_verification=None):
         return {"response": {"result": {"callback": _public(callbacks[callback_id])}}}
 
     @fb.route("GET", ONE)
-    def get_callback(request):
-        if denied := unauthorized(fb, request):
-            return denied
-        found = find(request)
-        if found is None:
-            return Response(404, fixture("get_callback_response__not_found.json"))
+    @with_callback
+    def get_callback(request, found):
         return {"response": {"result": {"callback": _public(found)}}}
 
     @fb.route("PUT", ONE)
-    def update_callback(request):
-        if denied := unauthorized(fb, request):
-            return denied
-        found = find(request)
-        if found is None:
-            return Response(404, fixture("get_callback_response__not_found.json"))
+    @with_callback
+    def update_callback(request, found):
         body = (request.json() or {}).get("callback") or {}
         if body.get("resend"):
             fb.state["resends"].append(found["callbackid"])
@@ -121,12 +128,8 @@ def install_callback_routes(fb, first_id=1001, send_verification=None):
         return {"response": {"result": {"callback": _public(found)}}}
 
     @fb.route("DELETE", ONE)
-    def delete_callback(request):
-        if denied := unauthorized(fb, request):
-            return denied
-        found = find(request)
-        if found is None:
-            return Response(404, fixture("get_callback_response__not_found.json"))
+    @with_callback
+    def delete_callback(request, found):
         with fb.lock:
             del callbacks[found["callbackid"]]
         return Response(204)
