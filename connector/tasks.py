@@ -9,6 +9,9 @@
    FreshBooks' message, or the reconnect reason), read from the connector.errors attributes. Failed events
    wait for a replay; when the tenant has `auto_retry`, transient failures are re-queued through a one-off
    django-q2 Schedule as connector.retry says.
+4. Wait: a vendor that asks for a longer wait than one call may take (connector.errors.MustWait: Jira's quota,
+   a long Retry-After) puts the event into waiting (connector.waiting), not failed; `resume_waiting`
+   (scheduled every minute) queues it again when its time has come, with auto retry on or off.
 
 Expected failures never raise out of the task (django-q2 would retry it blindly); only bugs do, after the
 event is marked failed.
@@ -25,7 +28,8 @@ from django_q.tasks import async_task
 
 from audit import alerts, metrics
 from audit.models import Event
-from connector.errors import ConnectorError
+from connector import waiting
+from connector.errors import ConnectorError, MustWait
 from connector.freshbooks.client import FreshBooksClient
 from connector.handlers import HANDLERS, Job, Outcome, Skip
 from connector.jira.client import JiraClient
@@ -37,7 +41,15 @@ log = logging.getLogger(__name__)
 
 PROCESS_TASK = "connector.tasks.process_event"
 CLAIMABLE = (Event.Status.RECEIVED, Event.Status.QUEUED)
-__all__ = ["MAX_AUTO_ATTEMPTS", "enqueue", "process_event", "requeue_stale", "run_or_enqueue"]
+__all__ = [
+    "MAX_AUTO_ATTEMPTS",
+    "enqueue",
+    "process_event",
+    "requeue_stale",
+    "resume",
+    "resume_waiting",
+    "run_or_enqueue",
+]
 
 
 def enqueue(event_id, *, actor="worker", delay=0):
@@ -85,6 +97,26 @@ def requeue_stale(limit=500):
     if ids:
         log.warning("Re-queued %d event(s) left processing by a stopped worker: %s", len(ids), ids)
     return len(ids)
+
+
+def resume_waiting(limit=500):
+    """Scheduled every minute: queue the waiting events whose `wait_until` has passed (connector.waiting).
+    Returns how many were queued."""
+    ids = waiting.release_due(limit=limit)
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.info("Resumed %d waiting event(s)", len(ids))
+    return len(ids)
+
+
+def resume(events, *, actor="worker"):
+    """Queue the waiting events of the queryset `events` now, whatever their time (e.g. a paused tenant is
+    resumed: `resume(Event.objects.filter(tenant=t, wait_reason=waiting.TENANT_PAUSED))`). Returns the ids."""
+    ids = waiting.release(events)
+    for pk in ids:
+        enqueue(pk, actor=actor)
+    return ids
 
 
 def claim(event_id):
@@ -139,6 +171,8 @@ def run(event, actor):
         return job, False
     try:
         return handler(job), False
+    except MustWait as exc:
+        return Outcome("waiting", detail=exc.detail, wait_until=exc.until, wait_reason=exc.reason), False
     except Skip as exc:
         return Outcome("skipped", detail="; ".join([str(exc), *job.notes])), False
     except ConnectorError as exc:
@@ -168,6 +202,10 @@ def process_event(event_id, actor="worker"):
         log.exception("Processing event %s failed", event_id)
         finish(event, Outcome("failed", detail=f"Internal error: {type(exc).__name__}: {exc}"))
         raise
+    if outcome.status == "waiting" and waiting.wait(event, outcome.wait_until, outcome.wait_reason):
+        Event.objects.filter(pk=event.pk).update(record=event.record)
+        log.info("Event %s %s", event.pk, waiting.describe(event))
+        return outcome.status
     tenant = event.tenant
     if outcome.status == "failed" and transient and tenant and tenant.auto_retry:
         if event.attempts < MAX_AUTO_ATTEMPTS:

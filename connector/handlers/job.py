@@ -19,9 +19,11 @@ RELATED_LABELS = {"vendor": "bill vendor", "category": "expense category"}
 
 @dataclass
 class Outcome:
-    status: str  # an audit.Event status: succeeded, skipped or failed
+    status: str  # an audit.Event status: succeeded, skipped, failed or waiting (then wait_until, wait_reason)
     jira_key: str = ""
     detail: str = ""
+    wait_until: object = None  # aware datetime or None (connector.waiting)
+    wait_reason: str = ""
 
 
 class Skip(Exception):
