@@ -31,7 +31,7 @@ class TenantHealth:
 
     @property
     def jira_webhooks_shown(self):
-        """"not set up" without a Jira site or before its webhooks are registered; else "ok" or the problem."""
+        """ "not set up" without a Jira site or before its webhooks are registered; else "ok" or the problem."""
         return self.jira_webhooks or ("ok" if self.jira_connected else "not set up")
 
     @property

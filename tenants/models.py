@@ -35,12 +35,12 @@ class Tenant(models.Model):
     def __str__(self):
         return self.name
 
+    def get_absolute_url(self):
+        return reverse("admin:tenants_tenant_change", args=[self.pk])
+
     @property
     def paused(self):
         return self.paused_at is not None
-
-    def get_absolute_url(self):
-        return reverse("admin:tenants_tenant_change", args=[self.pk])
 
 
 class ConnectionStatus(models.TextChoices):

@@ -37,7 +37,9 @@ def _resume(modeladmin, request, tenants):
             continue
         modeladmin.log_change(request, tenant, f"Resumed the sync ({queued} held event(s) queued)")
         modeladmin.message_user(
-            request, f"{tenant}: resumed; {queued} held event(s) queued in the order received.", messages.SUCCESS
+            request,
+            f"{tenant}: resumed; {queued} held event(s) queued in the order received.",
+            messages.SUCCESS,
         )
 
 
@@ -47,7 +49,9 @@ class PauseAdmin:
     def has_pause_tenant_permission(self, request):
         return request.user.has_perm("tenants.pause_tenant")
 
-    @admin.action(description="Pause sync (store deliveries, send nothing to Jira)", permissions=["pause_tenant"])
+    @admin.action(
+        description="Pause sync (store deliveries, send nothing to Jira)", permissions=["pause_tenant"]
+    )
     def pause_selected(self, request, queryset):
         _pause(self, request, queryset)
 
@@ -63,7 +67,9 @@ class PauseAdmin:
         wrap = self.admin_site.admin_view
         return [
             path("<path:object_id>/pause/", wrap(require_POST(self.pause_view)), name="tenants_tenant_pause"),
-            path("<path:object_id>/resume/", wrap(require_POST(self.resume_view)), name="tenants_tenant_resume"),
+            path(
+                "<path:object_id>/resume/", wrap(require_POST(self.resume_view)), name="tenants_tenant_resume"
+            ),
         ]
 
     def pause_view(self, request, object_id):

@@ -11,7 +11,7 @@ class Command(BaseCommand):
     help = (
         "Pause a tenant's sync to Jira, or resume it (--resume), or show its state (--status). While paused, "
         "the tenant's FreshBooks deliveries are still received, verified and stored, and nothing is sent to "
-        "Jira: the worker holds them (status waiting, \"tenant paused\"). On resume the held events are queued "
+        'Jira: the worker holds them (status waiting, "tenant paused"). On resume the held events are queued '
         "in the order they were received. Pausing a paused tenant or resuming a running one changes nothing."
     )
 
@@ -20,7 +20,9 @@ class Command(BaseCommand):
         action = parser.add_mutually_exclusive_group()
         action.add_argument("--resume", action="store_true", help="Resume the sync: queue the held events.")
         action.add_argument("--status", action="store_true", help="Only show whether it is paused.")
-        parser.add_argument("--note", default="", help="Why it is paused (kept on the tenant, shown in the admin).")
+        parser.add_argument(
+            "--note", default="", help="Why it is paused (kept on the tenant, shown in the admin)."
+        )
 
     def handle(self, *args, tenant, resume=False, status=False, note="", **options):
         found = Tenant.objects.filter(slug=tenant).first()
@@ -39,7 +41,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{found.slug}: not paused; nothing to resume.")
             else:
                 self.stdout.write(
-                    self.style.SUCCESS(f"{found.slug}: resumed; {queued} held event(s) queued in the order received.")
+                    self.style.SUCCESS(
+                        f"{found.slug}: resumed; {queued} held event(s) queued in the order received."
+                    )
                 )
             return
         if pausing.pause(found, actor=operator(), note=note):
