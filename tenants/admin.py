@@ -40,7 +40,7 @@ class FreshBooksAccountInline(admin.TabularInline):
 
 
 class OperationsPermissions:
-    """The dedicated permissions of the connection actions (see the README's permission matrix)."""
+    """The dedicated permissions of the connection actions (see the permission matrix in docs/connecting.md)."""
 
     def has_test_connection_permission(self, request):
         return request.user.has_perm("tenants.test_connection")
