@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = "tests.bench.settings"
-# The dated results file the README links; BENCH_RESULTS elsewhere (the CI smoke run writes to a temporary file).
+# The dated results file docs/testing.md links; BENCH_RESULTS elsewhere (the CI smoke run writes to a temporary file).
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "tests" / "bench" / "RESULTS.md")
 HOST = "127.0.0.1"
 VERIFIER = "bench-verifier-0123456789"
