@@ -31,7 +31,7 @@ from audit import metrics
 from audit.models import Event
 from connector import kinds
 from connector.endpoints.base import InboundEndpoint, Refused
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.freshbooks import signature as fb_signature
 from tenants.models import FreshBooksAccount, FreshBooksWebhook
 
@@ -173,9 +173,9 @@ class FreshBooksWebhookView(InboundEndpoint):
             )
             if hook is None:  # unknown account, unknown callback or inactive tenant: one answer
                 raise Refused(404, "Unknown callback: run register_webhooks, then resend verification.")
-            stored = callbacks.store_verifier(hook, verifier)
+            stored = registration.store_verifier(hook, verifier)
             if stored:
-                _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
+                _enqueue_on_commit(registration.CONFIRM_TASK, hook.pk)
         status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
         return {"status": status, "callback": hook.callback_id}
 
