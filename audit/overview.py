@@ -1,4 +1,5 @@
-"""The per-tenant health panel on the admin index: what needs an operator, at a glance (counts, no content)."""
+"""The per-tenant health panel on the admin index and the operator API's tenants: what needs an operator, at a
+glance (counts, no content)."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +22,10 @@ class TenantHealth:
     callbacks_unverified: int = 0
     oldest_queued_seconds: float | None = None
     last_reconcile: str | None = None
+    queued: int = 0  # events waiting in the queue
+    freshbooks: str = ConnectionStatus.DISCONNECTED  # the FreshBooks account's ConnectionStatus
+    jira: str = ConnectionStatus.DISCONNECTED  # the Jira site's ConnectionStatus
+    reconcile: ReconcileState | None = None
 
     @property
     def attention(self):
@@ -39,11 +44,12 @@ def last_reconcile(state):
     return f"{state.get_last_result_display().lower()} at {when:%Y-%m-%d %H:%M}"
 
 
-def tenant_health(now=None):
-    """[TenantHealth] of every active tenant, in seven queries whatever the number of tenants."""
+def tenant_health(now=None, tenants=None):
+    """[TenantHealth] of `tenants` (default: every active tenant), in seven queries whatever their number."""
     now = now or timezone.now()
     day_ago = now - timedelta(hours=24)
-    health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
+    tenants = Tenant.objects.filter(active=True) if tenants is None else tenants
+    health = {t.pk: TenantHealth(t) for t in tenants}
     failed_today = Q(status=Event.Status.FAILED, received_at__gte=day_ago)
     for row in (
         Event.objects.filter(failed_today | Q(status=Event.Status.QUEUED), tenant__in=health)
@@ -51,21 +57,26 @@ def tenant_health(now=None):
         .annotate(
             failed=Count("id", filter=failed_today),
             oldest=Min("received_at", filter=Q(status=Event.Status.QUEUED)),
+            queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
         )
     ):
         item = health[row["tenant"]]
-        item.failed_24h = row["failed"]
+        item.failed_24h, item.queued = row["failed"], row["queued"]
         if row["oldest"]:
             item.oldest_queued_seconds = (now - row["oldest"]).total_seconds()
     for row in (
         Alert.objects.filter(tenant__in=health, hour__gte=day_ago).values("tenant").annotate(n=Count("id"))
     ):
         health[row["tenant"]].alerts_24h = row["n"]
-    reconnect = {"status": ConnectionStatus.NEEDS_RECONNECT, "tenant__in": health}
-    for tenant_id in FreshBooksAccount.objects.filter(**reconnect).values_list("tenant", flat=True):
-        health[tenant_id].needs_reconnect.append("FreshBooks")
+    for tenant_id, status in FreshBooksAccount.objects.filter(tenant__in=health).values_list(
+        "tenant", "status"
+    ):
+        health[tenant_id].freshbooks = status
+        if status == ConnectionStatus.NEEDS_RECONNECT:
+            health[tenant_id].needs_reconnect.append("FreshBooks")
     for site in JiraSite.objects.filter(tenant__in=health).exclude(status=ConnectionStatus.DISCONNECTED):
         item = health[site.tenant_id]
+        item.jira = site.status
         if site.status == ConnectionStatus.NEEDS_RECONNECT:
             item.needs_reconnect.append("Jira")
         if site.webhook_expires_at and site.webhook_expires_at <= now:
@@ -77,5 +88,6 @@ def tenant_health(now=None):
         health[row["account__tenant"]].callbacks_unverified = row["n"]
     states = {state.tenant_id: state for state in ReconcileState.objects.filter(tenant__in=health)}
     for item in health.values():
-        item.last_reconcile = last_reconcile(states.get(item.tenant.pk))
+        item.reconcile = states.get(item.tenant.pk)
+        item.last_reconcile = last_reconcile(item.reconcile)
     return list(health.values())
