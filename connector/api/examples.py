@@ -7,8 +7,8 @@ HEALTH = {
     "failed_24h": 3,
     "alerts_24h": 1,
     "connections": {"freshbooks": "connected", "jira": "needs_reconnect", "needs_reconnect": ["Jira"]},
-    "webhooks": {"jira": "", "freshbooks_unverified": 0},
-    "backlog": {"queued": 12, "oldest_queued_seconds": 4.2},
+    "webhooks": {"jira": "ok", "freshbooks_callbacks": 6, "freshbooks_unverified": 0},
+    "backlog": {"queued": 12, "waiting": 0, "oldest_queued_seconds": 4.2},
     "last_reconcile": "clean at 2026-12-05 08:00",
     "reconcile": {
         "result": "ok", "started_at": "2026-12-05T08:00:00Z", "finished_at": "2026-12-05T08:00:09Z",
@@ -17,7 +17,8 @@ HEALTH = {
     },
 }  # fmt: skip
 TENANT_BODY = {
-    "slug": "acme", "name": "Acme Corp", "active": True, "auto_retry": False,
+    "slug": "acme", "name": "Acme Corp", "active": True, "auto_retry": False, "paused_at": None, "paused_by": "",
+    "pause_note": "",
     "created_at": "2026-11-01T09:00:00Z", "updated_at": "2026-11-20T10:00:00Z", "health": HEALTH,
 }  # fmt: skip
 TENANT = OpenApiExample("Acme", value=TENANT_BODY, response_only=True)
@@ -136,6 +137,33 @@ ME = OpenApiExample(
             "created_at": "2026-12-01T09:00:00Z",
             "expires_at": None,
         },
+    },  # fmt: skip
+    response_only=True,
+)
+PAUSE_REQUEST = OpenApiExample("With a note", value={"note": "Jira migration tonight"}, request_only=True)
+PAUSED = OpenApiExample(
+    "Paused",
+    value={
+        "tenant": "acme",
+        "paused": True,
+        "changed": True,
+        "paused_at": "2026-12-05T09:10:00Z",
+        "paused_by": "api:alice",
+        "pause_note": "Jira migration tonight",
+        "queued": None,
+    },  # fmt: skip
+    response_only=True,
+)
+RESUMED = OpenApiExample(
+    "Resumed",
+    value={
+        "tenant": "acme",
+        "paused": False,
+        "changed": True,
+        "paused_at": None,
+        "paused_by": "",
+        "pause_note": "",
+        "queued": 17,
     },  # fmt: skip
     response_only=True,
 )

@@ -3,7 +3,7 @@ groups viewer / operator / administrator come from tenants 0004_priv_groups and 
 
 Every endpoint needs an active staff user. Reads need the model's view permission (as the admin's lists and
 pages do); each action needs the same permission as its admin action: replay `audit.replay_event`, rollback
-`audit.rollback_event`, reconcile now `connector.reconcile_now`. Decrypted payloads, records and bodies are
+`audit.rollback_event`, reconcile now `connector.reconcile_now`, pause and resume `tenants.pause_tenant`. Decrypted payloads, records and bodies are
 shown only with `audit.view_sensitive_data` (connector.api.serializers), attempts only with `audit.view_attempt`.
 """
 
@@ -42,6 +42,10 @@ class CanRollback(ActionPermission):
 
 class CanReconcile(ActionPermission):
     perms = ("tenants.view_tenant", "connector.reconcile_now")
+
+
+class CanPause(ActionPermission):
+    perms = ("tenants.view_tenant", "tenants.pause_tenant")
 
 
 READ = [IsAdminUser, ModelViewPermissions]

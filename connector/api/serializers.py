@@ -13,6 +13,7 @@ from tenants.models import ConnectionStatus, Tenant
 
 class BacklogSerializer(serializers.Serializer):
     queued = serializers.IntegerField(help_text="Events waiting in the queue.")
+    waiting = serializers.IntegerField(help_text="Events waiting: held by a pause, or for Jira's quota.")
     oldest_queued_seconds = serializers.FloatField(
         allow_null=True, help_text="Age of the oldest queued event (seconds); null when none waits."
     )
@@ -25,7 +26,10 @@ class ConnectionsSerializer(serializers.Serializer):
 
 
 class WebhooksSerializer(serializers.Serializer):
-    jira = serializers.CharField(help_text='"" when fine; "lapsed <time>" or "failing (see the Jira site)".')
+    jira = serializers.CharField(
+        help_text='"ok", "not set up", "lapsed <time>" or "failing (see the Jira site)".'
+    )
+    freshbooks_callbacks = serializers.IntegerField(help_text="FreshBooks callbacks registered.")
     freshbooks_unverified = serializers.IntegerField(help_text="FreshBooks callbacks not verified yet.")
 
 
@@ -56,7 +60,8 @@ class HealthSerializer(serializers.Serializer):
 
     @extend_schema_field(WebhooksSerializer)
     def get_webhooks(self, health):
-        return {"jira": health.jira_webhooks, "freshbooks_unverified": health.callbacks_unverified}
+        return {"jira": health.jira_webhooks_shown, "freshbooks_callbacks": health.callbacks,
+                "freshbooks_unverified": health.callbacks_unverified}  # fmt: skip
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -64,7 +69,8 @@ class TenantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tenant
-        fields = ("slug", "name", "active", "auto_retry", "created_at", "updated_at", "health")
+        fields = ("slug", "name", "active", "auto_retry", "paused_at", "paused_by", "pause_note", "created_at",
+                  "updated_at", "health")  # fmt: skip
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -210,6 +216,26 @@ class ReconcileQueuedSerializer(serializers.Serializer):
     tenant = serializers.CharField()
     task_id = serializers.CharField(
         help_text="The django-q2 task; the result shows on the tenant's reconcile."
+    )
+
+
+class PauseSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="", help_text="Why (kept on the tenant)."
+    )
+
+
+class PauseResultSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    paused = serializers.BooleanField(help_text="Whether the tenant is paused now.")
+    changed = serializers.BooleanField(
+        help_text="false: it was paused (or running) already; nothing changed."
+    )
+    paused_at = serializers.DateTimeField(allow_null=True)
+    paused_by = serializers.CharField()
+    pause_note = serializers.CharField()
+    queued = serializers.IntegerField(
+        allow_null=True, help_text="Resume: held events queued again, in order."
     )
 
 

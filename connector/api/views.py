@@ -1,5 +1,5 @@
 """The operator API's endpoints (/api/v1/): tenants with their health, events with their attempts, and the
-admin's actions (replay, rollback, reconcile now), each under the admin's permission for it.
+admin's actions (replay, rollback, reconcile now, pause and resume), each under the admin's permission for it.
 
 Actions run the same code as the admin (connector.replay, connector.rollback, the reconcile task) and are
 recorded as there: who asked ("api:<user>") on the event and the attempts the action makes, and a line in the
@@ -18,10 +18,11 @@ from audit.overview import tenant_health
 from connector.api import examples, serializers
 from connector.api.base import ApiSettings, Conflict, actor, record
 from connector.api.filters import EventFilter, TenantFilter
-from connector.api.permissions import SENSITIVE, STAFF, CanReconcile, CanReplay, CanRollback, needs
+from connector.api.permissions import SENSITIVE, STAFF, CanPause, CanReconcile, CanReplay, CanRollback, needs
 from connector.reconcile import TASK as RECONCILE_TASK
 from connector.replay import replay
 from connector.rollback import RollbackConflict, RollbackFailed, RollbackRefused, plan, refusal, rollback
+from tenants import pausing
 from tenants.models import Tenant
 
 SECRET_FIELDS = ("payload", "record")
@@ -85,6 +86,47 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
         task_id = async_task(RECONCILE_TASK, tenant.pk, actor=who)
         record(request, tenant, f"Reconcile requested by {who}")
         return Response({"tenant": tenant.slug, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)
+
+    def paused(self, tenant, changed, queued=None):
+        return Response({
+            "tenant": tenant.slug, "paused": tenant.paused_at is not None, "changed": changed,
+            "paused_at": tenant.paused_at, "paused_by": tenant.paused_by, "pause_note": tenant.pause_note,
+            "queued": queued,
+        })  # fmt: skip
+
+    @extend_schema(
+        summary="Pause the tenant's sync",
+        description="Deliveries are still received, verified and stored; nothing is sent to Jira until it is "
+        "resumed (tenants.pausing; the admin's “Pause sync”, needs tenants.pause_tenant). Pausing a paused "
+        "tenant changes nothing (`changed` false).",
+        request=serializers.PauseSerializer,
+        responses={200: serializers.PauseResultSerializer},
+        examples=[examples.PAUSE_REQUEST, examples.PAUSED],
+    )
+    @action(detail=True, methods=["post"], permission_classes=needs(CanPause))
+    def pause(self, request, *args, **kwargs):
+        tenant = self.get_object()
+        note = validated(serializers.PauseSerializer, request)["note"]
+        changed = pausing.pause(tenant, actor=actor(request), note=note)
+        if changed:
+            record(request, tenant, f"Paused the sync{f': {note}' if note else ''}")
+        return self.paused(tenant, changed)
+
+    @extend_schema(
+        summary="Resume the tenant's sync",
+        description="The events held while paused are queued again in the order received (`queued`). "
+        "Resuming a running tenant changes nothing (`changed` false). Needs tenants.pause_tenant.",
+        request=None,
+        responses={200: serializers.PauseResultSerializer},
+        examples=[examples.RESUMED],
+    )
+    @action(detail=True, methods=["post"], permission_classes=needs(CanPause))
+    def resume(self, request, *args, **kwargs):
+        tenant = self.get_object()
+        queued = pausing.resume(tenant, actor=actor(request))
+        if queued is not None:
+            record(request, tenant, f"Resumed the sync ({queued} held event(s) queued)")
+        return self.paused(tenant, queued is not None, queued)
 
 
 @extend_schema_view(
@@ -231,6 +273,7 @@ class MeView(ApiSettings, APIView):
         "replay": CanReplay.perms,
         "rollback": CanRollback.perms,
         "reconcile": CanReconcile.perms,
+        "pause": CanPause.perms,
     }
 
     def get(self, request):

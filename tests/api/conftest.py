@@ -17,7 +17,8 @@ ROLES = ("viewer", "operator", "administrator")
 GROUP_MIGRATIONS = [
     ("tenants", "0004_priv_groups", "create_groups"),
     ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
-    ("tenants", "0006_api_tokens", "complete_groups"),
+    ("tenants", "0006_ops_pause", "complete_groups"),
+    ("tenants", "0007_api_tokens", "complete_groups"),
 ]
 
 

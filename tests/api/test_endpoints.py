@@ -127,8 +127,12 @@ def test_tenants_with_their_health_as_the_admin_panel_computes_it(api, world, ro
     assert health["attention"] is panel.attention is True
     assert health["connections"] == {"freshbooks": "connected", "jira": "needs_reconnect",
                                      "needs_reconnect": ["Jira"]}  # fmt: skip
-    assert health["webhooks"] == {"jira": "", "freshbooks_unverified": 1}
-    assert health["backlog"]["queued"] == 1 and health["backlog"]["oldest_queued_seconds"] >= 0
+    assert health["webhooks"] == {"jira": "not set up", "freshbooks_callbacks": 1, "freshbooks_unverified": 1}
+    assert (
+        health["backlog"]["queued"] == 1
+        and health["backlog"]["waiting"] == 0
+        and health["backlog"]["oldest_queued_seconds"] >= 0
+    )
     assert health["last_reconcile"] == panel.last_reconcile and health["last_reconcile"].startswith(
         "clean at"
     )
@@ -306,10 +310,44 @@ def test_me_says_who_and_what_they_may_do(api, users, tokens):
     viewer = body(api.get("/api/v1/me/", "viewer"))
     assert viewer["username"] == "viewer" and viewer["groups"] == ["viewer"]
     assert viewer["may"] == {"view_tenants": True, "view_events": True, "view_sensitive_data": False,
-                             "replay": False, "rollback": False, "reconcile": False}  # fmt: skip
+                             "replay": False, "rollback": False, "reconcile": False, "pause": False}  # fmt: skip
     assert viewer["token"]["name"] == "viewer script" and tokens["viewer"].startswith(
         f"mlc_{viewer['token']['prefix']}_"
     )
     operator = body(api.get("/api/v1/me/", "operator"))
     assert all(operator["may"].values())
     assert not any(body(api.get("/api/v1/me/", "nobody"))["may"].values())
+
+
+# --- pause and resume ------------------------------------------------------------------------------------------
+
+
+def test_pause_and_resume_for_operators_only_recorded_as_the_admin_records_it(api, world, users):
+    tenant = world["tenant"]
+    assert api.post("/api/v1/tenants/acme/pause/", "viewer").status_code == 403
+    tenant.refresh_from_db()
+    assert tenant.paused_at is None
+
+    paused = api.post("/api/v1/tenants/acme/pause/", "operator", {"note": "Jira migration"})
+
+    assert paused.status_code == 200
+    answer = body(paused)
+    assert answer["paused"] is answer["changed"] is True and answer["paused_by"] == "api:operator"
+    tenant.refresh_from_db()
+    assert tenant.paused_at and tenant.pause_note == "Jira migration"
+    assert LogEntry.objects.get(object_id=str(tenant.pk)).change_message == "Paused the sync: Jira migration"
+    again = body(api.post("/api/v1/tenants/acme/pause/", "operator", {"note": "other"}))
+    assert again["changed"] is False and again["pause_note"] == "Jira migration"
+    assert body(api.get("/api/v1/tenants/acme/", "viewer"))["paused_by"] == "api:operator"
+    held = Event.objects.create(tenant=tenant, name="invoice.create", object_id="5", status="waiting",
+                                wait_reason="tenant paused")  # fmt: skip
+    assert api.post("/api/v1/tenants/acme/resume/", "viewer").status_code == 403
+
+    resumed = body(api.post("/api/v1/tenants/acme/resume/", "administrator"))
+
+    assert resumed == {**resumed, "paused": False, "changed": True, "queued": 1}
+    held.refresh_from_db()
+    assert held.status == "queued"
+    assert body(api.post("/api/v1/tenants/acme/resume/", "administrator"))["changed"] is False
+    for bad in ({"note": "x" * 1001}, {"note": ["a"]}, {"note": "a\x00b"}):
+        assert api.post("/api/v1/tenants/acme/pause/", "operator", bad).status_code == 400, bad

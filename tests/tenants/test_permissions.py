@@ -58,7 +58,13 @@ ADMIN = {"administrator"}
 APPEND_ONLY = {Event, Attempt, Link, ReconcileState, Alert}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
-    "tenant": {"test_connection": OPS, "register_freshbooks_webhooks": OPS, "delete_selected": ADMIN},
+    "tenant": {
+        "test_connection": OPS,
+        "register_freshbooks_webhooks": OPS,
+        "pause_selected": OPS,
+        "resume_selected": OPS,
+        "delete_selected": ADMIN,
+    },
     "freshbooksaccount": {"delete_selected": ADMIN},
     "freshbookswebhook": {"resend_verification": OPS, "delete_selected": ADMIN},
     "jirasite": {"register_jira_webhooks": OPS, "refresh_jira_webhooks": OPS, "delete_selected": ADMIN},
@@ -71,7 +77,7 @@ ACTIONS = {
     "failedevent": {"replay_selected": OPS},
     "reconcilestate": {"reconcile_now": OPS},
     "alert": {},
-    # Every role makes and revokes its own API tokens; administrators also other users' (tenants 0006_api_tokens).
+    # Every role makes and revokes its own API tokens; administrators also other users' (tenants 0007_api_tokens).
     "apitoken": {"revoke_selected": {"viewer", *OPS}, "delete_selected": ADMIN},
 }
 
@@ -160,7 +166,8 @@ def suggested_groups(db):
 GROUP_MIGRATIONS = [
     ("tenants", "0004_priv_groups", "create_groups"),
     ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
-    ("tenants", "0006_api_tokens", "complete_groups"),
+    ("tenants", "0006_ops_pause", "complete_groups"),
+    ("tenants", "0007_api_tokens", "complete_groups"),
 ]
 
 
