@@ -112,6 +112,9 @@ JIRA_WEBHOOK_MAX_BODY = env.int("JIRA_WEBHOOK_MAX_BODY", default=25 * 1024 * 102
 INBOUND_CLOCK_LEEWAY = env.int("INBOUND_CLOCK_LEEWAY", default=30)
 # Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
 WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
+# Seconds a webhook sender may pause while sending its body before the read ends with 408 (under gunicorn):
+# a stalled sender cannot hold a web worker.
+WEBHOOK_BODY_TIMEOUT = env.float("WEBHOOK_BODY_TIMEOUT", default=10.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Alerts: mail_admins() sends to ADMINS (comma-separated addresses); EMAIL_URL picks the mail backend
@@ -229,6 +232,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    # A refused FreshBooks delivery is counted on the account it names at most this often (connector.endpoints
+    # .throttling.RejectedDeliveryThrottle): a flood of forged posts is not a write per post.
+    "DEFAULT_THROTTLE_RATES": {"webhook_rejected": "1/s"},
     # drf-spectacular documents the operator API (connector/api; its decorated actions need it as the default).
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -18,6 +18,7 @@ GROUP_MIGRATIONS = [
     ("tenants", "0004_priv_groups", "create_groups"),
     ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
     ("tenants", "0006_ops_pause", "complete_groups"),
+    ("audit", "0006_ops_triage", "complete_groups"),
     ("tenants", "0007_api_tokens", "complete_groups"),
 ]
 

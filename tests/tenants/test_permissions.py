@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from audit.models import Alert, Attempt, Event
+from audit.models import Alert, Attempt, Event, ReplayBatch
 from connector.defaults import create_default_mappings
 from connector.freshbooks import callbacks
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
@@ -55,7 +55,14 @@ SENSITIVE = {
 ROLES = ("nobody", "viewer", "operator", "administrator")
 OPS = {"operator", "administrator"}
 ADMIN = {"administrator"}
-APPEND_ONLY = {Event, Attempt, Link, ReconcileState, Alert}  # nobody adds or deletes these in the admin
+APPEND_ONLY = {
+    Event,
+    Attempt,
+    Link,
+    ReconcileState,
+    Alert,
+    ReplayBatch,
+}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
     "tenant": {
@@ -74,7 +81,8 @@ ACTIONS = {
     "link": {},
     "event": {"replay_selected": OPS, "rollback_selected": OPS},
     "attempt": {},
-    "failedevent": {"replay_selected": OPS},
+    "failedevent": {"replay_selected": OPS, "resolve_selected": OPS, "assign_selected": OPS},
+    "replaybatch": {},
     "reconcilestate": {"reconcile_now": OPS},
     "alert": {},
     # Every role makes and revokes its own API tokens; administrators also other users' (tenants 0007_api_tokens).
@@ -141,6 +149,7 @@ def world(tenant, vendors, django_user_model):
             response=SENSITIVE["response"], http_status=500,
         ),
         "reconcilestate": ReconcileState.objects.create(tenant=tenant, last_result="ok"),
+        "replaybatch": ReplayBatch.objects.create(description="2 failed events", event_ids=[event.pk], requested_by="admin:x", total=1),
         "alert": Alert.objects.create(
             tenant=tenant, kind="event_failed", subject="invoice", hour=timezone.now(),
             first_at=timezone.now(), last_at=timezone.now(),
@@ -167,6 +176,7 @@ GROUP_MIGRATIONS = [
     ("tenants", "0004_priv_groups", "create_groups"),
     ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
     ("tenants", "0006_ops_pause", "complete_groups"),
+    ("audit", "0006_ops_triage", "complete_groups"),
     ("tenants", "0007_api_tokens", "complete_groups"),
 ]
 
