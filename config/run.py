@@ -1,8 +1,8 @@
 """`make run`: the Procfile's processes in the foreground (web, worker, and the sandbox in sandbox mode).
 
 Usage: python -m config.run [PROCESS ...]. Without names: web and worker, plus the sandbox in sandbox mode
-(settings.SANDBOX, decided by config/settings.py from the environment alone). Like `honcho start`, with output lines prefixed by the process
-name and every process stopped when one ends, but each process runs in its own session and Ctrl-C (or
+(settings.SANDBOX, decided by config/settings.py from the environment alone). Like `honcho start`, with output
+lines prefixed by the process name and every process stopped when one ends, but each process runs in its own session and Ctrl-C (or
 SIGTERM) is passed as SIGTERM to each process's main pid only: django-q2's cluster stops cleanly when only
 its main process is signalled (signalling its whole group, as honcho does, leaves it hanging until
 SIGKILL). A process still running STOP_WAIT seconds later is killed. Exit status 0 after a requested stop.

@@ -9,6 +9,7 @@ from connector.defaults import create_default_mappings, create_default_worklog_r
 from connector.errors import VendorError
 from connector.freshbooks import registration as fb_registration
 from connector.jira import registration as jira_registration
+from tenants import token_admin  # noqa: F401 - the API tokens (made and revoked by their users)
 from tenants.checks import check_tenant
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
