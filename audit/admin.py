@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from audit.admin_mixins import SENSITIVE, AppendOnly, SensitiveFieldsHidden, pretty
 from audit.models import Alert, Attempt, Event, FailedEvent, failure_reason
+from connector import waiting
 from connector.models import Link
 from connector.replay import replay
 from connector.rollback import RollbackConflict, RollbackError, plan, rollback
@@ -212,7 +213,11 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, obj):
-        """The status; a succeeded event whose issue is gone since says so."""
+        """The status; a succeeded event whose issue is gone since says so; a waiting one says what for and until
+        when ("Waiting for Jira's quota until 14:00 UTC", connector.waiting)."""
+        if obj.status == Event.Status.WAITING:
+            text = waiting.describe(obj)
+            return text[:1].upper() + text[1:]
         gone = LINK_STATE_WORDS.get(getattr(obj, "link_state", None))
         if gone and obj.status == Event.Status.SUCCEEDED:
             return f"{obj.get_status_display()}, but its issue was {gone} since"

@@ -23,6 +23,7 @@ class Event(models.Model):
         RECEIVED = "received", "Received"
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Processing"
+        WAITING = "waiting", "Waiting"  # held until wait_until, or until released (connector.waiting)
         SUCCEEDED = "succeeded", "Succeeded"
         SKIPPED = "skipped", "Skipped"
         DUPLICATE = "duplicate", "Duplicate"
@@ -54,6 +55,18 @@ class Event(models.Model):
     status_detail = models.TextField(blank=True, default="")
     jira_key = models.CharField(max_length=32, blank=True, default="", db_index=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Times processing was started.")
+    wait_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="A waiting event resumes by itself at this time (empty: only when released, e.g. a paused tenant).",
+    )
+    wait_reason = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text='Why the event waits, e.g. "Jira\'s quota" or "tenant paused".',
+    )
     duplicate_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="duplicates"
     )

@@ -78,6 +78,18 @@ class TokenRefreshError(VendorError):
     transient = True
 
 
+class MustWait(VendorError):
+    """The vendor asks us to wait longer than one call may (Jira's quota spent until the next hourly reset, a long
+    Retry-After): the event waits until `until` (an aware datetime, UTC) for `reason` (connector.waiting), it does
+    not fail. `reason` is one of connector.waiting's reasons, e.g. "Jira's quota"."""
+
+    transient = True
+
+    def __init__(self, message="", *, until, reason, status=None, body=None):
+        super().__init__(message, status=status, body=body)
+        self.until, self.reason = until, reason
+
+
 class RenderError(ConnectorError):
     """A mapping template does not compile or render (connector.render)."""
 

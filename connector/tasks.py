@@ -3,12 +3,17 @@
 1. Claim: under a row lock, only an event that is received or queued is taken (status processing,
    attempts + 1, started_at). A second worker handed the same event finds it processing and does nothing;
    an event left processing longer than the task timeout (its worker was stopped) may be taken over.
+   Hold: the event of a paused tenant (tenants.pausing) is put into waiting ("tenant paused") right after the
+   claim, before anything is fetched or written; resuming the tenant queues it again.
 2. Run the handler for the resource kind (connector.handlers.HANDLERS) with FreshBooks and Jira clients bound
    to the event, so every outbound call is recorded as an audit.Attempt.
 3. Finish: succeeded (with the Jira key), skipped (nothing to do, with the reason) or failed (with Jira's or
    FreshBooks' message, or the reconnect reason), read from the connector.errors attributes. Failed events
    wait for a replay; when the tenant has `auto_retry`, transient failures are re-queued through a one-off
    django-q2 Schedule as connector.retry says.
+4. Wait: a vendor that asks for a longer wait than one call may take (connector.errors.MustWait: Jira's quota,
+   a long Retry-After) puts the event into waiting (connector.waiting), not failed; `resume_waiting`
+   (scheduled every minute) queues it again when its time has come, with auto retry on or off.
 
 Expected failures never raise out of the task (django-q2 would retry it blindly); only bugs do, after the
 event is marked failed.
@@ -25,19 +30,28 @@ from django_q.tasks import async_task
 
 from audit import alerts, metrics
 from audit.models import Event
-from connector.errors import ConnectorError
+from connector import waiting
+from connector.errors import ConnectorError, MustWait
 from connector.freshbooks.client import FreshBooksClient
 from connector.handlers import HANDLERS, Job, Outcome, Skip
 from connector.jira.client import JiraClient
 from connector.kinds import kind_for
 from connector.retry import MAX_AUTO_ATTEMPTS, task_retry_delay, task_timeout
-from tenants.models import JiraSite
+from tenants.models import JiraSite, Tenant
 
 log = logging.getLogger(__name__)
 
 PROCESS_TASK = "connector.tasks.process_event"
 CLAIMABLE = (Event.Status.RECEIVED, Event.Status.QUEUED)
-__all__ = ["MAX_AUTO_ATTEMPTS", "enqueue", "process_event", "requeue_stale", "run_or_enqueue"]
+__all__ = [
+    "MAX_AUTO_ATTEMPTS",
+    "enqueue",
+    "process_event",
+    "requeue_stale",
+    "resume",
+    "resume_waiting",
+    "run_or_enqueue",
+]
 
 
 def enqueue(event_id, *, actor="worker", delay=0):
@@ -85,6 +99,26 @@ def requeue_stale(limit=500):
     if ids:
         log.warning("Re-queued %d event(s) left processing by a stopped worker: %s", len(ids), ids)
     return len(ids)
+
+
+def resume_waiting(limit=500):
+    """Scheduled every minute: queue the waiting events whose `wait_until` has passed (connector.waiting).
+    Returns how many were queued."""
+    ids = waiting.release_due(limit=limit)
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.info("Resumed %d waiting event(s)", len(ids))
+    return len(ids)
+
+
+def resume(events, *, actor="worker"):
+    """Queue the waiting events of the queryset `events` now, whatever their time (e.g. a paused tenant is
+    resumed: `resume(Event.objects.filter(tenant=t, wait_reason=waiting.TENANT_PAUSED))`). Returns the ids."""
+    ids = waiting.release(events)
+    for pk in ids:
+        enqueue(pk, actor=actor)
+    return ids
 
 
 def claim(event_id):
@@ -139,6 +173,8 @@ def run(event, actor):
         return job, False
     try:
         return handler(job), False
+    except MustWait as exc:
+        return Outcome("waiting", detail=exc.detail, wait_until=exc.until, wait_reason=exc.reason), False
     except Skip as exc:
         return Outcome("skipped", detail="; ".join([str(exc), *job.notes])), False
     except ConnectorError as exc:
@@ -157,17 +193,40 @@ def finish(event, outcome):
         alerts.event_failed(event)
 
 
+def held_by_pause(event, actor):
+    """True when the event's tenant is paused (tenants.pausing): the event now waits, "tenant paused" with no
+    time, and nothing was sent anywhere; the claim is undone (no processing run counted).
+
+    Checked again once waiting: a resume that came in between releases it here (the resume's own release may
+    queue it too; the second run finds it claimed or finished and does nothing)."""
+    if event.tenant is None or event.tenant.paused_at is None:
+        return False
+    if not waiting.wait(event, None, waiting.TENANT_PAUSED):
+        return False
+    Event.objects.filter(pk=event.pk).update(attempts=F("attempts") - 1, started_at=None)
+    if not Tenant.objects.filter(pk=event.tenant_id, paused_at__isnull=False).exists():
+        resume(Event.objects.filter(pk=event.pk, wait_reason=waiting.TENANT_PAUSED), actor=actor)
+    log.info("Event %s held: its tenant %s is paused", event.pk, event.tenant.slug)
+    return True
+
+
 def process_event(event_id, actor="worker"):
     """Process one stored event (see the module docstring). Returns the final status, for the task result."""
     event = claim(event_id)
     if event is None:
         return "not claimed"
+    if held_by_pause(event, actor):
+        return Event.Status.WAITING
     try:
         outcome, transient = run(event, actor)
     except Exception as exc:  # a bug: record it on the event, then let django-q2 see it
         log.exception("Processing event %s failed", event_id)
         finish(event, Outcome("failed", detail=f"Internal error: {type(exc).__name__}: {exc}"))
         raise
+    if outcome.status == "waiting" and waiting.wait(event, outcome.wait_until, outcome.wait_reason):
+        Event.objects.filter(pk=event.pk).update(record=event.record)
+        log.info("Event %s %s", event.pk, waiting.describe(event))
+        return outcome.status
     tenant = event.tenant
     if outcome.status == "failed" and transient and tenant and tenant.auto_retry:
         if event.attempts < MAX_AUTO_ATTEMPTS:

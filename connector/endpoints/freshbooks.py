@@ -4,8 +4,9 @@ The request does no call to FreshBooks or Jira: it checks the delivery, stores a
 audit.Event in one short transaction and enqueues `connector.tasks.process_event` with it.
 
 Answers (errors as ``{"error": ...}``, connector.endpoints.base): 200 stored (or duplicate of an event still
-queued/processing, stored but not enqueued; or a replay: the same signed delivery already received within
-WEBHOOK_REPLAY_WINDOW, acknowledged and neither stored nor processed again); 400 malformed form, missing,
+queued/processing, stored but not enqueued; or a replay: the same signed delivery received within
+WEBHOOK_REPLAY_WINDOW and still open, acknowledged and neither stored nor processed again; once that one has run,
+the same delivery is a repeat, stored and processed: connector.repeats); 400 malformed form, missing,
 over-long or non-numeric fields, or an event no kind declares (connector.kinds); 401 missing or wrong
 signature, or unknown account (the same answer: an unsigned caller cannot tell them apart; counted on a known
 account at most once a second); 403 the tenant is inactive; 404 unknown callback (handshake: also for an
@@ -29,7 +30,7 @@ from django_q.tasks import async_task
 
 from audit import metrics
 from audit.models import Event
-from connector import kinds
+from connector import kinds, repeats
 from connector.endpoints.base import InboundEndpoint, Refused
 from connector.freshbooks import callbacks
 from connector.freshbooks import signature as fb_signature
@@ -270,8 +271,8 @@ _CALLBACKS_SQL = (
 
 
 def _earlier_events(tenant_pk, name, object_id, body_hash):
-    """(id of an event for the same object still queued or processing, id of an event with this very signed
-    delivery received within WEBHOOK_REPLAY_WINDOW), each None when there is none: one round trip.
+    """(id of an event for the same object still queued or processing, id of the event this very signed
+    delivery replays: connector.repeats.replay_of), each None when there is none: one round trip.
 
     On PostgreSQL a transaction-scoped advisory lock on (tenant, name, object id) makes a concurrent
     delivery for the same object wait until this transaction commits, so it sees this event and is recorded
@@ -285,10 +286,19 @@ def _earlier_events(tenant_pk, name, object_id, body_hash):
         cursor.execute(
             "SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
             " AND status IN (%s, %s) ORDER BY id LIMIT 1),"
-            " (SELECT id FROM audit_event WHERE body_hash = %s AND received_at >= %s ORDER BY id LIMIT 1)",
-            [tenant_pk, name, object_id, Event.Status.QUEUED, Event.Status.PROCESSING, body_hash, since],
+            " (SELECT id FROM audit_event WHERE body_hash = %s AND received_at >= %s ORDER BY id DESC LIMIT 1),"
+            " (SELECT status FROM audit_event WHERE body_hash = %s AND received_at >= %s ORDER BY id DESC LIMIT 1)",
+            [
+                tenant_pk,
+                name,
+                object_id,
+                Event.Status.QUEUED,
+                Event.Status.PROCESSING,
+                *(body_hash, since) * 2,
+            ],
         )
-        return cursor.fetchone()
+        open_id, newest_id, newest_status = cursor.fetchone()
+    return open_id, repeats.replay_of(open_id, newest_id, newest_status)
 
 
 freshbooks_webhook = FreshBooksWebhookView.as_view()

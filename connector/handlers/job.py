@@ -9,6 +9,7 @@ in connector.tasks.
 
 from dataclasses import dataclass, field
 
+from connector import repeats
 from connector.errors import FreshBooksError
 from connector.kinds import KINDS
 from connector.kinds.base import ARCHIVED, DELETED, vis_state
@@ -19,9 +20,11 @@ RELATED_LABELS = {"vendor": "bill vendor", "category": "expense category"}
 
 @dataclass
 class Outcome:
-    status: str  # an audit.Event status: succeeded, skipped or failed
+    status: str  # an audit.Event status: succeeded, skipped, failed or waiting (then wait_until, wait_reason)
     jira_key: str = ""
     detail: str = ""
+    wait_until: object = None  # aware datetime or None (connector.waiting)
+    wait_reason: str = ""
 
 
 class Skip(Exception):
@@ -54,8 +57,12 @@ class Job:
 
     def store(self, records):
         """Keep what was fetched, encrypted, on the event (visible in the admin); saved with the outcome by
-        connector.tasks.finish, in the same UPDATE."""
+        connector.tasks.finish, in the same UPDATE. Skip when the event repeats an earlier identical delivery
+        and FreshBooks' record has not changed since (connector.repeats)."""
         self.event.record = records
+        earlier = repeats.unchanged_since(self.event, records)
+        if earlier is not None:
+            raise Skip(f"nothing changed in FreshBooks since event #{earlier.pk} (the same delivery again)")
 
     def done(self, jira_key="", detail=""):
         return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))
@@ -75,9 +82,15 @@ def live(job, name, record, object_id=None):
     return record
 
 
-def fetch(job, kind, object_id, includes=()):
-    """The record, or Skip when FreshBooks no longer has it (404, deleted before we got to it) or has
-    soft-deleted it (`Kind.state`)."""
+def declared_includes(kind):
+    """The `include[]` values a kind is fetched with (connector.kinds); () for other records."""
+    return KINDS[kind].includes if kind in KINDS else ()
+
+
+def fetch(job, kind, object_id, includes=None):
+    """The record (with its kind's includes unless `includes` says otherwise), or Skip when FreshBooks no
+    longer has it (404, deleted before we got to it) or has soft-deleted it (`Kind.state`)."""
+    includes = declared_includes(kind) if includes is None else includes
     try:
         record = job.fb.get(kind, object_id, includes)
     except FreshBooksError as exc:
@@ -87,10 +100,12 @@ def fetch(job, kind, object_id, includes=()):
     return live(job, kind, record, object_id)
 
 
-def fetch_related(job, kind, object_id, includes=()):
-    """A related record; a missing one (404) is noted on the event, not fatal. None for an empty id."""
+def fetch_related(job, kind, object_id, includes=None):
+    """A related record, with the includes its kind declares (a payment's invoice comes with its lines); a
+    missing one (404) is noted on the event, not fatal. None for an empty id."""
     if object_id in (None, "", 0, "0"):
         return None
+    includes = declared_includes(kind) if includes is None else includes
     try:
         return job.fb.get(kind, object_id, includes)
     except FreshBooksError as exc:
