@@ -164,3 +164,30 @@ class JiraSite(OAuthTokens):
         if self.auth_method == self.AuthMethod.OAUTH2:
             return f"{settings.ATLASSIAN_API_URL}/ex/jira/{self.cloud_id}"
         return self.base_url.rstrip("/")
+
+
+class ApiToken(models.Model):
+    """A staff user's key to the operator API (`/api/v1/`), sent as `Authorization: Token <secret>` (or Bearer).
+
+    Only the SHA-256 digest of the secret is stored; the secret is shown once, when the token is made
+    (`ApiToken.issue`). A secret reads `mlc_<prefix>_<random>`: the prefix (8 characters, stored in clear and
+    unique) finds the row, the digest of the whole secret is compared in constant time. A revoked or expired
+    token, or one whose user is inactive or no longer staff, is refused (tenants.api_tokens)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. “nightly replay script”.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the secret (hex).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.CharField(max_length=150, blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+        permissions = [("manage_api_tokens", "Can see, make and revoke the API tokens of other users")]
+
+    def __str__(self):
+        return f"{self.name} (mlc_{self.prefix}_…)"
