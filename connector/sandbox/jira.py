@@ -1,72 +1,22 @@
-"""A fake Jira Cloud (or Server) on loopback: the tests' Jira and the sandbox's. When `SPEC_PATH` is set (the
-tests set it to tests/fixtures/jira/jira-openapi.json), every Cloud request it receives is validated against the
-official Jira Cloud OpenAPI spec (needs the dev dependency openapi-core); a non-conforming request is answered
-400 and recorded in `server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
+"""A fake Jira Cloud (or Server) on loopback: the tests' Jira and the sandbox's. When `REQUEST_CHECK` is set (the
+tests set it to tests/jira_spec.py's `validate`, which checks against the official Jira Cloud OpenAPI spec), every
+Cloud request it receives is checked; a non-conforming request is answered 400 and recorded in
+`server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
 
 State lives in `server.state`: projects, issues, worklogs, users. Routes are installed by functions so
 other modules can add theirs (`install_core_routes(server)` here; issues, worklogs, webhooks elsewhere).
 """
 
 import base64
-import functools
-import json
 import re
+import time
 
 from connector.sandbox.server import FakeServer, Response
 
-SPEC_PATH = None  # a pathlib.Path to the Jira Cloud OpenAPI spec: requests are validated against it
+# callable(request, path) -> None when the request conforms, else the error text; None: requests are not checked.
+REQUEST_CHECK = None
 EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
 JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
-
-
-@functools.cache
-def openapi():
-    from openapi_core import Config, OpenAPI
-
-    spec = json.loads(SPEC_PATH.read_text())
-    # The spec says "date-time" (RFC 3339), but Jira only parses yyyy-MM-dd'T'HH:mm:ss.SSSZ with a numeric
-    # offset ("...000+0000"; "Z" is rejected): check what the real Jira accepts.
-    formats = {"date-time": lambda value: not isinstance(value, str) or bool(JIRA_DATETIME.match(value))}
-    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None, extra_format_validators=formats))
-
-
-class _SpecRequest:
-    """openapi-core's request protocol over a recorded fake-server request (paths rebased on /rest/api/3)."""
-
-    def __init__(self, request, path):
-        # openapi-core (and werkzeug) are dev dependencies: only the tests validate requests.
-        from openapi_core.datatypes import RequestParameters
-        from werkzeug.datastructures import Headers, ImmutableMultiDict
-
-        self.host_url = "https://your-domain.atlassian.net"
-        self.path = path
-        self.full_url_pattern = self.host_url + path
-        self.method = request.method.lower()
-        content_type = request.headers.get("content-type", "application/json").split(";")[0]
-        headers = Headers(dict(request.headers))
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict([(k, v) for k, vs in request.query.items() for v in vs]),
-            header=headers,
-            cookie=ImmutableMultiDict(),
-            path={},
-        )
-        self.content_type = content_type
-        self.body = request.body or None
-
-
-def validate(request, path):
-    """Return None when the request conforms to the Jira Cloud spec, else the validation error text."""
-    from openapi_core.templating.paths.exceptions import PathNotFound
-
-    try:
-        openapi().validate_request(_SpecRequest(request, path))
-    except PathNotFound:
-        return f"{request.method} {path}: no such operation in the Jira Cloud API"
-    except Exception as exc:  # openapi-core raises one of many validation error types
-        cause = exc.__cause__ or exc
-        details = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
-        return f"{request.method} {path}: {exc}" + (f" {list(details)}" if details else "")
-    return None
 
 
 class FakeJira(FakeServer):
@@ -103,11 +53,15 @@ class FakeJira(FakeServer):
             request.path = request.path[len(prefix) :]
         if self.open_paths and self.open_paths.match(request.path):
             return super().dispatch(request)
+        odd = misbehaviour(self, request)
+        if odd is not None:
+            self.record(request)
+            return odd
         if not self.authorized(request):
             self.record(request)
-            return Response(401, {"errorMessages": ["You are not authenticated."]})
-        if SPEC_PATH and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
-            error = validate(request, request.path)
+            return self.refuse(request)
+        if REQUEST_CHECK and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
+            error = REQUEST_CHECK(request, request.path)
             if error:
                 with self.lock:
                     self.spec_errors.append(error)
@@ -146,17 +100,72 @@ class FakeJira(FakeServer):
 
     def authorized(self, request):
         header = request.headers.get("authorization", "")
+        expires = self.state.get("token_expires_at")  # epoch seconds: API tokens and PATs expire then
+        if expires is not None and time.time() >= expires and not header.startswith("Bearer ey"):
+            return False
         if header.startswith("Bearer "):
             return header[7:] in self.credentials["bearer"]
-        if header.startswith("Basic "):
+        if header.startswith("Basic ") and not self.state.get("pat_only"):
             email, _, token = base64.b64decode(header[6:]).decode().partition(":")
             return (email, token) == self.credentials["basic"]
         return False
+
+    def refuse(self, request):
+        """401 like Jira; on Server/DC a Basic sign-in failed `captcha_after` times is locked behind a CAPTCHA
+        (403 with X-Authentication-Denied-Reason and X-Seraph-LoginReason: AUTHENTICATION_DENIED)."""
+        if request.headers.get("authorization", "").startswith("Basic ") and self.deployment != "cloud":
+            with self.lock:
+                self.state["failed_logins"] = self.state.get("failed_logins", 0) + 1
+                locked = self.state.get("captcha_after") is not None and (
+                    self.state["failed_logins"] > self.state["captcha_after"]
+                )
+            if locked:
+                return Response(
+                    403,
+                    "<html><body>CAPTCHA required</body></html>",
+                    {
+                        "X-Authentication-Denied-Reason": f"CAPTCHA_CHALLENGE; login-url={self.url}/login.jsp",
+                        "X-Seraph-LoginReason": "AUTHENTICATION_DENIED",
+                    },
+                )
+            return Response(
+                401,
+                {"errorMessages": ["You are not authenticated."]},
+                {"X-Seraph-LoginReason": "AUTHENTICATED_FAILED"},
+            )
+        return Response(401, {"errorMessages": ["You are not authenticated."]})
 
     def api(self, method, path):
         """Route a REST API path given relative to /rest/api/{2|3}/."""
         version = "3" if self.deployment == "cloud" else "2"
         return self.route(method, f"/rest/api/{version}/{path}")
+
+
+LOGIN_PAGE = (
+    '<!DOCTYPE html><html><head><title>Log in - Jira</title></head><body><form action="/login.jsp" '
+    'method="post"><input name="os_username"><input name="os_password" type="password"></form></body></html>'
+)
+
+
+def misbehaviour(jira, request):
+    """What Jira (or the proxy in front of it) answers instead of the API, when switched on in its state:
+
+    - ``moved_to``: a URL the site moved to (e.g. ``<site>/jira``): every REST call answers 301 with Location
+      there (a Data Center moved under a context path, or a renamed site);
+    - ``login_page``: True: every REST call answers 200 text/html with a sign-in page (Data Center behind SSO).
+    Expiring tokens (``token_expires_at``), PAT-only Data Center (``pat_only``) and CAPTCHA lock-outs
+    (``captcha_after``) are credentials rules: see FakeJira.authorized and FakeJira.refuse."""
+    if not request.path.startswith("/rest/"):
+        return None
+    moved_to = jira.state.get("moved_to")
+    if moved_to:
+        query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
+        return Response(
+            301, "", {"Location": moved_to.rstrip("/") + request.path + (f"?{query}" if query else "")}
+        )
+    if jira.state.get("login_page"):
+        return Response(200, LOGIN_PAGE)
+    return None
 
 
 TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}
