@@ -5,7 +5,9 @@
 - a lapsed Jira webhook (its expiry passed without a refresh), once per lapse.
 
 Every occurrence is counted on an `audit.Alert` row (tenant, kind, subject, hour); only the occurrence that
-creates the row mails, after the surrounding transaction commits. A mail names the tenant, what happened and
+creates the row mails: after the surrounding transaction commits, `audit.tasks.mail_alert` is queued and a
+worker sends it (within EMAIL_TIMEOUT), so a slow or silent mail server never holds up event processing.
+A mail names the tenant, what happened and
 where to look in the admin — never a secret, a payload, a record or a vendor's error text.
 """
 
@@ -18,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from audit.metrics import ALERTS, label
 from audit.models import Alert
@@ -47,11 +50,17 @@ def raise_alert(tenant, kind, subject, message, *, once=False):
         return False
     if first:
         ALERTS.labels(label(kind, Alert.Kind.values)).inc()
-        transaction.on_commit(lambda: _mail(alert, message))
+        if alert.mailed:
+            transaction.on_commit(lambda: async_task(MAIL_TASK, alert.pk, message))
     return first
 
 
-def _mail(alert, message):
+MAIL_TASK = "audit.tasks.mail_alert"
+
+
+def mail(alert, message):
+    """Send the alert's mail to ADMINS (called by the audit.tasks.mail_alert task). Returns True when sent;
+    a failure (mail server down, or silent past EMAIL_TIMEOUT) is logged and clears `mailed`."""
     subject = f"{alert.tenant.slug}: {alert.get_kind_display().lower()} — {alert.subject}"
     body = (
         f"Tenant: {alert.tenant.name} ({alert.tenant.slug})\n"
@@ -64,6 +73,9 @@ def _mail(alert, message):
         mail_admins(subject, body)
     except Exception:  # a mail server outage must not stop the worker
         log.exception("Could not mail the alert %s", alert)
+        Alert.objects.filter(pk=alert.pk).update(mailed=False)
+        return False
+    return True
 
 
 def event_failed(event):
@@ -80,11 +92,14 @@ def event_failed(event):
 
 
 def needs_reconnect(sender, connection, **kwargs):
-    """Receiver of tenants.tokens.reconnect_required: a refresh token was refused."""
+    """Receiver of tenants.tokens.reconnect_required: the connection's credentials were refused for good (a
+    refresh token, an API token or personal access token, a CAPTCHA lock-out). The reason is the connector's
+    own words (tenants.tokens.mark_reconnect callers), never a vendor's text."""
     label = connection._meta.verbose_name
     message = (
-        f"The {label} {connection.pk} can no longer refresh its OAuth token; events fail until someone "
-        f"connects it again (Tenants → the tenant → Connect)."
+        f"The {label} {connection.pk} needs reconnecting: {connection.last_error or 'its credentials were refused'}\n"
+        f"Events fail and no call is made on it until someone fixes it (OAuth: Tenants → the tenant → Connect; "
+        f"API token or personal access token: enter a new one on the {label} and save)."
     )
     return raise_alert(connection.tenant, Alert.Kind.NEEDS_RECONNECT, f"{label} {connection.pk}", message)
 

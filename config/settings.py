@@ -124,9 +124,21 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default="ml-connector@localhost")
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[ml-connector] ")
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+# Seconds an SMTP connection may take to answer; alert mails are sent from their own task (audit.tasks), so a
+# mail server that never answers delays a mail, never a worker processing events.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Django's own error mails (a 500 with its settings and request dump) are off: unauthenticated requests (a
+# foreign Host header, an oversized form) would each mail ADMINS. ERROR_MAILS=1 mails server errors (500)
+# only, at most one per ERROR_MAIL_INTERVAL seconds per process, scrubbed (config.errors).
+ERROR_MAILS = env.bool("ERROR_MAILS", default=False)
+ERROR_MAIL_INTERVAL = env.int("ERROR_MAIL_INTERVAL", default=600)
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.errors.ScrubbingFilter"
 
 # GET /metrics (Prometheus): loopback callers (not forwarded by a proxy) when METRICS_ALLOW_LOOPBACK, callers
 # from METRICS_ALLOWED_IPS (addresses or networks), and requests with "Authorization: Bearer METRICS_BEARER_TOKEN".
+# A request carrying any forwarding header (X-Forwarded-For/-Proto/-Host, Forwarded, Via, X-Real-IP) is
+# forwarded: METRICS_ALLOWED_IPS then applies to the client named in X-Forwarded-For, and only when the request
+# comes from one of METRICS_TRUSTED_PROXIES (addresses or networks); otherwise only the token opens it.
 METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 try:
@@ -135,8 +147,13 @@ try:
         for a in env.list("METRICS_ALLOWED_IPS", default=[])
         if a.strip()
     ]
+    METRICS_TRUSTED_PROXIES = [
+        ipaddress.ip_network(a.strip(), strict=False)
+        for a in env.list("METRICS_TRUSTED_PROXIES", default=[])
+        if a.strip()
+    ]
 except ValueError as exc:
-    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS or METRICS_TRUSTED_PROXIES: {exc}") from exc
 # Counters of every web and worker process on this host meet in one directory (prometheus_client's multiprocess
 # mode); it must exist before prometheus_client is first imported, which happens after settings load.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".metrics")
@@ -310,10 +327,15 @@ LOGGING = {
             "formatter": "plain",
             "stream": sys.stderr,
             "filters": ["no_enqueued_lines"],
-        }
+        },
+        "error_mails": {"level": "ERROR", "class": "config.errors.ThrottledErrorMailHandler"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own "django" logger mails ADMINS on every error (django.security.DisallowedHost,
+        # RequestDataTooBig …): replaced by the console here; server errors mail only with ERROR_MAILS.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": ["error_mails"] if ERROR_MAILS else [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # At DEBUG these log token requests and answers (client secret, codes, tokens): never let them.
         "requests_oauthlib": {"level": "WARNING"},

@@ -120,25 +120,45 @@ class FreshBooksWebhook(models.Model):
 
 
 class JiraSite(OAuthTokens):
-    """The Jira site a tenant writes to, with API-token (Basic) or OAuth 2.0 (3LO) credentials."""
+    """The Jira site a tenant writes to: API token (Basic), personal access token (Data Center, Bearer) or
+    OAuth 2.0 (3LO) credentials."""
 
     class Deployment(models.TextChoices):
         CLOUD = "cloud", "Cloud"
         SERVER = "server", "Server / Data Center"
 
     class AuthMethod(models.TextChoices):
-        BASIC = "basic", "Email + API token"
+        BASIC = "basic", "Email or user name + API token (Basic)"
+        PAT = "pat", "Personal access token (Data Center)"
         OAUTH2 = "oauth2", "OAuth 2.0 (3LO)"
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="jira_site")
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    base_url = models.URLField(max_length=300, help_text="https://your-site.atlassian.net")
+    base_url = models.URLField(
+        max_length=300,
+        help_text="https://your-site.atlassian.net, a Data Center URL (https://jira.example.com/jira), or for a "
+        "scoped API token https://api.atlassian.com/ex/jira/<cloud id>.",
+    )
     site_name = models.CharField(max_length=200, blank=True, default="")
     cloud_id = models.CharField(max_length=64, blank=True, default="")
     deployment = models.CharField(max_length=10, choices=Deployment.choices, default=Deployment.CLOUD)
     auth_method = models.CharField(max_length=10, choices=AuthMethod.choices, default=AuthMethod.BASIC)
-    email = models.EmailField(blank=True, default="")
-    api_token = EncryptedTextField(blank=True, default="")
+    email = models.CharField(
+        "email or user name",
+        max_length=254,
+        blank=True,
+        default="",
+        help_text="The Jira user's email (Cloud) or user name (Server / Data Center); not used with a personal "
+        "access token.",
+    )
+    api_token = EncryptedTextField("API token or personal access token", blank=True, default="")
+    credentials_expire_on = models.DateField(
+        "token expires on",
+        null=True,
+        blank=True,
+        help_text="When the API token or personal access token expires (Atlassian shows it with the token): "
+        "operators are warned 30 and 7 days before.",
+    )
     # Jira webhooks: dynamic (OAuth) ids or the admin webhook's id, its secret and expiry.
     webhook_ids = models.JSONField(default=list, blank=True)
     webhook_secret = EncryptedTextField(blank=True, default="")

@@ -5,7 +5,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import Event
-from connector.management.commands.reconcile import parse_since
+from config.arguments import event_id, moment
 from connector.replay import replay
 from tenants.models import Tenant
 
@@ -37,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--event", metavar="NAME", help="Only events of this name, e.g. invoice.create.")
         parser.add_argument("--since", metavar="ISO", help="Only events received at or after this time.")
         parser.add_argument("--until", metavar="ISO", help="Only events received before this time.")
-        parser.add_argument("--id", type=int, nargs="+", dest="ids", metavar="N", help="These event ids.")
+        parser.add_argument(
+            "--id", type=event_id, nargs="+", dest="ids", metavar="N", help="These event ids."
+        )
         parser.add_argument("--sync", action="store_true", help="Process here and now instead of queueing.")
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed; change nothing."
@@ -65,10 +67,13 @@ class Command(BaseCommand):
             events = events.filter(status=status)
         if event:
             events = events.filter(name=event)
+        since, until = (moment(since) if since else None), (moment(until, "--until") if until else None)
+        if since and until and since >= until:
+            raise CommandError("--since must be before --until.")
         if since:
-            events = events.filter(received_at__gte=parse_since(since))
+            events = events.filter(received_at__gte=since)
         if until:
-            events = events.filter(received_at__lt=parse_since(until, "--until"))
+            events = events.filter(received_at__lt=until)
         events = list(events.only("pk"))
         if not events:
             self.stdout.write("No events match.")
