@@ -28,18 +28,9 @@ install-dev: $(BIN)/python
 run: install .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	@echo ""
-	@echo "  ml-connector: admin at http://127.0.0.1:8000/admin/   health at http://127.0.0.1:8000/healthz/"
-	@echo "  First time? Create an operator account:  $(BIN)/python manage.py createsuperuser"
-	@if $(BIN)/python manage.py sandbox --check; then \
-	  echo "  Sandbox mode (no vendor credentials): FreshBooks sandbox at http://127.0.0.1:8101/,"; \
-	  echo "  Jira sandbox at http://127.0.0.1:8103/; connect the tenant Sandbox Bakery in the admin."; fi
-	@echo "  Ctrl-C stops the web server, the worker and the sandbox."
-	@echo ""
 	rm -rf .metrics  # prometheus_client's per-process files of the last run (/metrics counts from zero)
-	@# config/run.py: like `honcho start`, but Ctrl-C stops every process cleanly (see its docstring).
-	@procs="web worker"; if $(BIN)/python manage.py sandbox --check; then procs="web worker sandbox"; fi; \
-	exec $(BIN)/python -m config.run $$procs
+	@# config/run.py: web and worker (and the sandbox in sandbox mode); Ctrl-C stops every process cleanly.
+	exec $(BIN)/python -m config.run
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -106,11 +106,11 @@ class IssueMappingForm(forms.ModelForm):
             )
             return
         custom = data.get("custom_fields") if isinstance(data.get("custom_fields"), dict) else {}
-        for field_id, kind in types.items():
-            if kind not in field_types.KINDS:
+        for field_id, field_type in types.items():
+            if field_type not in field_types.FIELD_TYPES:
                 self.add_error(
                     "custom_field_types",
-                    f"{field_id}: unknown type {kind!r}; use one of {', '.join(field_types.KINDS)}.",
+                    f"{field_id}: unknown type {field_type!r}; use one of {', '.join(field_types.FIELD_TYPES)}.",
                 )
             elif field_id not in custom:
                 self.add_error(

@@ -45,26 +45,26 @@ def write_issue(job, mappings, record, related):
             raise Skip(f"no enabled mapping for {job.event.name} with payment kind {kind}")
         raise Skip(f"no mapping applies: the conditions of {len(mappings)} enabled mapping(s) are not met")
     users = users_for(job, mapping, job.declared.people(record, related))
-    kinds = field_types.kinds_for(mapping, job.jira.site, job.jira)
+    types = field_types.field_types_for(mapping, job.jira.site, job.jira)
     notes = []
-    fields = render_fields(mapping, context, job.site, **users, kinds=kinds, notes=notes)
+    fields = render_fields(mapping, context, job.site, **users, types=types, notes=notes)
     try:
         outcome = _write(job, mapping, fields)
     except JiraError as exc:
         # Jira refused a custom field's value: its type may have changed since we last asked. Ask again, and
         # send once more only when that changes how a refused field is typed.
-        refused = field_types.refused(exc) & set(kinds)
+        refused = field_types.refused(exc) & set(types)
         if not refused:
             raise
         field_types.refresh(job.jira)
-        retyped = field_types.kinds_for(mapping, job.jira.site)
-        if all(retyped[f] == kinds[f] for f in refused):
+        retyped = field_types.field_types_for(mapping, job.jira.site)
+        if all(retyped[f] == types[f] for f in refused):
             raise
         job.notes.append(
             f"types of {', '.join(sorted(refused))} refreshed from Jira after it refused a value"
         )
         notes = []
-        fields = render_fields(mapping, context, job.site, **users, kinds=retyped, notes=notes)
+        fields = render_fields(mapping, context, job.site, **users, types=retyped, notes=notes)
         outcome = _write(job, mapping, fields)
     if notes:  # texts cut to Jira's limits
         outcome.detail = "; ".join(filter(None, [outcome.detail, *notes]))
