@@ -165,7 +165,11 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
     )
     fields = {
         "project": {"key": mapping.project_key.strip()},
-        "issuetype": {"name": mapping.issue_type.strip()},
+        # By id from the project's create metadata (connector.jira.screens): a name may resolve to the type of
+        # another project. The name only in a Preview of a mapping not yet checked against Jira.
+        "issuetype": {"id": type_id}
+        if (type_id := getattr(mapping, "issue_type_id", ""))
+        else {"name": mapping.issue_type.strip()},
         "summary": summary,
     }
     description = fit_text(

@@ -36,6 +36,7 @@ class FakeJira(FakeServer):
             projects={
                 "FIN": {"id": "10000", "key": "FIN", "name": "Finance", "issueTypes": ["Task", "Bug", "Epic"]}
             },
+            issue_types=dict(ISSUE_TYPES),
             issues={},
             worklogs={},
             users=[],
@@ -169,6 +170,47 @@ def misbehaviour(jira, request):
 
 
 TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}
+# The site's shared (company-managed) issue types, id → name. A project lists the names it uses in
+# "issueTypes"; a team-managed project has its own types instead ("ownTypes": {id: name}), so its "Task" has
+# another id than the shared "Task", and a create naming "Task" resolves to the shared one, which Jira refuses.
+# "hidden": field ids not on the project's create (and edit) screen, e.g. ["labels"].
+ISSUE_TYPES = {"10001": "Task", "10002": "Bug", "10000": "Epic", "10003": "Sub-task"}
+SUBTASK_TYPES = {"Sub-task"}
+
+
+def project_types(jira, project):
+    """The issue types creatable in a project: [{"id", "name", "subtask"}]."""
+    own = project.get("ownTypes")
+    if own:
+        pairs = list(own.items())
+    else:
+        by_name = {name: type_id for type_id, name in jira.state.get("issue_types", ISSUE_TYPES).items()}
+        pairs = [(by_name.get(name, name), name) for name in project["issueTypes"]]
+    return [{"id": str(type_id), "name": name, "subtask": name in SUBTASK_TYPES} for type_id, name in pairs]
+
+
+def resolve_issue_type(jira, project, value):
+    """The {"id", "name"} a create's ``issuetype`` names in `project`, or None (Jira: "Specify a valid issue
+    type"). By id: one of the project's types. By name: the site's shared type of that name, as Jira resolves
+    names, so a team-managed project's own "Task" cannot be named."""
+    value = value if isinstance(value, dict) else {}
+    types = project_types(jira, project)
+    if value.get("id"):
+        return next((t for t in types if t["id"] == str(value["id"])), None)
+    shared = {name: type_id for type_id, name in jira.state.get("issue_types", ISSUE_TYPES).items()}
+    type_id = shared.get(value.get("name"))
+    return next((t for t in types if t["id"] == type_id), None)
+
+
+def screen_fields(jira, project):
+    """The field ids on a project's create and edit screens."""
+    hidden = set(project.get("hidden") or [])
+    return [f for f in SYSTEM_FIELDS if f not in hidden] + [
+        f for f in jira.state.get("custom_fields", []) if f not in hidden
+    ]
+
+
+SYSTEM_FIELDS = ("summary", "description", "labels", "parent", "reporter", "assignee")
 
 
 def field_schema(jira, field_id):
@@ -210,12 +252,10 @@ def install_core_routes(jira):
         found = find_project(request.match["key"])
         if not found:
             return Response(404, {"errorMessages": ["Project not found."]})
-        types = [
-            {"id": str(100 + i), "name": name, "subtask": False} for i, name in enumerate(found["issueTypes"])
-        ]
+        types = project_types(jira, found)
         return {"issueTypes": types, "maxResults": 200, "startAt": 0, "total": len(types)}
 
-    def all_fields():
+    def all_fields(project=None):
         fields = [
             {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True,
              "schema": {"type": "string", "system": "summary"}},
@@ -225,16 +265,26 @@ def install_core_routes(jira):
              "schema": {"type": "array", "items": "string", "system": "labels"}},
             {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False,
              "schema": {"type": "issuelink", "system": "parent"}},
+            {"fieldId": "reporter", "key": "reporter", "name": "Reporter", "required": False,
+             "schema": {"type": "user", "system": "reporter"}},
+            {"fieldId": "assignee", "key": "assignee", "name": "Assignee", "required": False,
+             "schema": {"type": "user", "system": "assignee"}},
         ]  # fmt: skip
         fields += [
             {"fieldId": fid, "key": fid, "name": fid, "required": False, "schema": field_schema(jira, fid)}
             for fid in jira.state.get("custom_fields", [])
         ]
+        if project is not None:
+            shown = set(screen_fields(jira, project))
+            fields = [f for f in fields if f["fieldId"] in shown]
         return fields
 
     @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes/(?P<type_id>\d+)")
     def createmeta_fields(request):
-        fields = all_fields()
+        found = find_project(request.match["key"])
+        if not found or request.match["type_id"] not in {t["id"] for t in project_types(jira, found)}:
+            return Response(404, {"errorMessages": ["Issue type not found for this project."]})
+        fields = all_fields(found)
         return {"fields": fields, "maxResults": 200, "startAt": 0, "total": len(fields)}
 
     @jira.api("GET", "field")
