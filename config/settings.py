@@ -76,17 +76,9 @@ if SANDBOX and _VENDOR_CREDENTIALS:
     )
 SANDBOX_STATE_FILE = BASE_DIR / "sandbox-state.json"
 if SANDBOX:
-    from connector.sandbox import atlassian as _sandbox_atlassian  # plain modules: no models, no settings
-    from connector.sandbox import freshbooks_auth as _sandbox_freshbooks
-
-    FRESHBOOKS_CLIENT_ID, FRESHBOOKS_CLIENT_SECRET = (
-        _sandbox_freshbooks.CLIENT_ID,
-        _sandbox_freshbooks.CLIENT_SECRET,
-    )
-    ATLASSIAN_CLIENT_ID, ATLASSIAN_CLIENT_SECRET = (
-        _sandbox_atlassian.CLIENT_ID,
-        _sandbox_atlassian.CLIENT_SECRET,
-    )
+    # The sandbox's own OAuth apps (connector/sandbox/freshbooks_auth.py and atlassian.py; public test values).
+    FRESHBOOKS_CLIENT_ID, FRESHBOOKS_CLIENT_SECRET = "fb-client-id", "fb-client-secret"
+    ATLASSIAN_CLIENT_ID, ATLASSIAN_CLIENT_SECRET = "atl-client-id", "atl-client-secret"
 
     def _sandbox_url(name, port):
         """Loopback port 8101-8103, or the one a vendor URL setting names on 127.0.0.1 (the sandbox listens
@@ -180,6 +172,8 @@ INSTALLED_APPS = [
     "connector",
     "audit",
 ]
+if SANDBOX:  # the vendor sandbox (connector/sandbox): `manage.py sandbox`, its pages and the admin's banner
+    INSTALLED_APPS.append("connector.sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -205,11 +199,13 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "connector.sandbox.admin_context",
             ],
         },
     },
 ]
+
+if SANDBOX:
+    TEMPLATES[0]["OPTIONS"]["context_processors"].append("connector.sandbox.context_processors.admin_context")
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

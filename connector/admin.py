@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django_q.tasks import async_task
 
+from connector import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from connector.forms import IssueMappingForm
 from connector.jira.adf import to_text
 from connector.kinds import COMMON_DOCS, CONTEXT_DOCS

@@ -35,7 +35,7 @@ from connector import repeats
 from connector.endpoints.authentication import UNKNOWN_CALLBACK, CallbackHandshake, FreshBooksSignature
 from connector.endpoints.base import Delivery, Refused, WebhookView
 from connector.endpoints.parsers import FORM, FreshBooksFormParser, form_body
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from tenants.models import FreshBooksWebhook
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class FreshBooksWebhookView(WebhookView):
             )
             if hook is None:  # deleted or deactivated since it was identified: the same answer
                 raise Refused(404, UNKNOWN_CALLBACK)
-            stored = callbacks.store_verifier(hook, handshake.verifier)
+            stored = registration.store_verifier(hook, handshake.verifier)
             if stored:
-                _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
+                _enqueue_on_commit(registration.CONFIRM_TASK, hook.pk)
         status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
         return {"status": status, "callback": hook.callback_id}
 
