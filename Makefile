@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults bench-hosts
+.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults bench-hosts bench-triage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-drain: install-dev
 	$(BIN)/python -m tests.bench.drain $(BENCH_ARGS)
 
 # Faults and load on a PostgreSQL server of its own (initdb in a temporary directory; nothing else is touched).
+bench-triage: install-dev
+	$(BIN)/python -m tests.bench.triage $(BENCH_ARGS)
+
 bench-faults: install-dev
 	$(BIN)/python -m tests.bench.faults $(BENCH_ARGS)
 

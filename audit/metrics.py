@@ -129,15 +129,27 @@ def event_finished(event):
 
 def count_call(call):
     """connector.http hook: count one outbound call made for an event (a connector.http.Call); the first
-    successful Jira write of an event observes its delivery-to-Jira latency."""
+    successful Jira write of a delivery's processing by the worker observes its delivery-to-Jira latency (not a
+    replay's, a rollback's or a reconcile's: their time since the delivery says nothing about the pipeline)."""
     url, method, status = call.request.get("url", ""), call.request.get("method", ""), call.http_status
     vendor = vendor_of(url)
     VENDOR_CALLS.labels(vendor, http_status(status)).inc()
     event = call.event
     is_write = vendor == "jira" and method.upper() != "GET" and status and 200 <= status < 300
-    if is_write and getattr(event, "received_at", None) and not getattr(event, "_mlc_wrote", False):
+    if is_write and is_delivery(call) and not getattr(event, "_mlc_wrote", False):
         event._mlc_wrote = True
         DELIVERY_TO_JIRA.observe(max(0.0, (timezone.now() - event.received_at).total_seconds()))
+
+
+def is_delivery(call):
+    """The call is the worker processing a FreshBooks delivery that nobody asked to replay."""
+    event = call.event
+    return (
+        call.actor == "worker"
+        and getattr(event, "source", None) == "freshbooks"
+        and getattr(event, "received_at", None) is not None
+        and getattr(event, "replay_requested_at", None) is None
+    )
 
 
 def vendor_of(url):
