@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django_q.tasks import async_task
 
+from audit.admin_mixins import FitsScreen
 from connector import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from connector.forms import IssueMappingForm
 from connector.jira.adf import to_text
@@ -184,7 +185,7 @@ class LinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReconcileState)
-class ReconcileStateAdmin(admin.ModelAdmin):
+class ReconcileStateAdmin(FitsScreen, admin.ModelAdmin):
     """Each tenant's reconcile: watermark, last pass and its result; interval and "Reconcile now"."""
 
     list_display = (
