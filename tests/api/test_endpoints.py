@@ -181,6 +181,8 @@ def test_events_filters(api, world):
     assert ids(kind="time_entry") == {queued}
     assert ids(source="jira") == {jira}
     assert ids(name="invoice.create", object_id="42") == {failed}
+    Event.objects.filter(pk=failed).update(failure_reason="Jira answered <n>")
+    assert ids(failure_reason="Jira answered <n>") == {failed}
     Event.objects.filter(pk=failed).update(received_at=timezone.now() - timedelta(days=3))
     assert ids(tenant="acme", received_before=(timezone.now() - timedelta(days=1)).isoformat()) == {failed}
     assert failed not in ids(received_after=(timezone.now() - timedelta(days=1)).isoformat())
