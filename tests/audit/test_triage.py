@@ -211,3 +211,17 @@ def test_a_rolled_back_event_shows_a_word_and_offers_no_replay_or_rollback(tenan
     failed_event = failed(tenant, 6)
     page = staff_client.get(reverse("admin:audit_event_change", args=[failed_event.pk])).content.decode()
     assert 'id="replay-event"' in page and 'id="rollback-event"' in page
+
+
+@pytest.mark.django_db
+def test_replay_events_selects_a_reason_group(tenant):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    bulk_failed(tenant, 3)
+    other = failed(tenant, 99, GONE)
+    out = StringIO()
+    call_command("replay_events", "--reason", ISSUE_TYPE, stdout=out)
+    assert "Queued 3 event(s), refused 0." in out.getvalue()
+    assert Event.objects.get(pk=other.pk).status == "failed"
