@@ -29,10 +29,10 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit import metrics
 from audit.models import Event
+from config.queueing import enqueue
 from connector import retry
 from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
 from connector.freshbooks.client import FreshBooksClient
@@ -44,6 +44,7 @@ from connector.kinds import KINDS, build_context
 from connector.kinds.base import eastern_to_utc
 from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
 from connector.render import RenderError, render_fields
+from connector.schedules import RECONCILE
 from connector.tasks import run_or_enqueue
 from tenants.models import JiraSite, Tenant
 
@@ -54,7 +55,6 @@ BUSY_AFTER = timedelta(hours=1)  # a pass marked running for longer than this di
 OPEN = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING)
 PROCESSED = (Event.Status.SUCCEEDED, Event.Status.SKIPPED)
 GONE = (Link.State.DELETED, Link.State.ROLLED_BACK)
-TASK = "connector.reconcile.reconcile_task"
 
 
 class ReconcileBusy(Exception):
@@ -339,6 +339,6 @@ def reconcile_due():
         state, _ = ReconcileState.objects.get_or_create(tenant=tenant)
         interval = timedelta(minutes=max(5, state.interval_minutes))
         if state.enabled and (state.last_started_at is None or state.last_started_at <= now - interval):
-            async_task(TASK, tenant.pk, actor="schedule")
+            enqueue(RECONCILE, tenant.pk, actor="schedule")
             queued.append(tenant.slug)
     return queued
