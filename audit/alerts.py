@@ -20,10 +20,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit.metrics import ALERTS, label
 from audit.models import Alert
+from audit.schedules import MAIL_ALERT
+from config.queueing import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,8 @@ def raise_alert(tenant, kind, subject, message, *, once=False):
     if first:
         ALERTS.labels(label(kind, Alert.Kind.values)).inc()
         if alert.mailed:
-            transaction.on_commit(lambda: async_task(MAIL_TASK, alert.pk, message))
+            enqueue(MAIL_ALERT, alert.pk, message, on_commit=True)
     return first
-
-
-MAIL_TASK = "audit.tasks.mail_alert"
 
 
 def mail(alert, message):

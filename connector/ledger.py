@@ -327,9 +327,10 @@ def restore_worklog(*, client, link, body, event=None):
     return link
 
 
-def rollback_link(*, client, link, event=None):
+def rollback_link(*, client, link, event=None, delete_subtasks=False):
     """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
     rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
+    `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
     A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
     _outside_transaction()
     with transaction.atomic():
@@ -342,7 +343,7 @@ def rollback_link(*, client, link, event=None):
             if link.purpose == Link.Purpose.WORKLOG:
                 removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
             else:
-                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id)
+                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id, delete_subtasks)
         except VendorError as exc:
             error = exc  # raised after the commit, so the failed attempt stays in the audit trail
         else:

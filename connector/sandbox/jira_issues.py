@@ -166,9 +166,18 @@ def install_issue_routes(jira):
             }
         return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{request.path}/{issue_id}"})
 
+    def subtasks(issue):
+        """The issue's sub-tasks as Jira lists them in ``fields.subtasks``."""
+        return [
+            {"id": other["id"], "key": other["key"], "fields": {"summary": other["fields"].get("summary")}}
+            for other in jira.state["issues"].values()
+            if (other["fields"].get("parent") or {}).get("key") in (issue["key"], issue["id"])
+            and (other["fields"].get("issuetype") or {}).get("subtask")
+        ]
+
     def issue_json(issue, request):
         wanted = [f for f in (request.arg("fields") or "*all").split(",") if f]
-        fields = issue["fields"]
+        fields = {**issue["fields"], "subtasks": subtasks(issue)}
         if "*all" not in wanted and "*navigable" not in wanted:
             fields = {name: value for name, value in fields.items() if name in wanted}
         found = {"id": issue["id"], "key": issue["key"], "self": f"{jira.url}/rest/api/x/issue/{issue['id']}",
@@ -205,9 +214,17 @@ def install_issue_routes(jira):
         issue = find(request.match["key"])
         if not issue:
             return not_found()
+        children = subtasks(issue)
+        if children and request.arg("deleteSubtasks") != "true":
+            message = (
+                f"The issue '{issue['key']}' has subtasks. You must specify the 'deleteSubtasks' parameter "
+                "to delete this issue and all its subtasks."
+            )
+            return errors(400, [message])
         with jira.lock:
-            del jira.state["issues"][issue["key"]]
-            jira.state["worklogs"].pop(issue["key"], None)
+            for key in [child["key"] for child in children] + [issue["key"]]:
+                del jira.state["issues"][key]
+                jira.state["worklogs"].pop(key, None)
         return Response(204)
 
     @jira.api("GET", r"issue/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)")

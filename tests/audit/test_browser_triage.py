@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
 from audit.models import Event, ReplayBatch
-from connector.replay import BATCH_TASK
+from connector.schedules import REPLAY_BATCH
 from tenants.models import Tenant
 from tests.processing import run_queued
 
@@ -89,7 +89,7 @@ def test_operator_triages_failures_by_reason(live_server, page, people):
     expect(page.locator("#replay-batches")).to_contain_text("0 of 130 (0 %)")
     assert Event.objects.filter(status="failed").count() == 133  # nothing replayed in the request
 
-    assert run_queued(BATCH_TASK) == ["finished"]  # the worker's task
+    assert run_queued(REPLAY_BATCH) == ["finished"]  # the worker's task
     page.reload()
     expect(page.locator("#replay-batches")).to_contain_text("130 of 130 (100 %)")
     assert ReplayBatch.objects.get().queued == 130

@@ -35,6 +35,12 @@ class Command(BaseCommand):
             help="Only events in this status.",
         )
         parser.add_argument("--event", metavar="NAME", help="Only events of this name, e.g. invoice.create.")
+        parser.add_argument(
+            "--reason",
+            metavar="TEXT",
+            help="Only failed events of this reason, as the Failed events list shows it "
+            "(e.g. 'Jira PUT /rest/api/3/issue/<issue> → 404: Issue does not exist').",
+        )
         parser.add_argument("--since", metavar="ISO", help="Only events received at or after this time.")
         parser.add_argument("--until", metavar="ISO", help="Only events received before this time.")
         parser.add_argument(
@@ -46,10 +52,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, tenant=None, status=None, event=None, since=None, until=None, ids=None,
-               sync=False, dry_run=False, **options):  # fmt: skip
-        if not (tenant or status or ids or event or since or until):
+               sync=False, dry_run=False, reason=None, **options):  # fmt: skip
+        if not (tenant or status or ids or event or since or until or reason):
             raise CommandError(
-                "Select events with --tenant, --status, --event, --since/--until and/or --id "
+                "Select events with --tenant, --status, --event, --reason, --since/--until and/or --id "
                 "(refusing to replay everything)."
             )
         events = Event.objects.exclude(source=Event.Source.JIRA).order_by("received_at", "id")
@@ -67,6 +73,8 @@ class Command(BaseCommand):
             events = events.filter(status=status)
         if event:
             events = events.filter(name=event)
+        if reason is not None:  # the stored, indexed reason of failed events (audit.reasons)
+            events = events.filter(status=Event.Status.FAILED, failure_reason=reason.strip())
         since, until = (moment(since) if since else None), (moment(until, "--until") if until else None)
         if since and until and since >= until:
             raise CommandError("--since must be before --until.")

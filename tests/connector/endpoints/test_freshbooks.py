@@ -17,6 +17,7 @@ from connector.sandbox.freshbooks_callbacks import (
     signed_delivery,
     verification_delivery,
 )
+from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, Tenant
 from tests.processing import connected_account, queued, run_queued
 
@@ -357,8 +358,8 @@ def test_handshake_stores_verifier_encrypted_and_confirms_it(
     with connection.cursor() as cursor:
         cursor.execute("SELECT verifier FROM tenants_freshbookswebhook WHERE id = %s", [pending.pk])
         assert real.encode() not in bytes(cursor.fetchone()[0])
-    assert queued() == [(registration.CONFIRM_TASK, (pending.pk,))]  # the id only, never the verifier
-    assert run_queued(registration.CONFIRM_TASK) == ["verified"]
+    assert queued() == [(CONFIRM_VERIFICATION, (pending.pk,))]  # the id only, never the verifier
+    assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
     put = fb.calls("PUT", rf"/callbacks/{pending.callback_id}$")[-1]
     assert put.json() == {"callback": {"verifier": real}}
     pending.refresh_from_db()
@@ -374,7 +375,7 @@ def test_forged_handshake_is_refused_by_freshbooks_and_forgotten(
     forged = verification_delivery(fb, pending.callback_id).replace(b"verifier=", b"verifier=forged")
     with django_capture_on_commit_callbacks(execute=True):
         assert post(client, forged).status_code == 200
-    [result] = run_queued(registration.CONFIRM_TASK)
+    [result] = run_queued(CONFIRM_VERIFICATION)
     assert result.startswith("refused")
     pending.refresh_from_db()
     assert not pending.verified and pending.verifier == ""

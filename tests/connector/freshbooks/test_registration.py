@@ -13,6 +13,7 @@ from connector.sandbox.freshbooks_callbacks import (
     install_callback_routes,
     verification_delivery,
 )
+from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksWebhook
 from tests.processing import connected_account, run_queued
 
@@ -76,7 +77,7 @@ def test_handshake_after_registration_marks_rows_verified(
                 content_type="application/x-www-form-urlencoded",
             )
         assert response.status_code == 200
-    assert set(run_queued(registration.CONFIRM_TASK)) == {"verified"}
+    assert set(run_queued(CONFIRM_VERIFICATION)) == {"verified"}
     rows = FreshBooksWebhook.objects.filter(account=account)
     assert rows.count() == 7 and all(r.verified and r.verifier for r in rows)
     assert all(c["verified"] for c in fb.state["callbacks"].values())
