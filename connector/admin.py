@@ -14,10 +14,11 @@ from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, 
 from connector.preview import preview
 from connector.reconcile import TASK as RECONCILE_TASK
 from tenants.models import Tenant
+from tenants.secrets import VendorCheckedAdmin
 
 
 @admin.register(IssueMapping)
-class IssueMappingAdmin(admin.ModelAdmin):
+class IssueMappingAdmin(VendorCheckedAdmin, admin.ModelAdmin):
     list_display = (
         "name",
         "tenant",
