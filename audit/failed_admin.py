@@ -151,6 +151,7 @@ class FailedEventAdmin(TriageActions, AppendOnly, admin.ModelAdmin):
               "attempts", "received_at", "finished_at")  # fmt: skip
     readonly_fields = fields
     change_list_template = "admin/audit/failedevent/change_list.html"
+    show_full_result_count = False  # one COUNT less over every failure
 
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):

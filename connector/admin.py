@@ -5,16 +5,17 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path
-from django_q.tasks import async_task
 
+from config.queueing import enqueue
+from connector import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from connector.forms import IssueMappingForm
 from connector.jira.adf import to_text
 from connector.kinds import COMMON_DOCS, CONTEXT_DOCS
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
 from connector.preview import preview
-from connector.reconcile import TASK as RECONCILE_TASK
+from connector.schedules import RECONCILE
 from tenants.models import Tenant
-from tenants.secrets import VendorCheckedAdmin
+from tenants.secret_fields import VendorCheckedAdmin
 
 
 @admin.register(IssueMapping)
@@ -220,5 +221,5 @@ class ReconcileStateAdmin(admin.ModelAdmin):
         """Queue one pass per selected tenant for the worker (its result shows here when done)."""
         actor = f"admin:{request.user.get_username()}"
         for state in queryset.select_related("tenant"):
-            async_task(RECONCILE_TASK, state.tenant_id, actor=actor)
+            enqueue(RECONCILE, state.tenant_id, actor=actor)
             self.message_user(request, f"Queued a reconcile of {state.tenant}.", messages.SUCCESS)

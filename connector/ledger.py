@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 
 from connector import snapshots, transport
 from connector.errors import LedgerError, VendorError
+from connector.jira import screens
 from connector.models import Link
 from connector.retry import SEARCH_RETRY_DELAYS
 
@@ -168,16 +169,16 @@ def with_label(fields, label):
     return {**fields, "labels": labels}
 
 
-def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None):
-    """The Link (state created) of the issue for this FreshBooks object, creating the issue at most once."""
+def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None, notes=None):
+    """The Link (state created) of the issue for this FreshBooks object, creating the issue at most once.
+    Optional fields Jira refuses as not on the create screen are left out, with a line in `notes`
+    (connector.jira.screens); the issue property still marks the issue."""
     object_id = str(object_id)
     label = issue_label(tenant, object_type, object_id)
 
     def write(link):
-        created = client.create_issue(
-            with_label(fields, label), properties={PROPERTY_KEY: marker(tenant, object_type, object_id)}
-        )
-        return _issue_ids(created)
+        properties = {PROPERTY_KEY: marker(tenant, object_type, object_id)}
+        return _issue_ids(screens.create_issue(client, with_label(fields, label), properties, notes))
 
     find = functools.partial(_found_issue_ids, client, tenant)
     return _write_once((tenant, object_type, object_id, Link.Purpose.ISSUE), event, find, write, client)
@@ -212,8 +213,9 @@ def _resolve(link, find, client=None):
     )
 
 
-def update_issue(*, client, link, fields, event=None):
-    """Edit the linked issue (its ledger label is kept in the labels)."""
+def update_issue(*, client, link, fields, event=None, notes=None):
+    """Edit the linked issue (its ledger label is kept in the labels; optional fields Jira refuses as not on the
+    edit screen are left out, with a line in `notes`)."""
     tenant = link.tenant
     link = _resolve(link, functools.partial(_found_issue_ids, client, tenant), client)
     if "labels" in fields:
@@ -221,7 +223,7 @@ def update_issue(*, client, link, fields, event=None):
     fields = {name: value for name, value in fields.items() if name not in ("project", "issuetype")}
     key = link.jira_issue_key or link.jira_issue_id
     before = snapshots.issue_fields(client, key, list(fields)) if client.event else None
-    client.update_issue(key, fields)
+    screens.update_issue(client, key, fields, notes)
     snapshots.keep(
         client, {"kind": "issue", "key": key, "before": before},
         after=lambda: snapshots.issue_fields(client, key, list(fields)),
@@ -342,9 +344,10 @@ def restore_worklog(*, client, link, body, event=None):
     return link
 
 
-def rollback_link(*, client, link, event=None):
+def rollback_link(*, client, link, event=None, delete_subtasks=False):
     """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
     rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
+    `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
     A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
     _outside_transaction()
     _ready(client)
@@ -358,7 +361,7 @@ def rollback_link(*, client, link, event=None):
             if link.purpose == Link.Purpose.WORKLOG:
                 removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
             else:
-                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id)
+                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id, delete_subtasks)
         except VendorError as exc:
             error = exc  # raised after the commit, so the failed attempt stays in the audit trail
         else:

@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit import metrics
 from audit.models import Event
+from config.queueing import enqueue
 from connector import retry
 from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
 from connector.freshbooks.client import FreshBooksClient
@@ -40,6 +40,7 @@ from connector.kinds import KINDS, build_context
 from connector.kinds.base import eastern_to_utc
 from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
 from connector.render import RenderError, render_fields
+from connector.schedules import RECONCILE
 from connector.tasks import run_or_enqueue
 from tenants.models import JiraSite, Tenant
 
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 OVERLAP = timedelta(hours=2)  # FreshBooks' US/Eastern clock: DST folds, skew, records saved mid-pass
 BUSY_AFTER = timedelta(hours=1)  # a pass marked running for longer than this died with its worker
 OPEN = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING)
-TASK = "connector.reconcile.reconcile_task"
 
 
 class ReconcileBusy(Exception):
@@ -284,6 +284,6 @@ def reconcile_due():
         state, _ = ReconcileState.objects.get_or_create(tenant=tenant)
         interval = timedelta(minutes=max(5, state.interval_minutes))
         if state.enabled and (state.last_started_at is None or state.last_started_at <= now - interval):
-            async_task(TASK, tenant.pk, actor="schedule")
+            enqueue(RECONCILE, tenant.pk, actor="schedule")
             queued.append(tenant.slug)
     return queued

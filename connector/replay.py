@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit.models import Event, ReplayBatch
+from config.queueing import enqueue
+from connector.schedules import REPLAY_BATCH
 from connector.tasks import run_or_enqueue
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,6 @@ def _replay_one(pk, actor, sync, result):
     run_or_enqueue(event, actor=actor, sync=sync)
 
 
-BATCH_TASK = "connector.replay.run_batch"
 BATCH_SLICE_SECONDS = 60  # one run of the batch task, well inside Q_TIMEOUT; the rest goes on in the next run
 BATCH_SAVE_EVERY = 100  # progress written every this many events
 MAX_REFUSALS_SHOWN = 20
@@ -99,7 +99,7 @@ def start_batch(events, *, actor, description):
     batch = ReplayBatch.objects.create(
         description=description[:300], event_ids=ids, requested_by=actor[:150], total=len(ids)
     )
-    transaction.on_commit(lambda: async_task(BATCH_TASK, batch.pk))
+    enqueue(REPLAY_BATCH, batch.pk, on_commit=True)
     return batch
 
 
@@ -127,7 +127,7 @@ def run_batch(batch_id, slice_seconds=None):
                 batch.save(update_fields=fields)
             if time.monotonic() > deadline and batch.done < batch.total:
                 batch.save(update_fields=fields)
-                async_task(BATCH_TASK, batch.pk)
+                enqueue(REPLAY_BATCH, batch.pk)
                 return batch.state
     except Exception as exc:
         log.exception("Replay batch %s stopped", batch_id)

@@ -7,17 +7,14 @@ from django.views.decorators.http import require_POST
 
 from connector.defaults import create_default_mappings, create_default_worklog_rule
 from connector.errors import VendorError
-from connector.freshbooks import callbacks
-from connector.jira import registration
-from tenants import (
-    queue_admin,  # noqa: F401 - re-registers django-q2's task admin with permissions
-    token_admin,  # noqa: F401 - the API tokens (made and revoked by their users)
-)
+from connector.freshbooks import registration as fb_registration
+from connector.jira import registration as jira_registration
+from tenants import token_admin  # noqa: F401 - the API tokens (made and revoked by their users)
 from tenants.checks import check_tenant
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.pause_admin import PauseAdmin
-from tenants.secrets import SecretFieldsAdmin, VendorCheckedAdmin, masked, masked_display
+from tenants.secret_fields import SecretFieldsAdmin, VendorCheckedAdmin, masked, masked_display
 from tenants.setup import connect_blocker
 from tenants.views import may_connect
 
@@ -78,7 +75,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{tenant}: skipped ({reason}).", messages.WARNING)
         for account in accounts if tenant.active else []:
             try:
-                result = callbacks.register(account, actor=actor)
+                result = fb_registration.register(account, actor=actor)
             except VendorError as exc:
                 modeladmin.message_user(request, f"{tenant} {account.account_id}: {exc}", messages.ERROR)
             else:
@@ -158,7 +155,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
         register_freshbooks_webhooks(self, request, Tenant.objects.filter(pk=tenant.pk))
         site = getattr(tenant, "jira_site", None)
         if site is not None:
-            if registration.register(site, actor=request.user.get_username()):
+            if jira_registration.register(site, actor=request.user.get_username()):
                 self.message_user(request, f"{site}: Jira webhooks registered.", messages.SUCCESS)
             else:
                 self.message_user(
@@ -229,7 +226,7 @@ class FreshBooksWebhookAdmin(OperationsPermissions, SecretFieldsAdmin, admin.Mod
         sent, skipped = 0, 0
         for hook in queryset.select_related("account"):
             try:
-                if callbacks.resend_verification(hook, actor=f"admin:{request.user.get_username()}"):
+                if fb_registration.resend_verification(hook, actor=f"admin:{request.user.get_username()}"):
                     sent += 1
                 else:
                     skipped += 1
@@ -315,7 +312,7 @@ class JiraSiteAdmin(
         return f"OK (last good refresh {obj.webhook_refreshed_at:%Y-%m-%d %H:%M} UTC)"
 
     def _webhooks(self, request, queryset, verb, **kwargs):
-        run = registration.register if verb == "registered" else registration.refresh
+        run = jira_registration.register if verb == "registered" else jira_registration.refresh
         for site in queryset.select_related("tenant"):
             if run(site, actor=request.user.get_username(), **kwargs):
                 self.message_user(

@@ -61,6 +61,13 @@ class OAuthTokens(models.Model):
     )
     last_error = models.TextField(blank=True, default="")
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    token_url = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The token endpoint that issued these tokens: they are sent to no other vendor address.",
+    )
 
     class Meta:
         abstract = True

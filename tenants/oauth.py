@@ -274,6 +274,7 @@ class FreshBooksProvider(OAuthProvider):
             )
             account.business_name = business["name"]
             account.identity_id = str(extra.get("identity_id") or "")
+            account.token_url = self.token_url
             for name, value in token_fields(token).items():
                 setattr(account, name, value)
             account.save()
@@ -311,6 +312,7 @@ class AtlassianProvider(OAuthProvider):
             site.cloud_id = site_info["cloud_id"]
             site.base_url = site_info["url"]
             site.site_name = site_info["name"]
+            site.token_url = self.token_url
             for name, value in token_fields(token).items():
                 setattr(site, name, value)
             site.save()

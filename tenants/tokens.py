@@ -18,6 +18,7 @@ import re
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
@@ -49,8 +50,28 @@ def _fresh(conn, margin=REFRESH_MARGIN):
     )
 
 
+def check_origin(conn, provider=None):
+    """Refuse to use `conn`'s tokens where they were not issued: TokenRefreshError (the connection is left as
+    it is, nothing is sent) when this process's vendor URLs (FRESHBOOKS_API_URL, ATLASSIAN_AUTH_URL) lead to
+    another token endpoint than the one that issued them — a process started in sandbox mode by mistake (no
+    vendor variables set) never sends a real token to a sandbox port. Tokens of unknown origin (connected
+    before the origin was recorded) are not used in sandbox mode."""
+    provider = provider or provider_for(conn)
+    here = provider.token_url
+    if conn.token_url == here or (not conn.token_url and not settings.SANDBOX):
+        return
+    issued = conn.token_url or "an unrecorded token endpoint"
+    sandbox = " (sandbox mode: no vendor credentials are set in this process's environment)"
+    raise TokenRefreshError(
+        f"{conn} was connected through {issued}; this process would send its tokens to {here}"
+        f"{sandbox if settings.SANDBOX else ''}: not sent. Run with the vendor settings it was connected with."
+    )
+
+
 def access_token(conn):
-    """A usable access token for `conn`, refreshed first when it expires within the margin."""
+    """A usable access token for `conn`, refreshed first when it expires within the margin; TokenRefreshError
+    when this process points at another vendor than the one that issued it (check_origin)."""
+    check_origin(conn)
     if conn.status == ConnectionStatus.NEEDS_RECONNECT:
         raise ReconnectRequired(conn.last_error or f"{conn} needs to be connected again.")
     if _fresh(conn):
@@ -58,7 +79,7 @@ def access_token(conn):
     return refresh(conn, stale_token=conn.access_token)
 
 
-def _save_token(conn, token):
+def _save_token(conn, token, provider):
     conn.access_token = token["access_token"]
     # Atlassian sometimes omits the refresh token: keep the one we have.
     conn.refresh_token = token.get("refresh_token") or conn.refresh_token
@@ -69,10 +90,11 @@ def _save_token(conn, token):
     conn.status = ConnectionStatus.CONNECTED
     conn.last_error = ""
     conn.last_refreshed_at = timezone.now()
+    conn.token_url = provider.token_url
     conn.save(
         update_fields=[
             "access_token", "refresh_token", "token_expires_at", "scopes", "status", "last_error",
-            "last_refreshed_at",
+            "last_refreshed_at", "token_url",
         ]
     )  # fmt: skip
 
@@ -98,6 +120,7 @@ def refresh(conn, stale_token=None):
     """
     model = type(conn)
     provider = provider_for(conn)
+    check_origin(conn, provider)
     if open_transaction():
         raise TokenRefreshError(
             f"{provider.name} token refresh deferred: it was needed inside a database transaction, whose rollback "
@@ -127,7 +150,7 @@ def refresh(conn, stale_token=None):
         except Exception as exc:  # network errors, non-JSON answers: transient
             raise TokenRefreshError(f"{provider.name} token refresh failed: {exc}") from exc
         else:
-            _save_token(row, token)
+            _save_token(row, token, provider)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
     # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting)

@@ -112,6 +112,7 @@ class WebhookView(APIView):
     content_negotiation_class = JSONOnly
     permission_classes = []  # the authentication class refuses whoever it cannot identify
     throttle_classes = []
+    schema = None  # vendor-facing: not part of the operator API's OpenAPI schema (/api/schema/)
 
     def get_exception_handler(self):
         return exception_handler

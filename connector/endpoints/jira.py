@@ -64,10 +64,17 @@ class JiraEndpoint(WebhookView):
         try:
             with transaction.atomic():
                 event = Event.objects.create(
-                    tenant=site.tenant, source=Event.Source.JIRA, name=name, object_id=object_id,
-                    delivery_id=delivery_id, payload=inbound.kept(data), jira_key=inbound.text(issue.get("key"))[:32],
-                    status=Event.Status.PROCESSING, started_at=timezone.now(), attempts=1,
-                )  # fmt: skip
+                    tenant=site.tenant,
+                    source=Event.Source.JIRA,
+                    name=name,
+                    object_id=object_id,
+                    delivery_id=delivery_id,
+                    payload=inbound.kept(data),
+                    jira_key=inbound.text(issue.get("key"))[:32],
+                    status=Event.Status.PROCESSING,
+                    started_at=timezone.now(),
+                    attempts=1,
+                )
         except IntegrityError:
             log.info("Jira delivery %s for %s already received", delivery_id, site)
             return {"ok": True, "duplicate": True}
