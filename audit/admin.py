@@ -23,6 +23,9 @@ SOURCE_HELP = {
     Event.Source.JIRA: "A Jira webhook: “object id” is the Jira issue id and the Jira key its key; the payload is "
     "what Jira sent. Issue deletions mark the connector's link as deleted in Jira.",
 }
+# Fields that mean something for one source only, left off the other source's events.
+JIRA_ONLY = {"delivery_id"}  # Jira's X-Atlassian-Webhook-Identifier
+FRESHBOOKS_ONLY = {"account_id", "business_id", "record_pretty"}
 LINK_STATE_WORDS = {Link.State.ROLLED_BACK: "rolled back", Link.State.DELETED: "deleted in Jira"}
 
 
@@ -73,6 +76,17 @@ class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
     change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
+
+    def get_fieldsets(self, request, obj=None):
+        """A FreshBooks (or reconcile) event's page shows no Jira-only field, a Jira event's no FreshBooks-only one."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        hidden = FRESHBOOKS_ONLY if obj.source == Event.Source.JIRA else JIRA_ONLY
+        return [
+            (title, {**options, "fields": [name for name in options["fields"] if name not in hidden]})
+            for title, options in fieldsets
+        ]
 
     def get_urls(self):
         replay_one = path(

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from audit.models import Attempt, Event
 from connector.defaults import create_default_mappings
+from connector.models import IssueMapping
 from tenants.models import Tenant
 from tests.processing import connected_account
 
@@ -105,3 +106,58 @@ def test_event_times_are_shown_to_the_second(live_server, page, operator, busy_t
     page.goto(f"{live_server.url}/admin/audit/event/{event.pk}/change/")
     received = page.locator(".field-received_at .readonly").inner_text()
     assert received == f"{event.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_to_the_mapping_after_preview_keeps_the_typed_edits(live_server, page, operator, busy_tenant):
+    mapping = IssueMapping.objects.get(tenant=busy_tenant, event="invoice.create")
+    saved = mapping.summary_template
+    typed = "Typed: invoice {{ invoice_number }}"
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/connector/issuemapping/{mapping.pk}/change/")
+    page.fill("#id_summary_template", typed)
+    page.uncheck("#id_enabled")
+    page.click("#preview-unsaved")
+    expect(page.locator("#rendered-summary")).to_have_text("Typed: invoice ACM0002")
+
+    page.get_by_role("link", name="Back to the mapping").click()
+    expect(page.locator("#id_summary_template")).to_have_value(typed)
+    expect(page.locator("#id_enabled")).not_to_be_checked()
+    expect(page.locator(".messagelist")).to_contain_text("not saved yet")
+    mapping.refresh_from_db()
+    assert mapping.summary_template == saved and mapping.enabled  # nothing saved before Save
+
+    # The mapping's own page opened afresh shows what is saved.
+    page.goto(f"{live_server.url}/admin/connector/issuemapping/{mapping.pk}/change/")
+    expect(page.locator("#id_summary_template")).to_have_value(saved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mapping_form_offers_only_events_something_handles(live_server, page, operator, busy_tenant):
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/connector/issuemapping/add/")
+    offered = page.locator("#id_event option").all_inner_texts()
+    assert "invoice.create" in offered and "payment.update" in offered
+    assert [event for event in offered if event.endswith(".delete")] == []  # written for, never used
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_pages_show_the_fields_of_their_source(live_server, page, operator, busy_tenant):
+    freshbooks = Event.objects.filter(tenant=busy_tenant).first()
+    jira = Event.objects.create(
+        tenant=busy_tenant,
+        source=Event.Source.JIRA,
+        name="jira:issue_deleted",
+        object_id="10001",
+        delivery_id="b3c1e0f2-delivery",
+        status=Event.Status.SUCCEEDED,
+        jira_key="FIN-10",
+    )
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/admin/audit/event/{freshbooks.pk}/change/")
+    expect(page.locator(".field-business_id")).to_have_count(1)
+    expect(page.locator(".field-delivery_id")).to_have_count(0)  # Jira's delivery identifier
+    page.goto(f"{live_server.url}/admin/audit/event/{jira.pk}/change/")
+    expect(page.locator(".field-delivery_id")).to_contain_text("b3c1e0f2-delivery")
+    for freshbooks_only in (".field-account_id", ".field-business_id", ".field-record_pretty"):
+        expect(page.locator(freshbooks_only)).to_have_count(0)
