@@ -17,10 +17,11 @@ from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, 
 from connector.preview import preview
 from connector.schedules import RECONCILE
 from tenants.models import Tenant
+from tenants.secret_fields import VendorCheckedAdmin
 
 
 @admin.register(IssueMapping)
-class IssueMappingAdmin(admin.ModelAdmin):
+class IssueMappingAdmin(VendorCheckedAdmin, admin.ModelAdmin):
     list_display = (
         "name",
         "tenant",

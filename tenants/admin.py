@@ -16,7 +16,7 @@ from tenants.disconnect_admin import DisconnectAdmin
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.pause_admin import PauseAdmin
-from tenants.secret_fields import SecretFieldsAdmin, masked, masked_display
+from tenants.secret_fields import SecretFieldsAdmin, VendorCheckedAdmin, masked, masked_display
 from tenants.setup import connect_blocker
 from tenants.views import may_connect
 
@@ -269,7 +269,9 @@ class JiraSiteFields:
 
 
 @admin.register(JiraSite)
-class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, JiraSiteFields, admin.ModelAdmin):
+class JiraSiteAdmin(
+    OperationsPermissions, VendorCheckedAdmin, SecretFieldsAdmin, JiraSiteFields, admin.ModelAdmin
+):
     form = JiraSiteForm
     change_form_template = "admin/tenants/jirasite/change_form.html"
     secret_fields = JiraSiteForm.secret_fields
