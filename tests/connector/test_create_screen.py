@@ -140,3 +140,17 @@ def test_create_tenant_refuses_a_project_whose_screen_lacks_what_the_default_map
     with pytest.raises(CommandError, match=r"Not on the create screen of FIN / Task: Labels .*Description"):
         call_command("create_tenant", *args, stdout=io.StringIO())
     assert not Tenant.objects.exists()
+
+
+def test_a_stale_issue_type_id_is_asked_again(connected, fb, jira):
+    IssueMapping.objects.filter(tenant=connected, event="invoice.create").update(issue_type_id="10999")
+
+    event = process(connected, "invoice.create", 987654)
+
+    assert event.status == "succeeded", event.status_detail
+    assert "issue type “Task” of FIN asked again from Jira" in event.status_detail
+    assert [body["fields"]["issuetype"] for body in created_issues(jira)] == [
+        {"id": "10999"},
+        {"id": "10001"},
+    ]
+    assert IssueMapping.objects.get(tenant=connected, event="invoice.create").issue_type_id == "10001"
