@@ -13,6 +13,7 @@ from connector.errors import JiraError, RenderError, VendorError
 from connector.jira import fields as field_types
 from connector.jira import screens
 from connector.jira.client import JiraClient
+from connector.kinds import mapping_handles
 from connector.models import IssueMapping
 from connector.render import compile_template
 from tenants.models import JiraSite
@@ -49,6 +50,19 @@ class IssueMappingForm(forms.ModelForm):
     check_against_jira = True  # off for the preview of unsaved values
 
     NAMES = {"summary_template": "summary", "description_template": "description", "parent_key": "parent key"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        event = self.fields.get("event")
+        if (
+            event is not None
+        ):  # events no handler uses a mapping for are not offered (a saved one stays shown)
+            current = self.instance.event if self.instance.pk else None
+            event.choices = [
+                (value, label)
+                for value, label in event.choices
+                if not value or value == current or mapping_handles(value)
+            ]
 
     def _compile(self, field, template, name=""):
         try:

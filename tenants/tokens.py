@@ -3,6 +3,14 @@
 Refresh tokens are single-use (FreshBooks) or rotating (Atlassian: reusing one kills the grant), so a
 refresh happens under a row lock, re-checks the expiry once the lock is held, and saves the new pair in
 the same transaction. Credentials are never deleted on failure.
+
+A rotated refresh token is stored for good the moment the vendor returns it: the refresh runs in its own
+outermost transaction (`atomic(durable=True)`: Django refuses to nest it), committed when the block ends. It
+is never attempted inside a caller's transaction, whose rollback would take the new token with it (the old
+one is then refused: invalid_grant, and the whole connection stops): such a call fails as transient
+(TokenRefreshError) and the next try, outside, refreshes. Callers that open a transaction around vendor
+calls obtain their credentials first (`VendorClient.ready`, connector.ledger); web requests make no vendor
+call inside one (connector.transport.guard_transaction).
 """
 
 import logging
@@ -17,6 +25,7 @@ from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
 from connector.errors import ReconnectRequired, TokenRefreshError, TokenRefused
+from connector.transport import open_transaction
 from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
@@ -112,7 +121,12 @@ def refresh(conn, stale_token=None):
     model = type(conn)
     provider = provider_for(conn)
     check_origin(conn, provider)
-    with transaction.atomic():
+    if open_transaction():
+        raise TokenRefreshError(
+            f"{provider.name} token refresh deferred: it was needed inside a database transaction, whose rollback "
+            "would lose the rotated refresh token; it is refreshed on the next try."
+        )
+    with transaction.atomic(durable=True):  # outermost: the new pair is committed when the block ends
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.access_token != stale_token and _fresh(row, margin=timedelta(seconds=30)):
             return _adopt(conn, row)
@@ -143,7 +157,7 @@ def refresh(conn, stale_token=None):
     # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment
     # to land, then re-read once under the lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.refresh_token != used_refresh_token and row.access_token:
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)

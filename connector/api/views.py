@@ -142,7 +142,7 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
 class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Events received (FreshBooks and Jira deliveries, and reconcile finds), their outcome and attempts."""
 
-    queryset = Event.objects.select_related("tenant").order_by("-received_at", "-id")
+    queryset = Event.objects.select_related("tenant", "assigned_to").order_by("-received_at", "-id")
     filterset_class = EventFilter
     lookup_value_regex = "[0-9]{1,18}"
 

@@ -20,7 +20,9 @@ JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 
 
 class FakeJira(FakeServer):
-    """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com."""
+    """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com (and on
+    the cloud ids in ``state["cloud_ids"]``: the other sites the gateway serves; not those in
+    ``state["unreachable"]``)."""
 
     open_paths = None  # a compiled regex: matching paths need no credentials (the sandbox's own pages)
 
@@ -49,9 +51,10 @@ class FakeJira(FakeServer):
             return str(self.state["next_id"])
 
     def dispatch(self, request):
-        prefix = f"/ex/jira/{self.cloud_id}" if self.cloud_id else None
-        if prefix and request.path.startswith(prefix):
-            request.path = request.path[len(prefix) :]
+        gateway = re.match(r"/ex/jira/([^/]+)(/.*)", request.path)
+        served = {self.cloud_id, *self.state.get("cloud_ids", ())} - {"", *self.state.get("unreachable", ())}
+        if gateway and gateway.group(1) in served:
+            request.path = gateway.group(2)
         if self.open_paths and self.open_paths.match(request.path):
             return super().dispatch(request)
         odd = misbehaviour(self, request)

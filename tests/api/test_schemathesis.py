@@ -27,7 +27,7 @@ from tenants.models import ConnectionStatus, FreshBooksAccount
 
 pytestmark = pytest.mark.django_db
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 10
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
