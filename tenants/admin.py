@@ -11,6 +11,8 @@ from connector.freshbooks import registration as fb_registration
 from connector.jira import registration as jira_registration
 from tenants import token_admin  # noqa: F401 - the API tokens (made and revoked by their users)
 from tenants.checks import check_tenant
+from tenants.disconnect_admin import PERMISSION as DISCONNECT_PERMISSION
+from tenants.disconnect_admin import DisconnectAdmin
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.pause_admin import PauseAdmin
@@ -85,7 +87,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, PauseAdmin, DisconnectAdmin, admin.ModelAdmin):
     form = TenantForm
     actions = [test_connection, register_freshbooks_webhooks, "pause_selected", "resume_selected"]
     list_display = ("name", "slug", "active", "sync_state", "freshbooks_status", "jira_status", "created_at")
@@ -125,6 +127,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
                 self.has_register_webhooks_permission(request) and obj.freshbooks_accounts.exists()
             )
             context.update(self.pause_context(request, obj))
+            context["can_disconnect"] = request.user.has_perm(DISCONNECT_PERMISSION)
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -144,6 +147,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
         return [
             path("<path:object_id>/register-webhooks/", view, name="tenants_tenant_register_webhooks"),
             *self.pause_urls(),
+            *self.disconnect_urls(),
             *super().get_urls(),
         ]
 

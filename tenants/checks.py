@@ -185,6 +185,19 @@ def check_jira(tenant):
     return results
 
 
+def check_create_screen(site, project_key, issue_type, mapping):
+    """Raise CheckError unless the create screen of the project's `issue_type` has every field `mapping` (an
+    IssueMapping or a dict of its fields) sends (connector.jira.screens.needed_fields)."""
+    client = JiraClient(site, actor="check", sleep=_no_sleep)
+    try:
+        found = screens.find_issue_type(client, project_key, issue_type)
+        missing = screens.missing_on_screen(client, project_key, found["id"], mapping) if found else {}
+    except JiraError as exc:
+        raise CheckError(f"create screen of {project_key}: {failure(exc)}") from exc
+    if missing:
+        raise CheckError(screens.describe_missing(project_key, issue_type, missing))
+
+
 def screen_problems(site, tenant):
     """One line per enabled mapping whose create screen lacks a field the mapping sends (its own mlc- label
     always; connector.jira.screens), or whose screen could not be read."""

@@ -266,7 +266,8 @@ class FreshBooksProvider(OAuthProvider):
             if existing and existing.tenant_id != tenant.pk:
                 raise ConnectError(
                     f"The FreshBooks business {business['name']} is already connected to tenant "
-                    f"{existing.tenant}. Disconnect it there first.",
+                    f"{existing.tenant}. Disconnect it there first: open that tenant's page and use Disconnect "
+                    "next to the business under Connections.",
                     status=409,
                     tenant=tenant,
                 )

@@ -39,7 +39,6 @@ class JiraEndpoint(WebhookView):
     # authentication class lets that much be read only once the headers name a known sender.
     max_body_setting = "JIRA_WEBHOOK_MAX_BODY"
     parser_classes = [JiraBodyParser]
-    confirm = False  # ask Jira before a delivery changes a link (its authentication does not cover the body)
 
     def parse(self, request):
         identifier = inbound.text(request.META.get(IDENTIFIER)).strip()
@@ -80,7 +79,7 @@ class JiraEndpoint(WebhookView):
             return {"ok": True, "duplicate": True}
         handler = inbound.EVENT_HANDLERS.get(name)
         try:
-            changed = handler(site, data, inbound.timestamp(data), self.confirm) if handler else 0
+            changed = handler(site, data, inbound.timestamp(data), delivery.confirmation) if handler else 0
         except inbound.Unconfirmed as exc:  # the transaction is rolled back: nothing stored
             raise inbound_unavailable(delivery, exc) from None
         event.status = Event.Status.SUCCEEDED if changed else Event.Status.SKIPPED
@@ -104,7 +103,7 @@ class DynamicWebhookView(JiraEndpoint):
         """Ask Jira before the storing transaction (inbound.confirmation: one try); 503 with Retry-After when
         it cannot be asked, so that Jira sends the delivery again."""
         try:
-            self.confirm = inbound.confirmation(delivery.sender, delivery.payload)
+            delivery.confirmation = inbound.confirmation(delivery.sender, delivery.payload)
         except inbound.Unconfirmed as exc:
             raise inbound_unavailable(delivery, exc) from None
         return None

@@ -54,6 +54,13 @@ def write_issue(job, mappings, record, related):
     try:
         outcome = _write(job, mapping, fields)
     except JiraError as exc:
+        if screens.issue_type_refused(exc) and screens.forget_issue_type(job.jira, mapping):
+            # The kept issue type id is stale (the type was replaced in Jira): asked again, sent once more.
+            job.notes.append(
+                f"issue type “{mapping.issue_type}” of {mapping.project_key} asked again from Jira"
+            )
+            fields = render_fields(mapping, context, job.site, **users, types=types, notes=[])
+            return _write(job, mapping, fields)
         # Jira refused a custom field's value: its type may have changed since we last asked. Ask again, and
         # send once more only when that changes how a refused field is typed.
         refused = field_types.refused(exc) & set(types)

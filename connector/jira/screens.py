@@ -87,6 +87,28 @@ def issue_type_id(client, mapping):
     return mapping.issue_type_id
 
 
+def issue_type_refused(error):
+    """True when a 400 from Jira refuses the issue type (e.g. "issuetype: Specify a valid issue type")."""
+    if getattr(error, "status", None) != 400:
+        return False
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        return False
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return isinstance(errors, dict) and "issuetype" in errors
+
+
+def forget_issue_type(client, mapping):
+    """Drop a kept issue type id and ask Jira again; True when Jira now names another id (worth sending once
+    more), False when nothing was kept or the id is the same. Raises JiraError or ConnectorError."""
+    stale = mapping.issue_type_id
+    if not stale:
+        return False
+    mapping.issue_type_id = ""
+    return issue_type_id(client, mapping) != stale
+
+
 def not_on_screen(error):
     """The field ids a 400 from Jira refuses as not on the screen, when every field error is of that kind (else
     an empty set: the request has other problems)."""

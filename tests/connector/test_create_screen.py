@@ -122,3 +122,35 @@ def test_a_refused_required_field_still_fails_the_event(connected, fb, jira):
     jira.state["projects"]["FIN"]["hidden"] = ["summary"]
     event = process(connected, "invoice.create", 987654)
     assert event.status == "failed" and "summary" in event.status_detail
+
+
+def test_create_tenant_refuses_a_project_whose_screen_lacks_what_the_default_mappings_send(
+    fake_jira, monkeypatch
+):
+    from django.core.management.base import CommandError
+
+    from connector.sandbox.jira import API_TOKEN, EMAIL
+    from tenants.models import Tenant
+
+    fake_jira.state["projects"]["FIN"]["hidden"] = ["labels", "description"]
+    monkeypatch.setenv("JIRA_API_TOKEN", API_TOKEN)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    args = ["--name", "Globex", "--slug", "globex", "--jira-url", fake_jira.url, "--jira-email", EMAIL,
+            "--jira-project", "FIN"]  # fmt: skip
+    with pytest.raises(CommandError, match=r"Not on the create screen of FIN / Task: Labels .*Description"):
+        call_command("create_tenant", *args, stdout=io.StringIO())
+    assert not Tenant.objects.exists()
+
+
+def test_a_stale_issue_type_id_is_asked_again(connected, fb, jira):
+    IssueMapping.objects.filter(tenant=connected, event="invoice.create").update(issue_type_id="10999")
+
+    event = process(connected, "invoice.create", 987654)
+
+    assert event.status == "succeeded", event.status_detail
+    assert "issue type “Task” of FIN asked again from Jira" in event.status_detail
+    assert [body["fields"]["issuetype"] for body in created_issues(jira)] == [
+        {"id": "10999"},
+        {"id": "10001"},
+    ]
+    assert IssueMapping.objects.get(tenant=connected, event="invoice.create").issue_type_id == "10001"

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID
 from tenants import tokens
-from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
+from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 
 REAL_REFRESH = "real-refresh-token-from-production"
 TOKEN_PATH = "/auth/oauth/token"
@@ -21,14 +21,14 @@ TOKEN_PATH = "/auth/oauth/token"
 
 def real_account(tenant, **extra):
     fields = {
+        "account_id": ACCOUNT_ID,
+        "business_id": BUSINESS_ID,
         "access_token": "real-access",
         "refresh_token": REAL_REFRESH,
         "token_expires_at": timezone.now() - timedelta(minutes=1),
         "status": ConnectionStatus.CONNECTED,
     }
-    return FreshBooksAccount.objects.create(
-        tenant=tenant, account_id=ACCOUNT_ID, business_id=BUSINESS_ID, **{**fields, **extra}
-    )
+    return FreshBooksAccount.objects.create(tenant=tenant, **{**fields, **extra})
 
 
 def token_requests(fb_auth):
@@ -85,3 +85,27 @@ def test_sandbox_mode_refuses_to_start_against_real_connections(tenant, fb_auth,
 
     settings.SANDBOX = False  # with the vendor settings, the same database is fine
     call_command("check")
+
+
+@pytest.mark.django_db
+def test_migration_records_the_origin_of_earlier_connections(tenant, settings):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("tenants.migrations.0011_token_url_of_existing_connections")
+    sandbox_made = real_account(tenant, access_token="fb-access-3", refresh_token="fb-refresh-3")
+    other = Tenant.objects.create(name="Beta", slug="beta")
+    production = real_account(other, business_id="999")
+
+    settings.SANDBOX = True  # migrated in sandbox mode: only the sandbox's own tokens are recognised
+    migration.record_origins(apps, None)
+    sandbox_made.refresh_from_db()
+    production.refresh_from_db()
+    assert sandbox_made.token_url == f"{settings.FRESHBOOKS_API_URL}{TOKEN_PATH}"
+    assert production.token_url == ""
+
+    settings.SANDBOX = False  # with the vendor settings: the configured vendor issued them
+    migration.record_origins(apps, None)
+    production.refresh_from_db()
+    assert production.token_url == f"{settings.FRESHBOOKS_API_URL}{TOKEN_PATH}"

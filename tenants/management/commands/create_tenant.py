@@ -17,7 +17,7 @@ from django.utils.text import slugify
 
 from connector.defaults import create_default_mappings, create_default_worklog_rule
 from connector.jira.keys import is_project_key
-from tenants.checks import CheckError, check_jira_project, probe_jira_site
+from tenants.checks import CheckError, check_create_screen, check_jira_project, probe_jira_site
 from tenants.models import ConnectionStatus, JiraSite, Tenant
 from tenants.vendor_urls import check_vendor_url
 
@@ -122,6 +122,8 @@ class Command(BaseCommand):
                     auth_method=auth_method,
                 )
                 check_jira_project(probe, project, {"Task"})
+                # The default mappings send a summary, a description and labels (the connector's own always).
+                check_create_screen(probe, project, "Task", {"description_template": "x", "labels": ["x"]})
             except CheckError as exc:
                 raise CommandError(f"{exc} (use --skip-check to create the tenant anyway)") from exc
             status = ConnectionStatus.CONNECTED

@@ -86,12 +86,19 @@ def test_state_survives_a_restart(tmp_path):
 
 
 def test_sample_fields_are_editable_and_payments_have_their_kind(sandbox):
-    fields = {**samples.defaults("payment_refunded"), "amount": "75.50", "client": "Melmac Ltd"}
+    invoice_entry = sandbox.create(
+        "invoice", {**samples.defaults("invoice"), "client": "Melmac Ltd"}, lose=True
+    )
+    fields = {
+        **samples.defaults("payment_refunded"),
+        "amount": "75.50",
+        "invoice": invoice_entry["object_id"],
+    }
     entry = sandbox.create("payment_refunded", fields, lose=True)
     payment = sandbox.fb.state["records"]["payment"][entry["object_id"]]
     invoice = sandbox.fb.state["records"]["invoice"][str(payment["invoiceid"])]
     client = sandbox.fb.state["records"]["client"][str(invoice["customerid"])]
-    assert payment["amount"] == {"amount": "75.50", "code": "USD"} and payment["type"] == "Refund"
+    assert payment["amount"] == {"amount": "-75.50", "code": "USD"} and payment["type"] == "Refund"
     assert client["organization"] == "Melmac Ltd"
     assert payment["updated"][:4] == invoice["updated"][:4] == str(time.gmtime().tm_year), "updated now"
     failed = sandbox.create("payment_failed", samples.defaults("payment_failed"), lose=True)
