@@ -202,7 +202,9 @@ def process_event(event_id, actor="worker"):
         log.exception("Processing event %s failed", event_id)
         finish(event, Outcome("failed", detail=f"Internal error: {type(exc).__name__}: {exc}"))
         raise
-    if outcome.status == "waiting" and waiting.wait(event, outcome.wait_until, outcome.wait_reason):
+    if outcome.status == "waiting" and waiting.wait(
+        event, outcome.wait_until, outcome.wait_reason, outcome.detail
+    ):
         Event.objects.filter(pk=event.pk).update(record=event.record)
         log.info("Event %s %s", event.pk, waiting.describe(event))
         return outcome.status

@@ -11,7 +11,7 @@ An event in status ``waiting`` (audit.Event.Status.WAITING) is not processed and
 uses are the constants below. The admin shows `describe(event)`: "waiting for Jira's quota until 14:00 UTC".
 
 Shapes:
-- ``wait(event, until=None, reason="")`` → bool: puts a received, queued, processing or waiting event into
+- ``wait(event, until=None, reason="", detail="")`` → bool: puts a received, queued, processing or waiting event into
   waiting (one conditional UPDATE; False when the event had already finished, e.g. succeeded meanwhile).
   ``until``: an aware datetime or None. The event instance is updated too.
 - ``release_due(now=None, limit=500)`` → list of event ids moved from waiting to queued because their time has
@@ -53,8 +53,9 @@ def describe(event):
     return text
 
 
-def wait(event, until=None, reason=""):
-    """Put `event` into waiting until `until` (aware datetime, or None: until released) for `reason`.
+def wait(event, until=None, reason="", detail=""):
+    """Put `event` into waiting until `until` (aware datetime, or None: until released) for `reason`; its status
+    detail says so (`describe`), followed by `detail` when given (e.g. Jira's answer).
 
     Returns False, changing nothing, when the event is no longer received, queued, processing or waiting.
     """
@@ -69,8 +70,8 @@ def wait(event, until=None, reason=""):
             reason,
             None,
         )
-        detail = describe(event)
-        event.status_detail = detail[:1].upper() + detail[1:]
+        text = describe(event)
+        event.status_detail = " — ".join(filter(None, [text[:1].upper() + text[1:], detail]))[:5000]
         Event.objects.filter(pk=event.pk).update(status_detail=event.status_detail)
     return bool(updated)
 

@@ -1,8 +1,10 @@
 """A thin Jira REST client: Cloud v3 or Server/Data Center v2 (connector.jira.dialect), Basic (email + API
 token) or OAuth 2.0.
 
-429 is waited out and idempotent calls are retried on 5xx as connector.retry says; a POST is never re-sent
-here, because Jira has no idempotency key: the caller's ledger decides (see connector.ledger).
+Jira's rate limits are met as connector.jira.quota says (consulted before each request and on each answer: a
+429 is waited out within the call's budget, or the event waits); idempotent calls are retried on 5xx as
+connector.retry says; a POST is never re-sent after a 5xx here, because Jira has no idempotency key: the
+caller's ledger decides (see connector.ledger). A 429 means Jira did not act on the request.
 Failures raise connector.errors.JiraError (transient / ambiguous set from the answer).
 """
 
@@ -13,6 +15,7 @@ from requests.auth import HTTPBasicAuth
 
 from connector import http, retry
 from connector.errors import JiraError
+from connector.jira import quota
 from connector.jira.dialect import dialect_for
 from tenants import tokens
 
@@ -53,11 +56,13 @@ def error_message(response):
 
 
 class JiraClient:
-    def __init__(self, site, event=None, actor="worker", sleep=time.sleep):
+    def __init__(self, site, event=None, actor="worker", sleep=time.sleep, bulk=None):
         self.site = site
         self.event = event
         self.actor = actor
         self.sleep = sleep
+        # Bulk work (reconcile, backfill) yields to live events when Jira's quota runs low (connector.jira.quota).
+        self.bulk = bulk if bulk is not None else getattr(event, "source", "") == "reconcile"
 
     @property
     def dialect(self):
@@ -91,8 +96,10 @@ class JiraClient:
         refreshed = False
         attempt = 0
         waited = 0.0
+        limits = quota.Policy(self.site, bulk=self.bulk, sleep=self.sleep)
         while True:
             attempt += 1
+            limits.before(method, path)
             headers = {"Accept": "application/json", **auth.pop("headers", {})}
             try:
                 response = http.send(
@@ -115,12 +122,21 @@ class JiraClient:
                 refreshed = True
                 auth = self._auth(tokens.refresh(self.site, stale_token=headers["Authorization"][7:]))
                 continue
-            if (status == 429 or status >= 500) and retry.may_retry_call(method, attempt, waited, status):
+            if status == 429:
+                limits.after(method, path, status, response.headers)  # waits, or raises MustWait
+                if attempt <= retry.MAX_RATE_LIMIT_WAITS:
+                    auth = self._auth()
+                    continue
+                break
+            if status >= 500 and retry.may_retry_call(method, attempt, waited, status):
+                limits.after(method, path, status, response.headers)
                 waited += self._backoff(attempt, waited, response)
                 auth = self._auth()
                 continue
             break
         if status >= 400:
+            if status != 429:
+                limits.after(method, path, status, response.headers)
             raise JiraError(
                 f"Jira {method} {path} → {status}: {error_message(response)}",
                 status=status,
@@ -128,12 +144,14 @@ class JiraClient:
                 ambiguous=status >= 500 and method not in retry.IDEMPOTENT,
                 body=response.text[:2000],
             )
-        if status == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return None
+        body = None
+        if status != 204 and response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        limits.after(method, path, status, response.headers, body)
+        return body
 
     def get(self, path, **kwargs):
         return self.request("GET", path, **kwargs)

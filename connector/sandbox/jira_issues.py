@@ -129,7 +129,10 @@ def install_issue_routes(jira):
 
     @jira.api("POST", "issue")
     def create_issue(request):
-        body = request.json() or {}
+        return create_one(request.json() or {}, request.path)
+
+    def create_one(body, path):
+        """One issue from a create body (also each element of POST issue/bulk, connector.sandbox.jira_quota)."""
         fields = body.get("fields") or {}
         problems, project = check_fields(fields, creating=True)
         if problems:
@@ -146,7 +149,9 @@ def install_issue_routes(jira):
                 "hidden_searches": jira.state["search_lag"],
                 "created": time.time(),
             }
-        return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{request.path}/{issue_id}"})
+        return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{path}/{issue_id}"})
+
+    jira.create_one = create_one
 
     def issue_json(issue, request):
         wanted = [f for f in (request.arg("fields") or "*all").split(",") if f]
