@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults
+.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults bench-hosts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,8 @@ bench-drain: install-dev
 # Faults and load on a PostgreSQL server of its own (initdb in a temporary directory; nothing else is touched).
 bench-faults: install-dev
 	$(BIN)/python -m tests.bench.faults $(BENCH_ARGS)
+
+# Web on one host and a worker on each of two others, in network namespaces of the run's own (needs root and
+# iproute2; says "skipped" otherwise), on a PostgreSQL server of its own.
+bench-hosts: install-dev
+	$(BIN)/python -m tests.bench.hosts $(BENCH_ARGS)

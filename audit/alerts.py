@@ -19,7 +19,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.metrics import ALERTS
+from audit.metrics import ALERTS, label
 from audit.models import Alert
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def raise_alert(tenant, kind, subject, message, *, once=False):
         same.filter(hour=hour).update(occurrences=F("occurrences") + 1, last_at=now)
         return False
     if first:
-        ALERTS.labels(kind).inc()
+        ALERTS.labels(label(kind, Alert.Kind.values)).inc()
         transaction.on_commit(lambda: _mail(alert, message))
     return first
 

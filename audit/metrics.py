@@ -20,6 +20,9 @@ Names (all prefixed `mlc_`; counters end in `_total` in the exposition):
   figure per tenant is on the health panel. mlc_jira_quota_pauses_total{scope}: quota 429s that paused calls.
 - mlc_reconcile_passes_total{result}, mlc_reconcile_events_found_total: reconcile passes (see `reconcile_pass`).
 - mlc_queue_backlog, mlc_queue_oldest_age_seconds, mlc_broker_backlog: read at scrape time.
+
+Every label value comes from a fixed list (`label`): a value a sender or vendor chose that is not on it counts
+as "other", so invented event names or odd HTTP statuses never create new series.
 """
 
 import hmac
@@ -37,6 +40,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from audit.backlog import queued_backlog
+from audit.models import Event
+from connector.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +84,41 @@ REASONS = {
     403: "inactive_tenant",
     404: "unknown_sender",
     405: "method",
+    409: "unverified_callback",
     413: "too_large",
     415: "media_type",
+    429: "throttled",
+    503: "unconfirmed",
 }
+OTHER = "other"
+# The Jira deliveries the connector acts on (connector.jira.inbound.EVENT_HANDLERS; a test keeps them equal).
+JIRA_EVENTS = ("jira:issue_deleted", "jira:issue_updated", "worklog_deleted")
+EVENT_KINDS = (*KINDS, *JIRA_EVENTS)
+# Vendor HTTP statuses counted as themselves; any other counts as its class ("2xx" … "5xx") or "other".
+HTTP_STATUSES = {200, 201, 204, 400, 401, 403, 404, 409, 410, 413, 422, 429, 500, 502, 503, 504}
+HTTP_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def label(value, allowed):
+    """`value` as a metric label when it is one of `allowed` (a fixed list), else "other"."""
+    value = str(value)
+    return value if value in allowed else OTHER
+
+
+def event_kind(name):
+    """The kind label of an event name: the FreshBooks kind ("invoice" for invoice.create), a Jira event the
+    connector acts on, else "other"."""
+    name = str(name or "")
+    return label(name.split(".", 1)[0] if "." in name else name, EVENT_KINDS)
+
+
+def http_status(status):
+    """A vendor answer's status label: a common status itself, else its class, "error" for no answer."""
+    if not status:
+        return "error"
+    if status in HTTP_STATUSES:
+        return str(status)
+    return label(f"{int(status) // 100}xx", HTTP_CLASSES)
 
 
 def count_delivery(source, status_code):
@@ -89,16 +126,16 @@ def count_delivery(source, status_code):
     if status_code < 300:
         result, reason = "accepted", "ok"
     elif status_code < 500:
-        result, reason = "rejected", REASONS.get(status_code, f"http_{status_code}")
+        result, reason = "rejected", REASONS.get(status_code, OTHER)
     else:
-        result, reason = "error", f"http_{status_code}"
-    DELIVERIES.labels(source, result, reason).inc()
+        result, reason = "error", REASONS.get(status_code, OTHER)
+    DELIVERIES.labels(label(source, ("freshbooks", "jira")), result, reason).inc()
 
 
 def event_finished(event):
     """Count an event's final status (queued-for-retry is not final)."""
     if event.status not in ("queued", "received", "processing"):
-        EVENTS.labels(event.name.split(".", 1)[0], event.status).inc()
+        EVENTS.labels(event_kind(event.name), label(event.status, Event.Status.values)).inc()
 
 
 def count_call(call):
@@ -106,7 +143,7 @@ def count_call(call):
     successful Jira write of an event observes its delivery-to-Jira latency."""
     url, method, status = call.request.get("url", ""), call.request.get("method", ""), call.http_status
     vendor = vendor_of(url)
-    VENDOR_CALLS.labels(vendor, str(status) if status else "error").inc()
+    VENDOR_CALLS.labels(vendor, http_status(status)).inc()
     event = call.event
     is_write = vendor == "jira" and method.upper() != "GET" and status and 200 <= status < 300
     if is_write and getattr(event, "received_at", None) and not getattr(event, "_mlc_wrote", False):

@@ -21,11 +21,27 @@ class TenantHealth:
     callbacks_unverified: int = 0
     oldest_queued_seconds: float | None = None
     last_reconcile: str | None = None
+    waiting: int = 0  # events waiting (a paused tenant's held events, Jira's quota…)
+    jira_connected: bool = False  # a Jira site is set up (not "Not connected")
+    callbacks: int = 0  # FreshBooks callbacks registered
+
+    @property
+    def paused_since(self):
+        return self.tenant.paused_at
+
+    @property
+    def jira_webhooks_shown(self):
+        """ "not set up" without a Jira site or before its webhooks are registered; else "ok" or the problem."""
+        return self.jira_webhooks or ("ok" if self.jira_connected else "not set up")
 
     @property
     def attention(self):
         return bool(
-            self.failed_24h or self.needs_reconnect or self.jira_webhooks or self.callbacks_unverified
+            self.failed_24h
+            or self.needs_reconnect
+            or self.jira_webhooks
+            or self.callbacks_unverified
+            or self.paused_since
         )
 
 
@@ -45,16 +61,18 @@ def tenant_health(now=None):
     day_ago = now - timedelta(hours=24)
     health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
     failed_today = Q(status=Event.Status.FAILED, received_at__gte=day_ago)
+    waiting = Q(status=Event.Status.WAITING)
     for row in (
-        Event.objects.filter(failed_today | Q(status=Event.Status.QUEUED), tenant__in=health)
+        Event.objects.filter(failed_today | Q(status=Event.Status.QUEUED) | waiting, tenant__in=health)
         .values("tenant")
         .annotate(
             failed=Count("id", filter=failed_today),
             oldest=Min("received_at", filter=Q(status=Event.Status.QUEUED)),
+            waiting=Count("id", filter=waiting),
         )
     ):
         item = health[row["tenant"]]
-        item.failed_24h = row["failed"]
+        item.failed_24h, item.waiting = row["failed"], row["waiting"]
         if row["oldest"]:
             item.oldest_queued_seconds = (now - row["oldest"]).total_seconds()
     for row in (
@@ -66,15 +84,17 @@ def tenant_health(now=None):
         health[tenant_id].needs_reconnect.append("FreshBooks")
     for site in JiraSite.objects.filter(tenant__in=health).exclude(status=ConnectionStatus.DISCONNECTED):
         item = health[site.tenant_id]
+        item.jira_connected = bool(site.webhook_ids)
         if site.status == ConnectionStatus.NEEDS_RECONNECT:
             item.needs_reconnect.append("Jira")
         if site.webhook_expires_at and site.webhook_expires_at <= now:
             item.jira_webhooks = f"lapsed {site.webhook_expires_at:%Y-%m-%d %H:%M}"
         elif site.webhook_error:
             item.jira_webhooks = "failing (see the Jira site)"
-    unverified = FreshBooksWebhook.objects.filter(account__tenant__in=health, verified=False)
-    for row in unverified.values("account__tenant").annotate(n=Count("id")):
-        health[row["account__tenant"]].callbacks_unverified = row["n"]
+    hooks = FreshBooksWebhook.objects.filter(account__tenant__in=health).values("account__tenant")
+    for row in hooks.annotate(n=Count("id"), unverified=Count("id", filter=Q(verified=False))):
+        item = health[row["account__tenant"]]
+        item.callbacks, item.callbacks_unverified = row["n"], row["unverified"]
     states = {state.tenant_id: state for state in ReconcileState.objects.filter(tenant__in=health)}
     for item in health.values():
         item.last_reconcile = last_reconcile(states.get(item.tenant.pk))

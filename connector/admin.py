@@ -34,8 +34,8 @@ class IssueMappingAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     form = IssueMappingForm  # templates compile; project, issue type and fields checked against Jira
     help_texts = {
-        "payment_kind": "Only for payment events: which payments this mapping is for (see the README for how "
-        "received, failed and refunded are told apart). Leave “Any” for other events.",
+        "payment_kind": "Only for payment events: which payments this mapping is for (see docs/mappings.md, "
+        "“Payment kind”, for how received, failed and refunded are told apart). Leave “Any” for other events.",
         "summary_template": "One line; cut to 255 characters with an ellipsis. Context keys are listed below.",
         "description_template": "Plain text: blank lines make paragraphs, lines starting with “- ” bullet "
         "lists, URLs links (Jira Cloud gets ADF, Server plain text).",
@@ -205,7 +205,7 @@ class ReconcileStateAdmin(admin.ModelAdmin):
         return False
 
     def has_reconcile_permission(self, request):
-        """Who may run "Reconcile now" (operators: see the README's permissions)."""
+        """Who may run "Reconcile now" (operators: see docs/connecting.md, "Permissions")."""
         return request.user.has_perm("connector.reconcile_now")
 
     def changelist_view(self, request, extra_context=None):

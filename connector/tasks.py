@@ -3,6 +3,8 @@
 1. Claim: under a row lock, only an event that is received or queued is taken (status processing,
    attempts + 1, started_at). A second worker handed the same event finds it processing and does nothing;
    an event left processing longer than the task timeout (its worker was stopped) may be taken over.
+   Hold: the event of a paused tenant (tenants.pausing) is put into waiting ("tenant paused") right after the
+   claim, before anything is fetched or written; resuming the tenant queues it again.
 2. Run the handler for the resource kind (connector.handlers.HANDLERS) with FreshBooks and Jira clients bound
    to the event, so every outbound call is recorded as an audit.Attempt.
 3. Finish: succeeded (with the Jira key), skipped (nothing to do, with the reason) or failed (with Jira's or
@@ -35,7 +37,7 @@ from connector.handlers import HANDLERS, Job, Outcome, Skip
 from connector.jira.client import JiraClient
 from connector.kinds import kind_for
 from connector.retry import MAX_AUTO_ATTEMPTS, task_retry_delay, task_timeout
-from tenants.models import JiraSite
+from tenants.models import JiraSite, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +193,30 @@ def finish(event, outcome):
         alerts.event_failed(event)
 
 
+def held_by_pause(event, actor):
+    """True when the event's tenant is paused (tenants.pausing): the event now waits, "tenant paused" with no
+    time, and nothing was sent anywhere; the claim is undone (no processing run counted).
+
+    Checked again once waiting: a resume that came in between releases it here (the resume's own release may
+    queue it too; the second run finds it claimed or finished and does nothing)."""
+    if event.tenant is None or event.tenant.paused_at is None:
+        return False
+    if not waiting.wait(event, None, waiting.TENANT_PAUSED):
+        return False
+    Event.objects.filter(pk=event.pk).update(attempts=F("attempts") - 1, started_at=None)
+    if not Tenant.objects.filter(pk=event.tenant_id, paused_at__isnull=False).exists():
+        resume(Event.objects.filter(pk=event.pk, wait_reason=waiting.TENANT_PAUSED), actor=actor)
+    log.info("Event %s held: its tenant %s is paused", event.pk, event.tenant.slug)
+    return True
+
+
 def process_event(event_id, actor="worker"):
     """Process one stored event (see the module docstring). Returns the final status, for the task result."""
     event = claim(event_id)
     if event is None:
         return "not claimed"
+    if held_by_pause(event, actor):
+        return Event.Status.WAITING
     try:
         outcome, transient = run(event, actor)
     except Exception as exc:  # a bug: record it on the event, then let django-q2 see it

@@ -13,6 +13,7 @@ from tenants import queue_admin  # noqa: F401 - re-registers django-q2's task ad
 from tenants.checks import check_tenant
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
+from tenants.pause_admin import PauseAdmin
 from tenants.secrets import SecretFieldsAdmin, masked, masked_display
 from tenants.setup import connect_blocker
 from tenants.views import may_connect
@@ -39,7 +40,7 @@ class FreshBooksAccountInline(admin.TabularInline):
 
 
 class OperationsPermissions:
-    """The dedicated permissions of the connection actions (see the README's permission matrix)."""
+    """The dedicated permissions of the connection actions (see the permission matrix in docs/connecting.md)."""
 
     def has_test_connection_permission(self, request):
         return request.user.has_perm("tenants.test_connection")
@@ -84,10 +85,10 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
     form = TenantForm
-    actions = [test_connection, register_freshbooks_webhooks]
-    list_display = ("name", "slug", "active", "freshbooks_status", "jira_status", "created_at")
+    actions = [test_connection, register_freshbooks_webhooks, "pause_selected", "resume_selected"]
+    list_display = ("name", "slug", "active", "sync_state", "freshbooks_status", "jira_status", "created_at")
     list_filter = ("active",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -123,6 +124,7 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
             context["can_register_webhooks"] = (
                 self.has_register_webhooks_permission(request) and obj.freshbooks_accounts.exists()
             )
+            context.update(self.pause_context(request, obj))
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -141,6 +143,7 @@ class TenantAdmin(OperationsPermissions, admin.ModelAdmin):
         view = self.admin_site.admin_view(require_POST(self.register_webhooks_view))
         return [
             path("<path:object_id>/register-webhooks/", view, name="tenants_tenant_register_webhooks"),
+            *self.pause_urls(),
             *super().get_urls(),
         ]
 

@@ -17,6 +17,10 @@ class Tenant(models.Model):
         help_text="Retry transient Jira failures automatically (safe: every write goes through the ledger).",
     )
     settings = models.JSONField(default=dict, blank=True, help_text="Extra per-tenant options (JSON).")
+    # Paused (tenants.pausing): deliveries are still accepted and stored, nothing is sent to Jira.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Paused since.")
+    paused_by = models.CharField(max_length=150, blank=True, default="", editable=False)
+    pause_note = models.TextField(blank=True, default="", editable=False, help_text="Why it was paused.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -25,6 +29,7 @@ class Tenant(models.Model):
         permissions = [
             ("test_connection", "Can test a tenant's connections"),
             ("register_webhooks", "Can register FreshBooks and Jira webhooks (and resend verifications)"),
+            ("pause_tenant", "Can pause and resume a tenant's sync to Jira"),
         ]
 
     def __str__(self):
@@ -32,6 +37,10 @@ class Tenant(models.Model):
 
     def get_absolute_url(self):
         return reverse("admin:tenants_tenant_change", args=[self.pk])
+
+    @property
+    def paused(self):
+        return self.paused_at is not None
 
 
 class ConnectionStatus(models.TextChoices):

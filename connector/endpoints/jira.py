@@ -62,13 +62,15 @@ class JiraEndpoint(InboundEndpoint):
         if len(delivery_id) > Event._meta.get_field("delivery_id").max_length:
             raise Refused(400, "Delivery identifier too long.")
         name = inbound.text(data["webhookEvent"])[:64]
+        if not inbound.acts_on(name):  # acknowledged; nothing of it is stored
+            return {"ok": True, "status": "ignored"}
         issue, worklog = inbound.as_dict(data.get("issue")), inbound.as_dict(data.get("worklog"))
         object_id = inbound.text(worklog.get("id") or issue.get("id"))[:64]
         try:
             with transaction.atomic():
                 event = Event.objects.create(
                     tenant=site.tenant, source=Event.Source.JIRA, name=name, object_id=object_id,
-                    delivery_id=delivery_id, payload=data, jira_key=inbound.text(issue.get("key"))[:32],
+                    delivery_id=delivery_id, payload=inbound.kept(data), jira_key=inbound.text(issue.get("key"))[:32],
                     status=Event.Status.PROCESSING, started_at=timezone.now(), attempts=1,
                 )  # fmt: skip
         except IntegrityError:

@@ -163,7 +163,8 @@ class FreshBooksClient:
         filter first: returns (records, pages). Pages hold MAX_PER_PAGE records.
 
         Accounting kinds (ACCOUNTING_RESOURCES): GET …/{resource}?search[updated_min]=<US/Eastern
-        "YYYY-MM-DD HH:MM:SS"> → response.result.{<plural>, pages} (PY-SDK builders/filter.py `between`).
+        "YYYY-MM-DD HH:MM:SS">&include[]=<the kind's includes> → response.result.{<plural>, pages} (PY-SDK
+        builders/: filter.py `between`, the includes builder).
         Time entries: GET /timetracking/business/{id}/time_entries?updated_since=<ISO 8601 UTC> →
         {time_entries, meta.pages} (PY-SDK `date_time("updated_since")`). Raises FreshBooksError."""
         paging = {"page": page, "per_page": MAX_PER_PAGE}
@@ -177,7 +178,9 @@ class FreshBooksClient:
             resource, _ = ACCOUNTING_RESOURCES[kind]
             path = ACCOUNTING_LIST.format(account_id=self.account.account_id, resource=resource)
             since = updated_since.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S")
-            body = self.request("GET", path, params={**paging, "search[updated_min]": since})
+            params = [*paging.items(), ("search[updated_min]", since)]
+            params += [("include[]", name) for name in KINDS[kind].includes]
+            body = self.request("GET", path, params=params)
             meta = ((body or {}).get("response") or {}).get("result") if isinstance(body, dict) else None
             records = meta.get(resource.rsplit("/", 1)[1]) if isinstance(meta, dict) else None
         if not isinstance(records, list) or not isinstance(meta, dict):

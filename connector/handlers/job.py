@@ -77,9 +77,15 @@ def live(job, name, record, object_id=None):
     return record
 
 
-def fetch(job, kind, object_id, includes=()):
-    """The record, or Skip when FreshBooks no longer has it (404, deleted before we got to it) or has
-    soft-deleted it (`Kind.state`)."""
+def declared_includes(kind):
+    """The `include[]` values a kind is fetched with (connector.kinds); () for other records."""
+    return KINDS[kind].includes if kind in KINDS else ()
+
+
+def fetch(job, kind, object_id, includes=None):
+    """The record (with its kind's includes unless `includes` says otherwise), or Skip when FreshBooks no
+    longer has it (404, deleted before we got to it) or has soft-deleted it (`Kind.state`)."""
+    includes = declared_includes(kind) if includes is None else includes
     try:
         record = job.fb.get(kind, object_id, includes)
     except FreshBooksError as exc:
@@ -89,10 +95,12 @@ def fetch(job, kind, object_id, includes=()):
     return live(job, kind, record, object_id)
 
 
-def fetch_related(job, kind, object_id, includes=()):
-    """A related record; a missing one (404) is noted on the event, not fatal. None for an empty id."""
+def fetch_related(job, kind, object_id, includes=None):
+    """A related record, with the includes its kind declares (a payment's invoice comes with its lines); a
+    missing one (404) is noted on the event, not fatal. None for an empty id."""
     if object_id in (None, "", 0, "0"):
         return None
+    includes = declared_includes(kind) if includes is None else includes
     try:
         return job.fb.get(kind, object_id, includes)
     except FreshBooksError as exc:

@@ -218,3 +218,40 @@ EVENT_HANDLERS = {
     "jira:issue_updated": issue_updated,
     "worklog_deleted": worklog_deleted,
 }
+
+
+def acts_on(name):
+    """True when the connector acts on Jira deliveries named `name` (a key of EVENT_HANDLERS). Any other
+    delivery is acknowledged and nothing of it is stored: not its body, not an event."""
+    return name in EVENT_HANDLERS
+
+
+def _only(value, keys):
+    value = as_dict(value)
+    return {key: value[key] for key in keys if isinstance(value.get(key), (str, int))}
+
+
+def kept(data):
+    """What is stored of a delivery acted on: the parts the handlers read, nothing else (Jira embeds the whole
+    issue, with description, comments and worklogs, in bodies of up to 25 MB).
+
+    Shape: {"webhookEvent", "timestamp", "matchedWebhookIds", "issue": {"id", "key", "self"},
+    "worklog": {"id", "issueId", "self"}, "changelog": {"items": [the "Key" items: field, fromString, toString]}}
+    with the parts the delivery does not carry left out."""
+    items = as_dict(data.get("changelog")).get("items")
+    keys = [
+        _only(item, ("field", "fromString", "toString"))
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and str(item.get("field", "")).lower() == "key"
+    ]
+    found = {
+        "webhookEvent": text(data.get("webhookEvent"))[:64],
+        "timestamp": data.get("timestamp") if isinstance(data.get("timestamp"), int) else None,
+        "matchedWebhookIds": int_ids(data.get("matchedWebhookIds") or [])
+        if isinstance(data.get("matchedWebhookIds"), list)
+        else None,
+        "issue": _only(data.get("issue"), ("id", "key", "self")),
+        "worklog": _only(data.get("worklog"), ("id", "issueId", "self")),
+        "changelog": {"items": keys} if keys else None,
+    }
+    return {key: value for key, value in found.items() if value not in (None, {}, [])}

@@ -9,7 +9,7 @@ mapping form):
 - `build_context(kind, record, related=..., tenant=..., account=..., event_name=...)`: a record's template
   context (flat dict for Django templates; never raises for missing fields); `docs_for(kind)`: its keys.
 
-Adding a kind: see the README, "Adding a kind".
+Adding a kind: see docs/architecture.md, "Adding a kind".
 """
 
 from connector.kinds import bill, client, expense, invoice, payment, time_entry

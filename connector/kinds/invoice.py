@@ -1,4 +1,5 @@
-"""Invoices: issues on create (and update, when a mapping for it is enabled); fetched with their client."""
+"""Invoices: issues on create (and update, when a mapping for it is enabled); fetched with their lines
+(`include[]=lines`: FreshBooks returns an invoice without them unless asked) and their client."""
 
 from connector.kinds.base import FRESHBOOKS_WEB, Kind, client_people, money, person_name, text, totals
 
@@ -77,6 +78,7 @@ KIND = Kind(
     docs=DOCS,
     related=related,
     people=client_people,
+    includes=("lines",),
     link=FRESHBOOKS_WEB + "/invoice/{account}-{id}",
     on_delete="invoice deleted in FreshBooks: deletions are not synced to Jira issues",
 )

@@ -11,7 +11,7 @@ FAILED_INVOICE_STATES = {"failed", "declined"}
 DOCS = {
     "amount": "The payment amount, two decimals (negative for a refund).",
     "currency": "The currency code.",
-    "payment_kind": "received, failed or refunded (see the README: how each is detected).",
+    "payment_kind": "received, failed or refunded (see docs/mappings.md, Payment kind: how each is detected).",
     "payment_type": 'The payment type, e.g. Check, Credit Card, "Refund".',
     "date": "The payment date (YYYY-MM-DD).",
     "note": "The payment note.",
@@ -27,7 +27,7 @@ DOCS = {
 
 
 def payment_kind(payment, invoice=None):
-    """received, failed or refunded (documented in the README, "Mappings and templates")."""
+    """received, failed or refunded (documented in docs/mappings.md, "Payment kind")."""
     invoice = invoice or {}
     amount = decimal_amount(payment.get("amount"))
     kind = str(payment.get("type") or "").strip().lower()

@@ -3,7 +3,8 @@ freshbooks_records), filtered on their update time and paged like FreshBooks.
 
 - Accounting: ``GET /accounting/account/{account_id}/{resource}?page=&per_page=&search[updated_min]=`` →
   ``{"response": {"result": {"<plural>": [...], "page", "pages", "per_page", "total"}}}``; ``updated_min`` and
-  the records' ``updated`` are US/Eastern "YYYY-MM-DD HH:MM:SS" (bills: ``updated_at``).
+  the records' ``updated`` are US/Eastern "YYYY-MM-DD HH:MM:SS" (bills: ``updated_at``); ``include[]`` as for
+  single records (freshbooks_records.served).
 - Time entries: ``GET /timetracking/business/{business_id}/time_entries?page=&per_page=&updated_since=`` →
   ``{"time_entries": [...], "meta": {"page", "pages", "per_page", "total"}}``; ISO 8601 UTC, compared with the
   entry's ``updated_at`` (else ``created_at``).
@@ -17,7 +18,7 @@ from datetime import datetime
 
 from connector.freshbooks.client import ACCOUNTING_RESOURCES
 from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID, unauthorized
-from connector.sandbox.freshbooks_records import RESOURCE_KIND
+from connector.sandbox.freshbooks_records import RESOURCE_KIND, served
 from connector.sandbox.server import Response
 
 MAX_PER_PAGE = 100
@@ -69,6 +70,7 @@ def install_list_routes(fb):
             r for r in _sorted(fb, kind) if not since or str(r.get("updated") or r.get("updated_at")) >= since
         ]
         found, meta = _page(request, records)
+        found = [served(fb, kind, dict(record), request.query.get("include[]", [])) for record in found]
         plural = ACCOUNTING_RESOURCES[kind][0].rsplit("/", 1)[1]
         return {"response": {"result": {plural: found, **meta}}}
 

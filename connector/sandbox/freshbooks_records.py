@@ -3,7 +3,9 @@
 State: ``fb.state["records"][kind][str(id)] = record`` for kinds invoice, payment, expense, expense_category,
 client, bill, bill_vendor (accounting: ``/accounting/account/{account_id}/…``, envelope
 ``{"response": {"result": {"<key>": record}}}``), time_entry and project (``/timetracking/business/{id}/…`` and
-``/projects/business/{id}/…``, bare envelopes). ``include[]=category`` on an expense embeds its category.
+``/projects/business/{id}/…``, bare envelopes). Included parts come only when asked, as FreshBooks serves them
+(``served``): an invoice's ``lines`` with ``include[]=lines``, an expense's ``category`` with
+``include[]=category``; a client asking for neither gets the record without them.
 Unknown ids answer 404 in FreshBooks' shape for that API family. Requests need a bearer token the fake issued.
 
 Helpers: ``put(fb, kind, record)`` stores a record under its id, ``get(fb, kind, id)`` reads a copy.
@@ -40,6 +42,18 @@ def get(fb, kind, object_id):
         return copy.deepcopy(found)
 
 
+def served(fb, kind, record, includes):
+    """The record as FreshBooks answers for `includes` (the request's ``include[]`` values): included parts
+    removed unless asked for (an expense's category is embedded from the stored categories)."""
+    if kind == "invoice" and "lines" not in includes:
+        record.pop("lines", None)
+    if kind == "expense":
+        record.pop("category", None)
+        if "category" in includes:
+            record["category"] = get(fb, "expense_category", record.get("categoryid"))
+    return record
+
+
 def accounting_not_found(kind, object_id):
     return Response(
         404,
@@ -62,9 +76,7 @@ def install_record_routes(fb):
         record = get(fb, kind, request.match["id"])
         if record is None:
             return accounting_not_found(key, request.match["id"])
-        includes = request.query.get("include[]", [])
-        if kind == "expense" and "category" in includes:
-            record["category"] = get(fb, "expense_category", record.get("categoryid"))
+        record = served(fb, kind, record, request.query.get("include[]", []))
         return {"response": {"result": {key: record}}}
 
     @fb.route("GET", r"/timetracking/business/(?P<business>\d+)/time_entries/(?P<id>\d+)")

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+# Where fakes listen unless told: loopback. The multi-host run (tests/bench/hosts.py) serves them on an address of
+# its vendor host's own.
+BIND_HOST = "127.0.0.1"
+
 
 @dataclass
 class Request:
@@ -22,6 +26,7 @@ class Request:
     headers: dict
     body: bytes
     match: dict = field(default_factory=dict)
+    client: str = ""  # the sender's address
 
     def json(self):
         return json.loads(self.body or b"null")
@@ -72,6 +77,7 @@ class FakeServer:
                     query=parse_qs(parts.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
+                    client=self.client_address[0],
                 )
                 response = outer.dispatch(request)
                 if outer.after_change and request.method != "GET":
@@ -95,7 +101,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd = ThreadingHTTPServer((BIND_HOST, port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name=name, daemon=True)
         self.thread.start()

@@ -1,4 +1,4 @@
-"""Suggested groups: viewer, operator, administrator (see the README's permission matrix).
+"""Suggested groups: viewer, operator, administrator (see the permission matrix in docs/connecting.md).
 
 Existing groups of the same names are completed, never emptied: an operator's own changes stay.
 """

@@ -1,7 +1,8 @@
 """Shared parts of the benchmarks (`make bench`, `make bench-faults`): a dedicated local database, the seeded
 tenant, fast loopback fakes, load senders, CPU and memory readings, and the results file.
 
-Loopback only: every URL is checked to be 127.0.0.1/localhost. Not a pytest module (no test_ prefix).
+Loopback only: every URL is checked to be 127.0.0.1/localhost, or an address of the run's own hosts (network
+namespaces that tests/bench/hosts.py made, registered in OWN_HOSTS). Not a pytest module (no test_ prefix).
 """
 
 import asyncio
@@ -16,17 +17,18 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = "tests.bench.settings"
-# The dated results file the README links; BENCH_RESULTS elsewhere (the CI smoke run writes to a temporary file).
+# The dated results file docs/testing.md links; BENCH_RESULTS elsewhere (the CI smoke run writes to a temporary file).
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "tests" / "bench" / "RESULTS.md")
 HOST = "127.0.0.1"
 VERIFIER = "bench-verifier-0123456789"
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 TENANT_SLUG = "bench"
+OWN_HOSTS = set()  # addresses of the namespaces this run made (tests/bench/hosts.py)
 
 
 def local(url):
-    if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+    if urlsplit(url).hostname not in ("127.0.0.1", "localhost", *OWN_HOSTS):
         sys.exit(f"The benchmarks only talk to local servers (127.0.0.1), not {url}.")
     return url
 
@@ -155,20 +157,20 @@ def signed(object_id, name="invoice.create"):
     return urlencode(list(fields.items())).encode(), signature.compute(fields, VERIFIER)
 
 
-def raw_request(path, port, body, sig):
+def raw_request(path, port, body, sig, host=HOST):
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: FreshHooks/bench\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: FreshHooks/bench\r\n"
         f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
         f"X-FreshBooks-Hmac-SHA256: {sig}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
 
 
-async def send(port, payload, timeout=10):
+async def send(port, payload, timeout=10, host=HOST):
     """One request on a new connection (as a webhook sender does); returns the status, 0 on failure."""
 
     async def go():
-        reader, writer = await asyncio.open_connection(HOST, port)
+        reader, writer = await asyncio.open_connection(host, port)
         try:
             writer.write(payload)
             await writer.drain()
@@ -183,7 +185,7 @@ async def send(port, payload, timeout=10):
         return 0
 
 
-async def load(port, payloads, concurrency, max_seconds=120, retry_until=None):
+async def load(port, payloads, concurrency, max_seconds=120, retry_until=None, host=HOST):
     """Send every payload with `concurrency` senders. Returns ([(latency s, status, done at, payload, tries)],
     wall s).
 
@@ -201,7 +203,7 @@ async def load(port, payloads, concurrency, max_seconds=120, retry_until=None):
             while True:
                 tries += 1
                 started = time.perf_counter()
-                status = await send(port, payload)
+                status = await send(port, payload, host=host)
                 if status == 200 or retry_until is None or time.monotonic() > retry_until:
                     break
                 await asyncio.sleep(0.2)

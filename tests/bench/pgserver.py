@@ -24,7 +24,11 @@ def bin_dir():
 
 
 class TempPostgres:
-    def __init__(self):
+    """listen: addresses besides loopback to listen on, trusted for any client of `allow` (a CIDR: the
+    multi-host run's own network)."""
+
+    def __init__(self, listen=(), allow=""):
+        self.listen, self.allow = tuple(listen), allow
         self.bin = bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
         self.data, self.log = self.root / "data", self.root / "server.log"
@@ -42,11 +46,15 @@ class TempPostgres:
     def start(self):
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")  # fmt: skip
+        if self.allow:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.allow} trust\n")
         self._start()
         return self
 
     def _start(self):
-        options = f"-p {self.port} -c listen_addresses={HOST} -k {self.root} -c max_connections=200"
+        addresses = ",".join((HOST, *self.listen))
+        options = f"-p {self.port} -c listen_addresses={addresses} -k {self.root} -c max_connections=200"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
         )

@@ -78,10 +78,12 @@ def peak_rss_mb(pids):
 
 
 class Process:
-    """One Procfile entry (`web` or `worker`) started with `env`, logging to `log_path`."""
+    """One Procfile entry (`web` or `worker`) started with `env`, logging to `log_path`; `prefix` runs it through
+    another command first (e.g. `ip netns exec HOST`, which keeps the pid)."""
 
-    def __init__(self, name, env, log_path):
+    def __init__(self, name, env, log_path, prefix=()):
         self.name, self.env, self.log_path = name, dict(env), Path(log_path)
+        self.prefix = list(prefix)
         self.popen = None
         self.offset = 0
 
@@ -94,7 +96,7 @@ class Process:
         }
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                ["bash", "-c", "exec " + procfile()[self.name]], cwd=ROOT, env=env, stdout=log,
+                [*self.prefix, "bash", "-c", "exec " + procfile()[self.name]], cwd=ROOT, env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         return self

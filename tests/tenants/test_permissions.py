@@ -57,7 +57,13 @@ ADMIN = {"administrator"}
 APPEND_ONLY = {Event, Attempt, Link, ReconcileState, Alert}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
-    "tenant": {"test_connection": OPS, "register_freshbooks_webhooks": OPS, "delete_selected": ADMIN},
+    "tenant": {
+        "test_connection": OPS,
+        "register_freshbooks_webhooks": OPS,
+        "pause_selected": OPS,
+        "resume_selected": OPS,
+        "delete_selected": ADMIN,
+    },
     "freshbooksaccount": {"delete_selected": ADMIN},
     "freshbookswebhook": {"resend_verification": OPS, "delete_selected": ADMIN},
     "jirasite": {"register_jira_webhooks": OPS, "refresh_jira_webhooks": OPS, "delete_selected": ADMIN},

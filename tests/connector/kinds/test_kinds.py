@@ -2,7 +2,7 @@
 
 The guard: adding a FreshBooks kind means one declaration (connector/kinds/<kind>.py, registered in KINDS),
 a handler only if it writes something new, a Preview sample and a test fixture record. A declaration missing
-any of them fails here (README, "Adding a kind").
+any of them fails here (docs/architecture.md, "Adding a kind").
 """
 
 import pytest

@@ -1,0 +1,361 @@
+"""The connector on several hosts (`make bench-hosts`; tests/e2e/test_hosts.py runs it small in CI).
+
+Hosts of the run's own: Linux network namespaces, each joined by a veth pair to a bridge in this namespace, with
+addresses on a /24 of the run's own (10.231.N.0/24, N from this process id):
+    .1  this namespace: the bridge, the run's own PostgreSQL server (tests/bench/pgserver.py), the senders
+    .2  web       gunicorn (the Procfile's `web`)
+    .3  worker-a  a django-q2 cluster (the Procfile's `worker`)
+    .4  worker-b  another cluster on the same ORM broker
+    .5  vendors   the fake FreshBooks and Jira (tests/bench/vendorhost.py)
+Traffic goes only to these addresses and loopback; every loop is bounded in count and time. Needs root and
+iproute2 (`ip netns`): without them the run prints `skipped: <why>` and exits 0.
+
+Phases, every delivery retried like FreshBooks until it is answered 200:
+1. spread: deliveries, each sent twice (the second is a duplicate), processed by both worker hosts;
+2. cut: deliveries while worker-a's cable is pulled (`ip link set <its veth> down` for longer than the broker's
+   retry, so its in-flight tasks are handed to worker-b) and put back;
+3. web restart: deliveries while the web host's gunicorn is stopped and started again;
+4. replay: `manage.py replay_events` of events already succeeded (they must add no issue).
+Prints `hosts: 3` (web and two worker hosts), `lost: N` (acknowledged deliveries without exactly one succeeded
+event and one issue), `duplicates: N` (issues or succeeded events beyond one per invoice) and the Jira calls each
+worker host made, and appends them to tests/bench/RESULTS.md.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tests.bench import common
+from tests.bench.pgserver import TempPostgres
+from tests.e2e.processes import ROOT, Process, wait_http
+
+DB = "mlc_bench_hosts"
+WEB_PORT = 8000
+# Short broker retry and task timeout, so that tasks of a host cut off are handed to the other in seconds.
+WORKER_ENV = {"Q_TIMEOUT": 10, "Q_RETRY": 12, "HTTP_READ_TIMEOUT": 5, "Q_WORKERS": 2}
+# Real-vendor mode (the sandbox only talks to loopback): the fakes stand in for the vendors at their own address.
+VENDOR_ENV = {
+    "SANDBOX": "0",
+    "ALLOW_LOCAL_VENDOR_URLS": "1",
+    "FRESHBOOKS_CLIENT_ID": "bench-fb-client",
+    "FRESHBOOKS_CLIENT_SECRET": "bench-fb-secret",
+    "ATLASSIAN_CLIENT_ID": "bench-atl-client",
+    "ATLASSIAN_CLIENT_SECRET": "bench-atl-secret",
+}
+DONE_TIMEOUT = 300
+
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def unavailable():
+    """Why hosts cannot be made here ("" when they can)."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if not shutil.which("ip"):
+        return "network namespaces need iproute2 (ip)"
+    probe = f"mlcprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode:
+        return f"ip netns add failed: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return ""
+
+
+class Hosts:
+    """Namespaces `<tag>-<name>` on the bridge `<tag>br` (address .1), with addresses .2, .3, … in the order
+    of `names`. A context manager: everything it made is deleted on exit."""
+
+    def __init__(self, names):
+        n = os.getpid() % 250 + 1
+        self.tag, net = f"mlc{n}", f"10.231.{n}"
+        self.bridge, self.gateway, self.cidr = f"mlc{n}br", f"{net}.1", f"{net}.0/24"
+        self.address = {name: f"{net}.{i}" for i, name in enumerate(names, 2)}
+        self.veth = {name: f"mlc{n}v{i}" for i, name in enumerate(names, 2)}
+
+    def ns(self, name):
+        return f"{self.tag}-{name}"
+
+    def prefix(self, name):
+        """Argv prefix that runs a command on host `name`."""
+        return ["ip", "netns", "exec", self.ns(name)]
+
+    def __enter__(self):
+        try:
+            ip("link", "add", self.bridge, "type", "bridge")
+            ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+            ip("link", "set", self.bridge, "up")
+            for name, address in self.address.items():
+                ns = self.ns(name)
+                ip("netns", "add", ns)
+                ip("link", "add", self.veth[name], "type", "veth", "peer", "name", "eth0", "netns", ns)
+                ip("link", "set", self.veth[name], "master", self.bridge, "up")
+                ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+                ip("-n", ns, "link", "set", "eth0", "up")
+                ip("-n", ns, "link", "set", "lo", "up")
+        except subprocess.CalledProcessError as exc:
+            self.__exit__()
+            raise SystemExit(f"could not make the hosts: {' '.join(exc.cmd)}: {exc.stderr.strip()}") from exc
+        common.OWN_HOSTS.update([self.gateway, *self.address.values()])
+        return self
+
+    def cut(self, name):
+        """Pull the host's cable: its end of the link loses carrier; packets to and from it are dropped."""
+        ip("link", "set", self.veth[name], "down")
+
+    def restore(self, name):
+        ip("link", "set", self.veth[name], "up")
+
+    def __exit__(self, *exc):
+        for name in self.address:
+            subprocess.run(["ip", "netns", "del", self.ns(name)], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+class Cluster:
+    """The connector on the hosts: PostgreSQL here, vendors, web, and a worker on each worker host."""
+
+    def __init__(self, hosts, log_dir):
+        self.hosts, self.log_dir = hosts, Path(log_dir)
+        self.pg = TempPostgres(listen=[hosts.gateway], allow=hosts.cidr).start()
+        self.vendors = self.start_vendors()
+        url = f"{self.pg.url}/{DB}"
+        common.setup_django(url)
+        self.env = common.prepare(
+            url, FRESHBOOKS_API_URL=self.vendor_urls["freshbooks"], **WORKER_ENV, **VENDOR_ENV
+        )
+        common.seed(self.vendor_urls["jira"])
+        from django.db import connections
+
+        connections.close_all()
+        # The hosts reach PostgreSQL on the bridge; web answers on its own address.
+        self.env.update(
+            DATABASE_URL=f"postgres://postgres@{hosts.gateway}:{self.pg.port}/{DB}",
+            ALLOWED_HOSTS=hosts.address["web"],
+            WEB_BIND=f"{hosts.address['web']}:{WEB_PORT}",
+            WEB_CONCURRENCY="2",
+        )
+        self.web = self.start("web")
+        self.workers = {name: self.start(name) for name in ("worker-a", "worker-b")}
+        self.acked, self.sent = set(), set()
+
+    def start_vendors(self):
+        self.vendor_process = subprocess.Popen(
+            [*self.hosts.prefix("vendors"), sys.executable, "-m", "tests.bench.vendorhost"]
+            + [self.hosts.address["vendors"]],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(self.log_dir / "vendors.log").open("ab"),
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        line = self.vendor_process.stdout.readline()
+        if not line:
+            raise SystemExit(
+                f"the vendor host did not start: {(self.log_dir / 'vendors.log').read_text()[-2000:]}"
+            )
+        self.vendor_urls = json.loads(line)
+        return self.vendor_process
+
+    def start(self, host):
+        process = Process(
+            "web" if host == "web" else "worker",
+            self.env,
+            self.log_dir / f"{host}.log",
+            prefix=self.hosts.prefix(host),
+        ).start()
+        if host == "web":
+            wait_http(f"http://{self.hosts.address['web']}:{WEB_PORT}/healthz/", process, 60)
+        else:
+            process.wait_log("running.", 60)
+        return process
+
+    def vendor_state(self, what):
+        import requests
+
+        from connector.sandbox.jira import API_TOKEN, EMAIL
+
+        session = requests.Session()
+        session.trust_env = False
+        url = f"{self.vendor_urls['jira']}/_bench/{what}"
+        return session.get(url, auth=(EMAIL, API_TOKEN), timeout=10).json()
+
+    def deliver(self, ids, copies=1, over_seconds=0.0, retry_seconds=120):
+        """Deliver invoice.create for `ids` (each `copies` times), spread evenly over `over_seconds`, each
+        retried like FreshBooks until answered 200 (for at most `retry_seconds`)."""
+        address = self.hosts.address["web"]
+        payloads = [
+            (common.raw_request("/webhooks/freshbooks/", WEB_PORT, *common.signed(n), host=address), str(n))
+            for n in ids
+            for _ in range(copies)
+        ]
+        gap = over_seconds / len(payloads)
+
+        async def go():
+            began, results = time.monotonic(), []
+
+            async def one(index, payload):
+                await asyncio.sleep(max(0.0, began + index * gap - time.monotonic()))
+                until = time.monotonic() + retry_seconds
+                found, _ = await common.load(WEB_PORT, [payload], 1, 300, until, host=address)
+                results.extend(found)
+
+            await asyncio.gather(*(one(i, p) for i, (p, _) in enumerate(payloads)))
+            return results
+
+        object_ids = dict(payloads)
+        self.sent.update(object_ids.values())
+        self.acked.update(
+            object_ids[payload] for _, status, _, payload, _ in asyncio.run(go()) if status == 200
+        )
+
+    def wait_final(self):
+        """Wait until no event is received, queued or processing; returns {status: count}."""
+        from django.db import connection
+        from django.db.models import Count
+
+        from audit.models import Event
+
+        open_statuses = [Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING]
+        deadline = time.monotonic() + DONE_TIMEOUT
+        while time.monotonic() < deadline:
+            if not Event.objects.filter(status__in=open_statuses).exists():
+                statuses = dict(Event.objects.values_list("status").annotate(n=Count("id")))
+                connection.close()
+                return statuses
+            time.sleep(0.5)
+        logs = "\n".join(p.log_text(1500) for p in self.workers.values())
+        raise SystemExit(f"events still open after {DONE_TIMEOUT} s\n{logs}")
+
+    def tally(self):
+        """(lost, duplicates) over every invoice delivered so far."""
+        from audit.models import Event
+
+        succeeded = {}
+        for object_id in Event.objects.filter(
+            status=Event.Status.SUCCEEDED, name="invoice.create", source=Event.Source.FRESHBOOKS
+        ).values_list("object_id", flat=True):
+            succeeded[object_id] = succeeded.get(object_id, 0) + 1
+        issues = self.vendor_state("issues")
+        lost = len(self.sent - self.acked) + sum(
+            1 for n in self.acked if succeeded.get(n, 0) < 1 or issues.get(n, 0) < 1
+        )
+        duplicates = sum(n - 1 for n in issues.values() if n > 1)
+        duplicates += sum(n - 1 for n in succeeded.values() if n > 1)
+        return lost, duplicates
+
+    def close(self):
+        for process in (*self.workers.values(), self.web):
+            if process.alive():
+                process.stop()
+        if self.vendor_process.poll() is None:
+            self.vendor_process.stdin.close()
+            try:
+                self.vendor_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.vendor_process.kill()
+        from django.db import connections
+
+        connections.close_all()
+        self.pg.stop()
+
+
+def replay_succeeded(cluster, count):
+    """Replay `count` succeeded events through the workers (`manage.py replay_events --id …`)."""
+    from audit.models import Event
+
+    ids = list(Event.objects.filter(status=Event.Status.SUCCEEDED).values_list("pk", flat=True)[:count])
+    env = {**cluster.env, "DATABASE_URL": f"{cluster.pg.url}/{DB}"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "replay_events", "--id", *map(str, ids)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"replay_events failed: {done.stderr[-2000:]}")
+    return len(ids)
+
+
+def run(count, cut_seconds, log_dir):
+    """The four phases on `count` invoices each; returns the printed lines and (lost, duplicates)."""
+    lines = []
+    with Hosts(["web", "worker-a", "worker-b", "vendors"]) as hosts:
+        cluster = Cluster(hosts, log_dir)
+        try:
+            began = time.monotonic()
+            cluster.deliver(range(7_000_000, 7_000_000 + count), copies=2, over_seconds=2)
+            spread = cluster.wait_final()
+            lines.append(f"spread: {count} invoices delivered twice each: events {spread}")
+
+            ids = range(7_100_000, 7_100_000 + count)
+            sender = threading.Thread(
+                target=cluster.deliver, args=(ids,), kwargs={"over_seconds": cut_seconds + 4}
+            )
+            sender.start()
+            time.sleep(1.0)
+            hosts.cut("worker-a")
+            time.sleep(cut_seconds)
+            hosts.restore("worker-a")
+            sender.join()
+            statuses = cluster.wait_final()
+            from audit.models import Event
+
+            retaken = Event.objects.filter(object_id__in=[str(n) for n in ids], attempts__gt=1).count()
+            lines.append(
+                f"cut: worker-a's cable pulled for {cut_seconds} s mid-run: events {statuses}, "
+                f"{retaken} taken over after their first run was cut off"
+            )
+
+            ids = range(7_200_000, 7_200_000 + count)
+            sender = threading.Thread(target=cluster.deliver, args=(ids,), kwargs={"over_seconds": 8})
+            sender.start()
+            time.sleep(2)
+            cluster.web.stop()
+            cluster.web = cluster.start("web")
+            sender.join()
+            lines.append(f"web restart mid-burst: events {cluster.wait_final()}")
+
+            replayed = replay_succeeded(cluster, count // 2)
+            time.sleep(1.0)
+            lines.append(f"replay: {replayed} succeeded events replayed: events {cluster.wait_final()}")
+
+            lost, duplicates = cluster.tally()
+            by_host = {
+                host: cluster.vendor_state("clients").get(hosts.address[host], 0) for host in cluster.workers
+            }
+            lines += [
+                f"Jira calls by worker host: {by_host}; {time.monotonic() - began:.0f} s in all",
+                "hosts: 3",
+                f"lost: {lost}",
+                f"duplicates: {duplicates}",
+            ]
+            return lines, lost, duplicates, by_host
+        finally:
+            cluster.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--invoices", type=int, default=300, help="invoices per phase (default 300)")
+    parser.add_argument("--cut-seconds", type=float, default=20.0, help="how long worker-a is cut off")
+    args = parser.parse_args(argv)
+    why = unavailable()
+    if why:
+        print(f"skipped: {why}")
+        return
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-hosts-"))
+    lines, *_ = run(args.invoices, args.cut_seconds, log_dir)
+    common.record(f"bench-hosts ({args.invoices} invoices a phase; logs in {log_dir})", lines)
+
+
+if __name__ == "__main__":
+    main()
