@@ -1,6 +1,6 @@
 from django import template
 
-from audit.overview import tenant_health
+from audit.overview import jira_pool, tenant_health
 
 register = template.Library()
 
@@ -12,7 +12,11 @@ def tenant_health_panel(context):
     if request is None or not request.user.has_perm("audit.view_event"):
         return {"rows": None}
     rows = tenant_health()
-    return {"rows": rows, "show_reconcile": any(row.last_reconcile is not None for row in rows)}
+    return {
+        "rows": rows,
+        "show_reconcile": any(row.last_reconcile is not None for row in rows),
+        "pool": jira_pool(),
+    }
 
 
 @register.filter

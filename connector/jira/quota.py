@@ -267,7 +267,8 @@ class Policy:
         class asks for and return the seconds to wait before trying again (slept by the caller, within the
         budget), or raise MustWait when that is longer than the call may wait. None when not a 429."""
         now = self.now()
-        count_points(self.site, cost(method, status, body), now)
+        if status != 429:  # a refused request spends nothing
+            count_points(self.site, cost(method, status, body), now)
         for name, values in parse_policies(headers).items():
             if "r" in values:
                 store().remember(self.pool_scope(name), values["r"], values.get("q"))

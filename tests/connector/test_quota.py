@@ -320,3 +320,19 @@ def test_cost_follows_jiras_points_model():
 def test_must_wait_is_never_a_failure():
     error = MustWait("x", until=timezone.now(), reason=waiting.QUOTA)
     assert error.transient and not error.ambiguous
+
+
+@pytest.mark.django_db
+def test_the_health_panel_shows_points_spent_and_the_pause_while_events_wait(
+    fb, gateway, pool, clock, staff_client
+):
+    acme = oauth_tenant("acme-oauth", "7001")
+    for n in (1, 2, 3, 4, 5, 6, 7):
+        process_event(make_event(acme, "invoice.create", n).pk)
+    assert Event.objects.filter(status="waiting").count() == 1
+    reset = moment((int(clock()) // 3600 + 1) * 3600)
+    page = staff_client.get("/admin/").content.decode()
+    assert "Jira's OAuth pool this hour:\n        6 points spent, Jira reports 0 of 6 left" in page
+    assert f"paused until {reset:%H:%M} UTC (jira-quota-global-based)</strong>: events wait" in page
+    row = page.split('data-tenant="acme-oauth"')[1].split("</tr>")[0]
+    assert "6 (oauth)" in row and f"waiting for Jira's quota until {reset:%H:%M} UTC" in row
