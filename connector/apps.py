@@ -5,12 +5,14 @@ JIRA_WEBHOOK_SCHEDULE = "refresh-jira-webhooks"
 STALE_EVENTS_SCHEDULE = "requeue-stale-events"
 RECONCILE_SCHEDULE = "reconcile-tenants"
 WAITING_SCHEDULE = "resume-waiting-events"
+BULK_SCHEDULE = "feed-bulk-work"
 
 
 def create_schedules(using="default", **kwargs):
     """Daily refresh of Jira webhooks (dynamic ones expire after 30 days), a 10-minute sweep of events a
     stopped worker left processing, and a 5-minute check that queues each tenant's reconcile when its own
-    interval has elapsed, and a 1-minute sweep that queues waiting events whose time has come. Idempotent: runs after every migrate."""
+    interval has elapsed, a 1-minute sweep that queues waiting events whose time has come, and a 1-minute feed
+    of the bulk lane (connector.bulk). Idempotent: runs after every migrate."""
     from django_q.models import Schedule  # here, not at the top: apps.py loads before the app registry
 
     func = "connector.jira.registration.refresh_all"
@@ -30,6 +32,12 @@ def create_schedules(using="default", **kwargs):
         name=RECONCILE_SCHEDULE,
         defaults={"func": func},
         create_defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 5, "repeats": -1},
+    )
+    func = "connector.bulk.feed"
+    Schedule.objects.using(using).update_or_create(
+        name=BULK_SCHEDULE,
+        defaults={"func": func},
+        create_defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
     )
     func = "connector.tasks.resume_waiting"
     Schedule.objects.using(using).update_or_create(

@@ -5,6 +5,8 @@ earlier attempt already wrote instead of writing twice; earlier attempts stay on
 Replayable: received, queued, failed, skipped, succeeded and duplicate events, and events stuck in
 "processing" longer than the task timeout (a worker died). Rolled-back events are refused.
 Who asked is kept on the event (`replay_requested_by`/`_at`) and on every attempt the replay makes.
+A queued replay of more than BULK_REPLAY events is bulk work: it waits in the bulk lane behind live deliveries
+(connector.bulk), its issue creates sent 50 at a time.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Event
+from connector import bulk, waiting
 from connector.tasks import run_or_enqueue
+
+BULK_REPLAY = bulk.BATCH  # a replay of more events than this goes through the bulk lane (connector.bulk)
 
 REPLAYABLE = {
     Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
@@ -46,6 +51,7 @@ def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100
     `progress(done, total)` is called after every `every` events and after the last. Returns a ReplayResult."""
     result = ReplayResult()
     pks = [event.pk for event in events]
+    in_lane = not sync and len(pks) > BULK_REPLAY
     for done, pk in enumerate(pks, start=1):
         if dry_run:
             event = Event.objects.filter(pk=pk).first()
@@ -55,13 +61,15 @@ def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100
             elif event is not None:
                 result.queued.append(event)
         else:
-            _replay_one(pk, actor, sync, result)
+            _replay_one(pk, actor, sync, result, in_lane)
         if progress and (done % every == 0 or done == len(pks)):
             progress(done, len(pks))
+    if in_lane and not dry_run:
+        bulk.feed()
     return result
 
 
-def _replay_one(pk, actor, sync, result):
+def _replay_one(pk, actor, sync, result, in_lane=False):
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=pk).first()
         if event is None:
@@ -71,9 +79,12 @@ def _replay_one(pk, actor, sync, result):
             result.refused.append((event, reason))
             return
         previous = event.get_status_display().lower()
-        event.status = Event.Status.QUEUED
+        event.status = Event.Status.WAITING if in_lane else Event.Status.QUEUED
+        event.wait_until, event.wait_reason = None, waiting.BULK if in_lane else ""
         event.status_detail = f"Replay requested by {actor} (was {previous})."
         event.replay_requested_by, event.replay_requested_at = actor[:150], timezone.now()
-        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at"])
+        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at",
+                                  "wait_until", "wait_reason"])  # fmt: skip
     result.queued.append(event)
-    run_or_enqueue(event, actor=actor, sync=sync)
+    if not in_lane:
+        run_or_enqueue(event, actor=actor, sync=sync)

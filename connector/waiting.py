@@ -15,7 +15,8 @@ Shapes:
   waiting (one conditional UPDATE; False when the event had already finished, e.g. succeeded meanwhile).
   ``until``: an aware datetime or None. The event instance is updated too.
 - ``release_due(now=None, limit=500)`` → list of event ids moved from waiting to queued because their time has
-  come (oldest ``wait_until`` first). The caller queues them (connector.tasks.resume_waiting does).
+  come (oldest ``wait_until`` first). The caller queues them (connector.tasks.resume_waiting does). Bulk work
+  (reason BULK) is left to its own lane, connector.bulk.feed, which releases it in turns.
 - ``release(events)`` → list of ids of the waiting events in the ``events`` queryset moved to queued now,
   whatever their time (connector.tasks.resume queues them).
 
@@ -33,9 +34,10 @@ from audit.models import Event
 QUOTA = "Jira's quota"  # the hourly points quota (global pool or the tenant's), connector.jira.quota
 RETRY_AFTER = "Jira's Retry-After"  # a 429 asking for longer than one call may wait
 TENANT_PAUSED = "tenant paused"  # an operator paused the tenant (no until: resumed by hand)
+BULK = "its turn (bulk work)"  # reconcile, backfill, bulk replay: released in turns by connector.bulk.feed
 
 # Reasons that name what is awaited read "waiting for Jira's quota"; others "waiting: tenant paused".
-AWAITED = (QUOTA, RETRY_AFTER)
+AWAITED = (QUOTA, RETRY_AFTER, BULK)
 WAITABLE = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING, Event.Status.WAITING)
 
 
@@ -86,7 +88,8 @@ def _to_queued(ids):
 def release_due(now=None, limit=500):
     """Ids of the waiting events whose `wait_until` has passed, now queued (oldest first, at most `limit`)."""
     now = now or timezone.now()
-    due = Event.objects.filter(status=Event.Status.WAITING, wait_until__lte=now).order_by("wait_until", "id")
+    due = Event.objects.filter(status=Event.Status.WAITING, wait_until__lte=now).exclude(wait_reason=BULK)
+    due = due.order_by("wait_until", "id")
     return _to_queued(list(due.values_list("pk", flat=True)[:limit]))
 
 

@@ -25,6 +25,7 @@ PROJECT = "project/{key}"
 CREATEMETA_ISSUETYPES = "issue/createmeta/{project}/issuetypes"
 CREATEMETA_FIELDS = "issue/createmeta/{project}/issuetypes/{issuetype_id}"
 ISSUES = "issue"
+ISSUES_BULK = "issue/bulk"
 ISSUE = "issue/{key}"
 ISSUE_PROPERTY = "issue/{key}/properties/{property}"
 WORKLOGS = "issue/{key}/worklog"
@@ -192,6 +193,12 @@ class JiraClient:
         if properties:
             body["properties"] = self._properties(properties)
         return self.request("POST", ISSUES, json=body)
+
+    def create_issues(self, issue_updates):
+        """POST /issue/bulk (Cloud v3 and Server/DC v2): up to 50 create bodies ({"fields", "properties"}) in one
+        request. Returns {"issues": [{id, key, …} in request order, the failed ones left out], "errors":
+        [{"failedElementNumber": n, "elementErrors": {…}, "status": …}]}; 400 only when every element failed."""
+        return self.request("POST", ISSUES_BULK, json={"issueUpdates": list(issue_updates)})
 
     def update_issue(self, key, fields):
         self.request("PUT", ISSUE.format(key=key), json={"fields": fields})

@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 
 from connector.sandbox.jira import JIRA_DATETIME, TEXT_MAX, adf_nodes, field_schema, java_length
+from connector.sandbox.jira_quota import install_bulk_route
 from connector.sandbox.jql import parse_jql
 from connector.sandbox.server import Response
 
@@ -152,6 +153,7 @@ def install_issue_routes(jira):
         return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{path}/{issue_id}"})
 
     jira.create_one = create_one
+    install_bulk_route(jira)
 
     def issue_json(issue, request):
         wanted = [f for f in (request.arg("fields") or "*all").split(",") if f]

@@ -1,5 +1,5 @@
-"""Jira Cloud's rate limits in the fakes: the hourly points quota, burst limits, per-issue write limits, and
-the bulk create endpoint (POST /rest/api/{3|2}/issue/bulk, up to 50 issues).
+"""Jira Cloud's rate limits in the fakes: the hourly points quota, burst limits, per-issue write limits; and
+the bulk create endpoint (POST /rest/api/{3|2}/issue/bulk, up to 50 issues; `install_bulk_route`).
 
 One `Quota` may be shared by several FakeJira sites: Tier 1's global pool belongs to the OAuth app, shared by
 all of its sites. `install_quota(jira, quota)` puts it in front of a fake's routes:
@@ -141,7 +141,7 @@ def cost(method, response):
 
 
 def install_quota(jira, quota):
-    """Put `quota` in front of the fake's routes, and add POST issue/bulk (needs install_issue_routes first)."""
+    """Put `quota` in front of the fake's routes (all of them: install it last)."""
     jira.quota = quota
     site = id(jira)
     plain_dispatch = jira.dispatch
@@ -164,6 +164,11 @@ def install_quota(jira, quota):
         return response
 
     jira.dispatch = dispatch
+    return jira
+
+
+def install_bulk_route(jira):
+    """POST issue/bulk: up to 50 create bodies, each created as POST issue would (install_issue_routes calls it)."""
 
     @jira.api("POST", "issue/bulk")
     def bulk_create(request):
