@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -8,10 +8,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.admin_mixins import SENSITIVE, AppendOnly, SensitiveFieldsHidden, pretty
-from audit.models import Alert, Attempt, Event, FailedEvent, failure_reason
-from connector import waiting
+from audit.failed_admin import replay_events
+from audit.models import Alert, Attempt, Event
+from connector import replay, waiting
 from connector.models import Link
-from connector.replay import replay
 from connector.rollback import RollbackConflict, RollbackError, plan, rollback
 from tenants.models import JiraSite
 
@@ -24,26 +24,6 @@ SOURCE_HELP = {
     "what Jira sent. Issue deletions mark the connector's link as deleted in Jira.",
 }
 LINK_STATE_WORDS = {Link.State.ROLLED_BACK: "rolled back", Link.State.DELETED: "deleted in Jira"}
-
-
-def can_replay(request):
-    """Who may replay events (the actions, the event page's button and the Failed events list)."""
-    return request.user.has_perm("audit.replay_event")
-
-
-def replay_events(modeladmin, request, queryset):
-    """Replay the selected events and record who asked (on the events, their attempts and the admin log)."""
-    actor = f"admin:{request.user.get_username()}"
-    result = replay(queryset.order_by("received_at", "id"), actor=actor)
-    for event in result.queued:
-        modeladmin.log_change(request, event, f"Replay requested by {actor}")
-    if result.queued:
-        ids = ", ".join(f"#{event.pk}" for event in result.queued)
-        modeladmin.message_user(
-            request, f"Queued {len(result.queued)} event(s) for replay: {ids}.", messages.SUCCESS
-        )
-    for event, reason in result.refused:
-        modeladmin.message_user(request, f"Not replayed #{event.pk}: {reason}.", messages.WARNING)
 
 
 class AttemptInline(admin.TabularInline):
@@ -78,7 +58,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_filter = ("status", "source", "name", "tenant")
     search_fields = ("=id", "object_id", "jira_key", "account_id", "business_id", "delivery_id")
     date_hierarchy = "received_at"
-    list_select_related = ("tenant",)
+    list_select_related = ("tenant", "assigned_to")
     inlines = [AttemptInline]
     actions = ["replay_selected", "rollback_selected"]
     fieldsets = (
@@ -86,6 +66,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
                            "delivery_id", "status_shown", "status_detail", "jira_issue", "processing_runs",
                            "duplicate_of", "replay_requested_by", "replay_requested_at", "received_at", "started_at",
                            "finished_at")}),
+        ("Triage", {"fields": ("assigned_to", "failure_reason", "resolved_by", "resolved_at", "resolution_note")}),
         ("Payload and fetched record (decrypted)", {"classes": ("collapse",),
                                                     "fields": ("payload_pretty", "record_pretty")}),
     )  # fmt: skip
@@ -130,14 +111,21 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         return response or HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
 
     def has_replay_permission(self, request):
-        return can_replay(request)
+        return request.user.has_perm("audit.replay_event")
 
     def has_rollback_permission(self, request):
         return request.user.has_perm("audit.rollback_event")
 
     def render_change_form(self, request, context, *args, **kwargs):
+        """The Replay and Roll back buttons, for who may use them, on events they apply to (a rolled-back event
+        offers neither: it stays rolled back)."""
+        event = context.get("original")
+        rolled_back = event is not None and event.status == Event.Status.ROLLED_BACK
         context.update(
-            can_replay=self.has_replay_permission(request), can_rollback=self.has_rollback_permission(request)
+            can_replay=self.has_replay_permission(request)
+            and event is not None
+            and not replay.refusal(event),
+            can_rollback=self.has_rollback_permission(request) and not rolled_back,
         )
         return super().render_change_form(request, context, *args, **kwargs)
 
@@ -213,15 +201,21 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, obj):
-        """The status; a succeeded event whose issue is gone since says so; a waiting one says what for and until
-        when ("Waiting for Jira's quota until 14:00 UTC", connector.waiting)."""
+        """The status in words; a succeeded event whose issue is gone since says so; a waiting one says what for
+        and until when ("Waiting for Jira's quota until 14:00 UTC", connector.waiting); who it is assigned to."""
+        gone = LINK_STATE_WORDS.get(getattr(obj, "link_state", None))
         if obj.status == Event.Status.WAITING:
             text = waiting.describe(obj)
-            return text[:1].upper() + text[1:]
-        gone = LINK_STATE_WORDS.get(getattr(obj, "link_state", None))
-        if gone and obj.status == Event.Status.SUCCEEDED:
-            return f"{obj.get_status_display()}, but its issue was {gone} since"
-        return obj.get_status_display()
+            text = text[:1].upper() + text[1:]
+        elif gone and obj.status == Event.Status.SUCCEEDED:
+            text = f"{obj.get_status_display()}, but its issue was {gone} since"
+        elif obj.status == Event.Status.RESOLVED and obj.resolved_by:
+            text = f"{obj.get_status_display()} by {obj.resolved_by.removeprefix('admin:')}"
+        else:
+            text = obj.get_status_display()
+        if obj.assigned_to_id:
+            text += f" · assigned to {obj.assigned_to.get_username()}"
+        return text
 
     @admin.display(description="Processing runs", ordering="attempts")
     def processing_runs(self, obj):
@@ -280,90 +274,6 @@ class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     @admin.display(description="Overwritten values, kept for rollback (decrypted)")
     def previous_pretty(self, obj):
         return pretty(obj.previous)
-
-
-class ReasonFilter(admin.SimpleListFilter):
-    """Failures grouped by reason (the detail without ids and keys), largest group first, with counts."""
-
-    title = "reason"
-    parameter_name = "reason"
-
-    def lookups(self, request, model_admin):
-        counts = {}
-        for detail in model_admin.get_queryset(request).values_list("status_detail", flat=True):
-            reason = failure_reason(detail)
-            counts[reason] = counts.get(reason, 0) + 1
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return [(reason, f"{reason} ({count})") for reason, count in ranked]
-
-    def queryset(self, request, queryset):
-        wanted = self.value()
-        if not wanted:
-            return queryset
-        pks = [
-            pk
-            for pk, detail in queryset.values_list("pk", "status_detail")
-            if failure_reason(detail) == wanted
-        ]
-        return queryset.filter(pk__in=pks)
-
-
-@admin.register(FailedEvent)
-class FailedEventAdmin(AppendOnly, admin.ModelAdmin):
-    """Failed events only, grouped by reason (the filter on the right), replayed by selection."""
-
-    list_display = (
-        "id",
-        "tenant",
-        "name",
-        "object_id",
-        "source",
-        "reason",
-        "attempts",
-        "received_at",
-        "open",
-    )
-    list_filter = (ReasonFilter, "tenant", "name", "source")
-    search_fields = ("=id", "object_id", "status_detail")
-    date_hierarchy = "received_at"
-    list_select_related = ("tenant",)
-    actions = ["replay_selected"]
-    fields = (
-        "tenant",
-        "source",
-        "name",
-        "object_id",
-        "status_detail",
-        "attempts",
-        "received_at",
-        "finished_at",
-    )
-    readonly_fields = fields
-
-    @admin.action(description="Replay selected events", permissions=["replay"])
-    def replay_selected(self, request, queryset):
-        replay_events(self, request, queryset)
-
-    def has_replay_permission(self, request):
-        return can_replay(request)
-
-    def get_object(self, request, object_id, from_field=None):
-        """A failed event's page, also once it was replayed from this list (then no longer failed)."""
-        found = super().get_object(request, object_id, from_field)
-        if found is None:
-            try:
-                found = self.model._base_manager.filter(pk=object_id).first()
-            except (ValueError, ValidationError):
-                return None
-        return found
-
-    @admin.display(description="Reason")
-    def reason(self, obj):
-        return obj.reason
-
-    @admin.display(description="Event")
-    def open(self, obj):
-        return format_html('<a href="{}">#{}</a>', reverse("admin:audit_event_change", args=[obj.pk]), obj.pk)
 
 
 @admin.register(Alert)

@@ -80,11 +80,14 @@ def event_failed(event):
 
 
 def needs_reconnect(sender, connection, **kwargs):
-    """Receiver of tenants.tokens.reconnect_required: a refresh token was refused."""
+    """Receiver of tenants.tokens.reconnect_required: the connection's credentials were refused for good (a
+    refresh token, an API token or personal access token, a CAPTCHA lock-out). The reason is the connector's
+    own words (tenants.tokens.mark_reconnect callers), never a vendor's text."""
     label = connection._meta.verbose_name
     message = (
-        f"The {label} {connection.pk} can no longer refresh its OAuth token; events fail until someone "
-        f"connects it again (Tenants → the tenant → Connect)."
+        f"The {label} {connection.pk} needs reconnecting: {connection.last_error or 'its credentials were refused'}\n"
+        f"Events fail and no call is made on it until someone fixes it (OAuth: Tenants → the tenant → Connect; "
+        f"API token or personal access token: enter a new one on the {label} and save)."
     )
     return raise_alert(connection.tenant, Alert.Kind.NEEDS_RECONNECT, f"{label} {connection.pk}", message)
 

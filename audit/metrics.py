@@ -84,6 +84,7 @@ REASONS = {
     403: "inactive_tenant",
     404: "unknown_sender",
     405: "method",
+    408: "timeout",
     409: "unverified_callback",
     413: "too_large",
     415: "media_type",

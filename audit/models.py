@@ -1,11 +1,12 @@
-import re
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from fernet_fields import EncryptedTextField
 
 from audit.fields import EncryptedJSONField
+from audit.reasons import MAX_REASON, failure_reason
 from connector.retry import task_timeout
 from tenants.models import Tenant
 
@@ -28,6 +29,7 @@ class Event(models.Model):
         SKIPPED = "skipped", "Skipped"
         DUPLICATE = "duplicate", "Duplicate"
         FAILED = "failed", "Failed"
+        RESOLVED = "resolved", "Resolved without retry"  # a failure an operator closed (audit.triage)
         ROLLED_BACK = "rolled_back", "Rolled back"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
@@ -77,6 +79,24 @@ class Event(models.Model):
         help_text="Who asked for the last replay (command or admin user).",
     )
     replay_requested_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(
+        max_length=MAX_REASON,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="A failed event's detail without ids, keys and counters (audit.reasons): failures group by it.",
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_events",
+        help_text="The staff member looking into this failure.",
+    )
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True, default="", help_text="Why it was resolved without retry.")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -89,12 +109,17 @@ class Event(models.Model):
         permissions = [
             ("replay_event", "Can replay events"),
             ("rollback_event", "Can roll back events (deletes their Jira issues and worklogs)"),
+            ("triage_event", "Can resolve failed events without retry and assign them"),
             (
                 "view_sensitive_data",
                 "Can view sensitive audit data (payloads, records, request/response bodies)",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "name", "object_id", "status"])]
+        indexes = [
+            models.Index(fields=["tenant", "name", "object_id", "status"]),
+            # The Failed events list groups and filters by reason in the database (audit.admin.ReasonFilter).
+            models.Index(fields=["status", "failure_reason"], name="audit_event_status_reason"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "delivery_id"],
@@ -104,7 +129,14 @@ class Event(models.Model):
         ]
 
     def __str__(self):
-        return f"#{self.pk} {self.name} {self.object_id} ({self.status})"
+        return f"#{self.pk} {self.name} {self.object_id} ({self.get_status_display().lower()})"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        """Keeps `failure_reason` in step with the status and detail (it is empty unless failed)."""
+        self.failure_reason = failure_reason(self.status_detail) if self.status == self.Status.FAILED else ""
+        if update_fields is not None and {"status", "status_detail"} & set(update_fields):
+            update_fields = {*update_fields, "failure_reason"}
+        super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
     def is_stale(self):
@@ -115,22 +147,6 @@ class Event(models.Model):
             and self.started_at is not None
             and self.started_at < timezone.now() - timedelta(seconds=task_timeout())
         )
-
-
-# What makes two failure details differ without changing their reason: ids, issue keys, retry counters.
-REASON_NOISE = (
-    (re.compile(r" — (automatic retry|gave up after).*", re.S), ""),
-    (re.compile(r"\b[A-Z][A-Z0-9_]+-\d+\b"), "<issue>"),
-    (re.compile(r"\d{4,}|\b\d+(\.\d+)? s\b"), "<n>"),
-)
-
-
-def failure_reason(detail):
-    """The reason of a failure, for grouping: its detail's first line without ids, keys or retry counters."""
-    text = (detail or "").strip().splitlines()[0] if (detail or "").strip() else "(no detail)"
-    for pattern, replacement in REASON_NOISE:
-        text = pattern.sub(replacement, text)
-    return text.strip()[:200]
 
 
 class FailedEventManager(models.Manager):
@@ -150,7 +166,7 @@ class FailedEvent(Event):
 
     @property
     def reason(self):
-        return failure_reason(self.status_detail)
+        return self.failure_reason or failure_reason(self.status_detail)
 
 
 class Attempt(models.Model):
@@ -207,3 +223,43 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.subject} ×{self.occurrences}"
+
+
+class ReplayBatch(models.Model):
+    """A group of events replayed by one background task (connector.replay.run_batch), with its progress: the
+    Failed events list queues one for a large selection instead of replaying inside the web request."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Stopped by an error"
+
+    description = models.CharField(max_length=300, help_text="What was selected, e.g. the reason.")
+    event_ids = models.JSONField(default=list, help_text="The selected events' ids, oldest first.")
+    requested_by = models.CharField(max_length=150)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Events gone through so far.")
+    queued = models.PositiveIntegerField(default=0, help_text="Events queued for processing again.")
+    refused = models.PositiveIntegerField(default=0, help_text="Events not replayed (e.g. rolled back).")
+    detail = models.TextField(
+        blank=True, default="", help_text="The first refusals, or the error that stopped it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "replay batch"
+        verbose_name_plural = "replay batches"
+
+    def __str__(self):
+        return f"Replay #{self.pk}: {self.description}"
+
+    @property
+    def progress(self):
+        """ "12,000 of 22,013 (54 %)"."""
+        percent = round(100 * self.done / self.total) if self.total else 100
+        return f"{self.done:,} of {self.total:,} ({percent} %)"

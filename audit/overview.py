@@ -1,4 +1,5 @@
-"""The per-tenant health panel on the admin index: what needs an operator, at a glance (counts, no content)."""
+"""The per-tenant health panel on the admin index and the operator API's tenants: what needs an operator, at a
+glance (counts, no content)."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,10 @@ class TenantHealth:
     callbacks_unverified: int = 0
     oldest_queued_seconds: float | None = None
     last_reconcile: str | None = None
+    queued: int = 0  # events waiting in the queue
+    freshbooks: str = ConnectionStatus.DISCONNECTED  # the FreshBooks account's ConnectionStatus
+    jira: str = ConnectionStatus.DISCONNECTED  # the Jira site's ConnectionStatus
+    reconcile: ReconcileState | None = None
     waiting: int = 0  # events waiting (a paused tenant's held events, Jira's quota…)
     jira_connected: bool = False  # a Jira site is set up (not "Not connected")
     callbacks: int = 0  # FreshBooks callbacks registered
@@ -77,11 +82,13 @@ def jira_pool(now=None):
     }
 
 
-def tenant_health(now=None):
-    """[TenantHealth] of every active tenant, in ten queries plus one per Jira site (its quota pauses)."""
+def tenant_health(now=None, tenants=None):
+    """[TenantHealth] of `tenants` (default: every active tenant), in nine queries plus one per Jira site (its
+    quota pauses) whatever their number."""
     now = now or timezone.now()
     day_ago = now - timedelta(hours=24)
-    health = {t.pk: TenantHealth(t) for t in Tenant.objects.filter(active=True)}
+    tenants = Tenant.objects.filter(active=True) if tenants is None else tenants
+    health = {t.pk: TenantHealth(t) for t in tenants}
     failed_today = Q(status=Event.Status.FAILED, received_at__gte=day_ago)
     waiting = Q(status=Event.Status.WAITING)
     for row in (
@@ -91,21 +98,26 @@ def tenant_health(now=None):
             failed=Count("id", filter=failed_today),
             oldest=Min("received_at", filter=Q(status=Event.Status.QUEUED)),
             waiting=Count("id", filter=waiting),
+            queued=Count("id", filter=Q(status=Event.Status.QUEUED)),
         )
     ):
         item = health[row["tenant"]]
-        item.failed_24h, item.waiting = row["failed"], row["waiting"]
+        item.failed_24h, item.waiting, item.queued = row["failed"], row["waiting"], row["queued"]
         if row["oldest"]:
             item.oldest_queued_seconds = (now - row["oldest"]).total_seconds()
     for row in (
         Alert.objects.filter(tenant__in=health, hour__gte=day_ago).values("tenant").annotate(n=Count("id"))
     ):
         health[row["tenant"]].alerts_24h = row["n"]
-    reconnect = {"status": ConnectionStatus.NEEDS_RECONNECT, "tenant__in": health}
-    for tenant_id in FreshBooksAccount.objects.filter(**reconnect).values_list("tenant", flat=True):
-        health[tenant_id].needs_reconnect.append("FreshBooks")
+    for tenant_id, status in FreshBooksAccount.objects.filter(tenant__in=health).values_list(
+        "tenant", "status"
+    ):
+        health[tenant_id].freshbooks = status
+        if status == ConnectionStatus.NEEDS_RECONNECT:
+            health[tenant_id].needs_reconnect.append("FreshBooks")
     for site in JiraSite.objects.filter(tenant__in=health).exclude(status=ConnectionStatus.DISCONNECTED):
         item = health[site.tenant_id]
+        item.jira = site.status
         item.jira_connected = bool(site.webhook_ids)
         if site.status == ConnectionStatus.NEEDS_RECONNECT:
             item.needs_reconnect.append("Jira")
@@ -128,5 +140,6 @@ def tenant_health(now=None):
             health[site.tenant_id].jira_paused = f"until {quota.when(paused[0])} ({paused[1]})"
     states = {state.tenant_id: state for state in ReconcileState.objects.filter(tenant__in=health)}
     for item in health.values():
-        item.last_reconcile = last_reconcile(states.get(item.tenant.pk))
+        item.reconcile = states.get(item.tenant.pk)
+        item.last_reconcile = last_reconcile(item.reconcile)
     return list(health.values())

@@ -112,6 +112,9 @@ JIRA_WEBHOOK_MAX_BODY = env.int("JIRA_WEBHOOK_MAX_BODY", default=25 * 1024 * 102
 INBOUND_CLOCK_LEEWAY = env.int("INBOUND_CLOCK_LEEWAY", default=30)
 # Seconds during which the same signed FreshBooks delivery posted again is a replay: acknowledged, not processed.
 WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
+# Seconds a webhook sender may pause while sending its body before the read ends with 408 (under gunicorn):
+# a stalled sender cannot hold a web worker.
+WEBHOOK_BODY_TIMEOUT = env.float("WEBHOOK_BODY_TIMEOUT", default=10.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Alerts: mail_admins() sends to ADMINS (comma-separated addresses); EMAIL_URL picks the mail backend
@@ -152,6 +155,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "tenants",
     "connector",
@@ -226,6 +232,40 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    # A refused FreshBooks delivery is counted on the account it names at most this often (connector.endpoints
+    # .throttling.RejectedDeliveryThrottle): a flood of forged posts is not a write per post.
+    "DEFAULT_THROTTLE_RATES": {"webhook_rejected": "1/s"},
+    # drf-spectacular documents the operator API (connector/api; its decorated actions need it as the default).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The operator API (/api/v1/, connector/api; docs/api.md). Its views set their own DRF classes; these are its knobs.
+# Throttling per user (DRF's UserRateThrottle, counted in the default cache): every call, and actions (POST).
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/min")
+API_ACTION_THROTTLE_RATE = env.str("API_ACTION_THROTTLE_RATE", default="60/min")
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ml-connector operator API",
+    "DESCRIPTION": "Tenants and their health, events and their attempts, replay, rollback and reconcile, under the "
+    "admin's permissions. Authenticate with an API token made in the admin: `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from drf-spectacular-sidecar's static files: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EventStatusEnum": "audit.models.Event.Status",
+        "EventSourceEnum": "audit.models.Event.Source",
+        "ConnectionStatusEnum": "tenants.models.ConnectionStatus",
+        "ReconcileResultEnum": "connector.models.ReconcileState.Result",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "connector.api.schema.add_error_responses",
+    ],
 }
 
 # django-q2: the ORM broker by default (no extra server); Redis when REDIS_URL is set.

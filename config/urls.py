@@ -32,6 +32,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("", include("connector.api.urls")),
     path("", include("connector.urls")),
     path("", include("tenants.urls")),
 ]

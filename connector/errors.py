@@ -5,7 +5,9 @@ Every expected failure derives from `ConnectorError` and says, by three attribut
 - `transient`: worth trying again later (network, HTTP 429/5xx, a token endpoint down);
 - `ambiguous`: the write may have happened (no answer to a POST, a 5xx after sending): the idempotency
   ledger must look in Jira before writing again;
-- `needs_reconnect`: the OAuth grant is gone: an operator must connect again.
+- `needs_reconnect`: the connection's credentials are refused for good (an OAuth grant gone, an API token or
+  personal access token refused, a CAPTCHA lock-out): an operator must connect again; no call is made on it
+  until then (connector.transport).
 
 `status` is the vendor's HTTP status when there was one; `prefix` is put before the message on the event.
 The retry and back-off rules that read these attributes live in connector.retry.
@@ -20,7 +22,9 @@ class ConnectorError(Exception):
     needs_reconnect = False
     prefix = ""  # shown before the message in the event's detail
 
-    def __init__(self, message="", *, status=None, transient=None, ambiguous=None, body=None):
+    def __init__(
+        self, message="", *, status=None, transient=None, ambiguous=None, needs_reconnect=None, body=None
+    ):
         super().__init__(message)
         self.status = status
         self.body = body
@@ -28,11 +32,14 @@ class ConnectorError(Exception):
             self.transient = transient
         if ambiguous is not None:
             self.ambiguous = ambiguous
+        if needs_reconnect is not None:
+            self.needs_reconnect = needs_reconnect
 
     @property
     def detail(self):
         """The text for an event's status detail."""
-        return f"{self.prefix}{self}"
+        prefix = self.prefix or ("Reconnect required: " if self.needs_reconnect else "")
+        return f"{prefix}{self}"
 
 
 class VendorError(ConnectorError):

@@ -54,11 +54,13 @@ def on_call(hook):
 
 
 def send(method, url, *, event=None, actor="worker", action=None, **kwargs):
-    """Send one request (never raising for HTTP status) and report it when made for `event`.
+    """Send one request (never raising for HTTP status, never following a redirect) and report it when made for
+    `event`. Vendor clients call it through connector.transport only.
 
     Raises requests.RequestException for network failures, after reporting them.
     """
     kwargs.setdefault("timeout", settings.HTTP_TIMEOUT)
+    kwargs.setdefault("allow_redirects", False)  # a redirect is the caller's to judge (connector.transport)
     kwargs.setdefault("verify", _CA_BUNDLE)
     parts = urlsplit(url)
     kwargs.setdefault("proxies", _proxies(f"{parts.scheme}://{parts.netloc}"))

@@ -9,7 +9,10 @@ from connector.defaults import create_default_mappings, create_default_worklog_r
 from connector.errors import VendorError
 from connector.freshbooks import callbacks
 from connector.jira import registration
-from tenants import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
+from tenants import (
+    queue_admin,  # noqa: F401 - re-registers django-q2's task admin with permissions
+    token_admin,  # noqa: F401 - the API tokens (made and revoked by their users)
+)
 from tenants.checks import check_tenant
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant

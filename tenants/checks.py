@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from connector.errors import ConnectorError, FreshBooksError, JiraError, VendorError
 from connector.freshbooks.client import FreshBooksClient
 from connector.jira.client import JiraClient
-from tenants.models import JiraSite
+from tenants.models import ConnectionStatus, JiraSite
 from tenants.vendor_urls import check_vendor_url
 
 LIST_CLIENTS = "/accounting/account/{account_id}/users/clients"
@@ -177,6 +177,9 @@ def check_jira(tenant):
         me = JiraClient(site, actor="check", sleep=_no_sleep).myself() or {}
     except VendorError as exc:
         return [Result(tenant.slug, "jira", FAIL, f"{site}: {failure(exc)}")]
+    if site.auth_method != JiraSite.AuthMethod.OAUTH2 and site.status != ConnectionStatus.CONNECTED:
+        # The credentials work again (e.g. a new API token after a refusal): calls on the site resume.
+        JiraSite.objects.filter(pk=site.pk).update(status=ConnectionStatus.CONNECTED, last_error="")
     results = [Result(tenant.slug, "jira", OK, f"{site} as {me.get('displayName') or me.get('name') or '?'}")]
     wanted = {}
     for mapping in tenant.mappings.filter(enabled=True):

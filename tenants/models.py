@@ -120,25 +120,45 @@ class FreshBooksWebhook(models.Model):
 
 
 class JiraSite(OAuthTokens):
-    """The Jira site a tenant writes to, with API-token (Basic) or OAuth 2.0 (3LO) credentials."""
+    """The Jira site a tenant writes to: API token (Basic), personal access token (Data Center, Bearer) or
+    OAuth 2.0 (3LO) credentials."""
 
     class Deployment(models.TextChoices):
         CLOUD = "cloud", "Cloud"
         SERVER = "server", "Server / Data Center"
 
     class AuthMethod(models.TextChoices):
-        BASIC = "basic", "Email + API token"
+        BASIC = "basic", "Email or user name + API token (Basic)"
+        PAT = "pat", "Personal access token (Data Center)"
         OAUTH2 = "oauth2", "OAuth 2.0 (3LO)"
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="jira_site")
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    base_url = models.URLField(max_length=300, help_text="https://your-site.atlassian.net")
+    base_url = models.URLField(
+        max_length=300,
+        help_text="https://your-site.atlassian.net, a Data Center URL (https://jira.example.com/jira), or for a "
+        "scoped API token https://api.atlassian.com/ex/jira/<cloud id>.",
+    )
     site_name = models.CharField(max_length=200, blank=True, default="")
     cloud_id = models.CharField(max_length=64, blank=True, default="")
     deployment = models.CharField(max_length=10, choices=Deployment.choices, default=Deployment.CLOUD)
     auth_method = models.CharField(max_length=10, choices=AuthMethod.choices, default=AuthMethod.BASIC)
-    email = models.EmailField(blank=True, default="")
-    api_token = EncryptedTextField(blank=True, default="")
+    email = models.CharField(
+        "email or user name",
+        max_length=254,
+        blank=True,
+        default="",
+        help_text="The Jira user's email (Cloud) or user name (Server / Data Center); not used with a personal "
+        "access token.",
+    )
+    api_token = EncryptedTextField("API token or personal access token", blank=True, default="")
+    credentials_expire_on = models.DateField(
+        "token expires on",
+        null=True,
+        blank=True,
+        help_text="When the API token or personal access token expires (Atlassian shows it with the token): "
+        "operators are warned 30 and 7 days before.",
+    )
     # Jira webhooks: dynamic (OAuth) ids or the admin webhook's id, its secret and expiry.
     webhook_ids = models.JSONField(default=list, blank=True)
     webhook_secret = EncryptedTextField(blank=True, default="")
@@ -164,3 +184,30 @@ class JiraSite(OAuthTokens):
         if self.auth_method == self.AuthMethod.OAUTH2:
             return f"{settings.ATLASSIAN_API_URL}/ex/jira/{self.cloud_id}"
         return self.base_url.rstrip("/")
+
+
+class ApiToken(models.Model):
+    """A staff user's key to the operator API (`/api/v1/`), sent as `Authorization: Token <secret>` (or Bearer).
+
+    Only the SHA-256 digest of the secret is stored; the secret is shown once, when the token is made
+    (`ApiToken.issue`). A secret reads `mlc_<prefix>_<random>`: the prefix (8 characters, stored in clear and
+    unique) finds the row, the digest of the whole secret is compared in constant time. A revoked or expired
+    token, or one whose user is inactive or no longer staff, is refused (tenants.api_tokens)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. “nightly replay script”.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the secret (hex).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.CharField(max_length=150, blank=True, default="", editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+        permissions = [("manage_api_tokens", "Can see, make and revoke the API tokens of other users")]
+
+    def __str__(self):
+        return f"{self.name} (mlc_{self.prefix}_…)"

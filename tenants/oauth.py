@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from requests_oauthlib import OAuth2Session
 
-from connector import http
-from connector.errors import TokenRefused
+from connector.errors import TokenRefused, VendorError
+from connector.transport import VendorClient
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 
 # Vendors may grant a different (e.g. reordered or narrower) scope than requested: record what they grant
@@ -30,25 +30,46 @@ class ConnectError(Exception):
         self.tenant = tenant
 
 
+class _BearerClient(VendorClient):
+    """One GET of a vendor URL with a fresh access token, on the one transport (connector.transport)."""
+
+    vendor = "the vendor"
+
+    def __init__(self, access_token):
+        super().__init__(actor="operator", sleep=lambda _seconds: None)
+        self.access_token = access_token
+
+    def url(self, path):
+        return path  # the full URL
+
+    def credentials(self):
+        return {"headers": {"Authorization": f"Bearer {self.access_token}"}}
+
+
 def get_json(url, access_token, tenant, what):
     """GET a vendor URL with a fresh access token; ConnectError (502) when it cannot be read (the message gives
-    the HTTP status or the kind of failure, never the remote answer)."""
+    the HTTP status or the kind of failure in plain words, never the remote answer)."""
     try:
-        response = http.send(
-            "GET", url, actor="operator", headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        )  # fmt: skip
-    except Exception as exc:  # network errors: the exception names the URL, not an answer
-        raise ConnectError(
-            f"Could not read {what}: {type(exc).__name__}.", status=502, tenant=tenant
-        ) from exc
-    if response.status_code >= 400:
-        raise ConnectError(f"Could not read {what}: HTTP {response.status_code}.", status=502, tenant=tenant)
-    try:
-        return response.json()
-    except ValueError as exc:  # the answer is not shown: it may be anything the remote sent
-        raise ConnectError(
-            f"Could not read {what}: the answer is not JSON.", status=502, tenant=tenant
-        ) from exc
+        return _BearerClient(access_token).request("GET", url)
+    except VendorError as exc:
+        if exc.status is None:
+            why = str(exc).split(": ", 1)[-1]  # the transport's plain words for a network failure
+        elif 300 <= exc.status < 400:
+            why = f"HTTP {exc.status} (a redirect, not followed)"
+        elif exc.status < 300:
+            why = "the answer is not JSON"
+        else:
+            why = f"HTTP {exc.status}"
+        raise ConnectError(f"Could not read {what}: {why}.", status=502, tenant=tenant) from exc
+
+
+class _Session(OAuth2Session):
+    """requests-oauthlib's session for the token endpoints, never following a redirect (a token request
+    re-sent elsewhere would carry the client secret and the code there)."""
+
+    def send(self, request, **kwargs):
+        kwargs["allow_redirects"] = False
+        return super().send(request, **kwargs)
 
 
 def token_fields(token):
@@ -137,7 +158,7 @@ class OAuthProvider:
         return settings.PUBLIC_BASE_URL + reverse(self.callback_url_name)
 
     def session(self, state=None, token=None):
-        return OAuth2Session(
+        return _Session(
             self.client_id, scope=self.scopes, redirect_uri=self.redirect_uri(), state=state, token=token
         )
 

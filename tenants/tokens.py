@@ -29,7 +29,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 INVALID_GRANT_GRACE = 1.0  # seconds a competing write gets to land before invalid_grant is believed
 
 
-__all__ = ["ReconnectRequired", "TokenRefreshError", "access_token", "refresh"]
+__all__ = ["ReconnectRequired", "TokenRefreshError", "access_token", "mark_reconnect", "refresh"]
 
 
 def _fresh(conn, margin=REFRESH_MARGIN):
@@ -96,7 +96,7 @@ def refresh(conn, stale_token=None):
         used_refresh_token = row.refresh_token
         if not used_refresh_token:
             reason = "No refresh token stored: connect again."
-            _mark_reconnect(row, reason)
+            mark_reconnect(row, reason)
             _adopt(conn, row)
             raise ReconnectRequired(reason)
         if (
@@ -130,7 +130,7 @@ def refresh(conn, stale_token=None):
         log.warning(
             "%s refused the refresh token of %s: %s", provider.name, row, getattr(failure, "description", "")
         )
-        _mark_reconnect(row, reason)
+        mark_reconnect(row, reason)
     _adopt(conn, row)
     raise ReconnectRequired(reason)
 
@@ -142,8 +142,17 @@ def oauth_error_code(exc):
     return code if isinstance(code, str) and OAUTH_ERROR_CODE.fullmatch(code) else type(exc).__name__
 
 
-def _mark_reconnect(row, reason):
+def mark_reconnect(row, reason):
+    """Mark the connection (FreshBooksAccount or JiraSite) "Needs reconnect" with `reason` (plain words,
+    shown to operators) and send `reconnect_required` (one alert) when it was not so already. Calls on it
+    stop until an operator fixes it (tenants.tokens.access_token, connector.transport)."""
     log.error("%s needs reconnect: %s", row, reason)
-    type(row).objects.filter(pk=row.pk).update(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
+    changed = (
+        type(row)
+        .objects.filter(pk=row.pk)
+        .exclude(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
+        .update(status=ConnectionStatus.NEEDS_RECONNECT, last_error=reason)
+    )
     row.status, row.last_error = ConnectionStatus.NEEDS_RECONNECT, reason
-    reconnect_required.send(sender=type(row), connection=row)
+    if changed:
+        reconnect_required.send(sender=type(row), connection=row)

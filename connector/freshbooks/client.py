@@ -1,16 +1,16 @@
-"""A thin FreshBooks API client: URL constants, envelopes unwrapped, bearer token refreshed on 401, 429 waited
-out (FreshBooks publishes no rate limit; its SDKs retry 429 with back-off)."""
+"""A thin FreshBooks API client on the one transport (connector.transport): URL constants, envelopes unwrapped,
+bearer token refreshed on 401, 429 waited out (FreshBooks publishes no rate limit; its SDKs retry 429 with
+back-off)."""
 
 import time
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
-import requests
 from django.conf import settings
 
-from connector import http, retry
 from connector.errors import FreshBooksError
 from connector.kinds import KINDS
+from connector.transport import VendorClient
 from tenants import tokens
 from tenants.oauth import FreshBooksProvider
 
@@ -63,61 +63,31 @@ def body_message(body):
     return str(body)[:300]
 
 
-class FreshBooksClient:
-    def __init__(self, account, event=None, actor="worker", sleep=time.sleep):
-        self.account = account
-        self.event = event
-        self.actor = actor
-        self.sleep = sleep
+class FreshBooksClient(VendorClient):
+    """FreshBooks' URLs and bearer token on the one transport (connector.transport): the token is refreshed once
+    on a 401; 429 and 5xx as connector.retry says."""
 
-    def request(self, method, path, *, json=None, params=None):
-        """Call FreshBooks with the account's token: one refresh and one retry on 401; 429 is waited out
-        as connector.retry says (at most MAX_RATE_LIMIT_WAITS waits within MAX_TOTAL_WAIT_SECONDS), then
-        FreshBooksError (transient)."""
-        url = settings.FRESHBOOKS_API_URL + path
-        token = tokens.access_token(self.account)
-        refreshed, waits, waited = False, 0, 0.0
-        while True:
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Api-Version": "alpha",
-                "Accept": "application/json",
-            }
-            try:
-                response = http.send(
-                    method, url, event=self.event, actor=self.actor, json=json, params=params, headers=headers
-                )
-            except requests.RequestException as exc:
-                raise FreshBooksError(f"FreshBooks unreachable: {exc}", transient=True) from exc
-            if response.status_code == 401 and not refreshed:
-                refreshed = True
-                token = tokens.refresh(self.account, stale_token=token)
-                continue
-            if response.status_code == 429 and retry.may_retry_call(method, waits + 1, waited, 429):
-                waits += 1
-                seconds = retry.call_delay(
-                    waits, response.headers.get("Retry-After"), budget=retry.MAX_TOTAL_WAIT_SECONDS - waited
-                )
-                self.sleep(seconds)
-                waited += seconds
-                continue
-            break
-        if response.status_code >= 400:
-            raise FreshBooksError(
-                f"FreshBooks {method} {path} → {response.status_code}: {error_message(response)}",
-                status=response.status_code,
-                transient=response.status_code == 429 or response.status_code >= 500,
-            )
-        if response.status_code == 204 or not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError as exc:  # e.g. a maintenance page served with 200
-            raise FreshBooksError(
-                f"FreshBooks {method} {path} → {response.status_code}: not JSON: {response.text[:200]}",
-                status=response.status_code,
-                transient=True,
-            ) from exc
+    vendor = "FreshBooks"
+    error_class = FreshBooksError
+    redirect_advice = "check FRESHBOOKS_API_URL"
+    base_headers = {"Accept": "application/json", "Api-Version": "alpha"}
+
+    def __init__(self, account, event=None, actor="worker", sleep=time.sleep):
+        super().__init__(event=event, actor=actor, sleep=sleep)
+        self.account = account
+
+    def url(self, path):
+        return settings.FRESHBOOKS_API_URL + path
+
+    def credentials(self):
+        return {"headers": {"Authorization": f"Bearer {tokens.access_token(self.account)}"}}
+
+    def refresh_credentials(self, sent):
+        stale = sent["headers"]["Authorization"][len("Bearer ") :]
+        return {"headers": {"Authorization": f"Bearer {tokens.refresh(self.account, stale_token=stale)}"}}
+
+    def error_message(self, response):
+        return error_message(response)
 
     @staticmethod
     def _unwrap(body, path, *keys):

@@ -9,6 +9,7 @@ in connector.tasks.
 
 from dataclasses import dataclass, field
 
+from connector import repeats
 from connector.errors import FreshBooksError
 from connector.kinds import KINDS
 from connector.kinds.base import ARCHIVED, DELETED, vis_state
@@ -56,8 +57,12 @@ class Job:
 
     def store(self, records):
         """Keep what was fetched, encrypted, on the event (visible in the admin); saved with the outcome by
-        connector.tasks.finish, in the same UPDATE."""
+        connector.tasks.finish, in the same UPDATE. Skip when the event repeats an earlier identical delivery
+        and FreshBooks' record has not changed since (connector.repeats)."""
         self.event.record = records
+        earlier = repeats.unchanged_since(self.event, records)
+        if earlier is not None:
+            raise Skip(f"nothing changed in FreshBooks since event #{earlier.pk} (the same delivery again)")
 
     def done(self, jira_key="", detail=""):
         return Outcome("succeeded", jira_key, "; ".join([detail, *self.notes]).strip("; "))

@@ -1,23 +1,23 @@
-"""A thin Jira REST client: Cloud v3 or Server/Data Center v2 (connector.jira.dialect), Basic (email + API
-token) or OAuth 2.0.
+"""A thin Jira REST client on the one transport (connector.transport): Cloud v3 or Server/Data Center v2
+(connector.jira.dialect); Basic (email or user name + API token), personal access token (Data Center, Bearer)
+or OAuth 2.0.
 
-Jira's rate limits are met as connector.jira.quota says (consulted before each request and on each answer: a
-429 is waited out within the call's budget, or the event waits); idempotent calls are retried on 5xx as
-connector.retry says; a POST is never re-sent after a 5xx here, because Jira has no idempotency key: the
-caller's ledger decides (see connector.ledger). A 429 means Jira did not act on the request.
-Failures raise connector.errors.JiraError (transient / ambiguous set from the answer).
+Sending, retries (a POST is never re-sent: Jira has no idempotency key, the ledger decides), the response
+contract and error mapping are the transport's; this module keeps Jira's URLs, credentials, what a refusal
+of them looks like and how Jira's errors read. Failures raise connector.errors.JiraError.
 """
 
+import re
 import time
 
-import requests
 from requests.auth import HTTPBasicAuth
 
-from connector import http, retry
 from connector.errors import JiraError
 from connector.jira import quota
 from connector.jira.dialect import dialect_for
+from connector.transport import VendorClient
 from tenants import tokens
+from tenants.models import ConnectionStatus
 
 MYSELF = "myself"
 SERVER_INFO = "serverInfo"
@@ -32,7 +32,36 @@ WORKLOGS = "issue/{key}/worklog"
 WORKLOG = "issue/{key}/worklog/{worklog_id}"
 USER_SEARCH = "user/search"
 
-__all__ = ["JiraClient", "JiraError", "error_message"]
+__all__ = ["JiraClient", "JiraError", "credentials_refused", "error_message"]
+
+DENIED_HEADERS = ("X-Authentication-Denied-Reason", "X-Seraph-LoginReason")
+WORD = re.compile(r"[A-Za-z_]{1,40}")
+
+
+def credentials_refused(site, response):
+    """Why Jira refuses `site`'s credentials for good (an operator must fix them), or None.
+
+    - Data Center's CAPTCHA lock-out: 403 with ``X-Authentication-Denied-Reason`` (e.g. ``CAPTCHA_CHALLENGE;
+      login-url=…``) or ``X-Seraph-LoginReason: AUTHENTICATION_DENIED`` (Jira Server/DC login headers);
+    - a 401 on an API-token or personal-access-token site (expired, revoked or mistyped token).
+    An OAuth site's 401 is met by a token refresh instead (tenants.tokens). Only the header's leading word is
+    shown, never the answer's body."""
+    reason = response.headers.get("X-Authentication-Denied-Reason") or ""
+    seraph = response.headers.get("X-Seraph-LoginReason") or ""
+    word = WORD.match(reason.strip()) or WORD.match(seraph.strip())
+    if response.status_code == 403 and (reason or "AUTHENTICATION_DENIED" in seraph.upper()):
+        return (
+            f"Jira locked the sign-in of {site.email or 'the connector'} "
+            f"({word.group(0) if word else 'CAPTCHA'}): sign in to Jira once in a browser to clear the CAPTCHA, or "
+            "better use a personal access token; then save the Jira site with its credentials again."
+        )
+    if response.status_code == 401 and site.auth_method != site.AuthMethod.OAUTH2:
+        what = "personal access token" if site.auth_method == site.AuthMethod.PAT else "API token"
+        return (
+            f"Jira refused the {what} (HTTP 401): it has expired, was revoked or is wrong. Enter a new one on "
+            "the Jira site and save it (it is checked), or run Test connection after replacing it."
+        )
+    return None
 
 
 def error_message(response):
@@ -56,12 +85,17 @@ def error_message(response):
     return ("; ".join(parts) or f"HTTP {response.status_code}")[:500]
 
 
-class JiraClient:
+class JiraClient(VendorClient):
+    """Jira's URLs, credentials and refusals on the one transport (connector.transport)."""
+
+    vendor = "Jira"
+    error_class = JiraError
+    redirect_advice = "update the Jira site URL to where it moved"
+    rate_limit = quota.JiraRateLimit()  # Jira's quota, burst and per-issue limits (connector.jira.quota)
+
     def __init__(self, site, event=None, actor="worker", sleep=time.sleep, bulk=None):
+        super().__init__(event=event, actor=actor, sleep=sleep)
         self.site = site
-        self.event = event
-        self.actor = actor
-        self.sleep = sleep
         # Bulk work (reconcile, backfill) yields to live events when Jira's quota runs low (connector.jira.quota).
         self.bulk = bulk if bulk is not None else getattr(event, "source", "") == "reconcile"
 
@@ -75,84 +109,39 @@ class JiraClient:
             return self.site.api_base + path
         return f"{self.site.api_base}/rest/api/{self.dialect.api_version}/{path}"
 
-    def _auth(self, token=None):
-        if self.site.auth_method == self.site.AuthMethod.OAUTH2:
-            return {"headers": {"Authorization": f"Bearer {token or tokens.access_token(self.site)}"}}
+    def credentials(self):
+        """OAuth 2.0 and personal access tokens: Bearer; API tokens: Basic (email, or user name on Server)."""
+        method = self.site.auth_method
+        if method == self.site.AuthMethod.OAUTH2:
+            return {"headers": {"Authorization": f"Bearer {tokens.access_token(self.site)}"}}
+        if method == self.site.AuthMethod.PAT:
+            return {"headers": {"Authorization": f"Bearer {self.site.api_token}"}}
         return {"auth": HTTPBasicAuth(self.site.email, self.site.api_token)}
 
-    def _backoff(self, attempt, waited, response=None):
-        """Sleep before the next try (connector.retry.call_delay); returns the seconds slept."""
-        headers = response.headers if response is not None else {}
-        delay = retry.call_delay(
-            attempt, headers.get("Retry-After"), budget=retry.MAX_TOTAL_WAIT_SECONDS - waited,
-            rate_limit_reset=headers.get("X-RateLimit-Reset"),
-        )  # fmt: skip
-        self.sleep(delay)
-        return delay
+    def refresh_credentials(self, sent):
+        if self.site.auth_method != self.site.AuthMethod.OAUTH2:
+            return None
+        stale = sent["headers"]["Authorization"][len("Bearer ") :]
+        return {"headers": {"Authorization": f"Bearer {tokens.refresh(self.site, stale_token=stale)}"}}
 
-    def request(self, method, path, *, json=None, params=None, action=None):
-        """Call Jira and return the decoded JSON (None for an empty answer); raise JiraError otherwise."""
-        url = self.url(path)
-        auth = self._auth()
-        refreshed = False
-        attempt = 0
-        waited = 0.0
-        limits = quota.Policy(self.site, bulk=self.bulk, sleep=self.sleep)
-        while True:
-            attempt += 1
-            limits.before(method, path)
-            headers = {"Accept": "application/json", **auth.pop("headers", {})}
-            try:
-                response = http.send(
-                    method, url, event=self.event, actor=self.actor, action=action, json=json, params=params,
-                    headers=headers, **auth,
-                )  # fmt: skip
-            except requests.ConnectTimeout as exc:
-                raise JiraError(f"Jira unreachable: {exc}", transient=True) from exc
-            except requests.RequestException as exc:
-                # The request may have reached Jira (read timeout, connection reset after sending).
-                if retry.may_retry_call(method, attempt, waited):
-                    waited += self._backoff(attempt, waited)
-                    auth = self._auth()
-                    continue
-                raise JiraError(
-                    f"No answer from Jira: {exc}", transient=True, ambiguous=method not in retry.IDEMPOTENT
-                ) from exc
-            status = response.status_code
-            if status == 401 and self.site.auth_method == self.site.AuthMethod.OAUTH2 and not refreshed:
-                refreshed = True
-                auth = self._auth(tokens.refresh(self.site, stale_token=headers["Authorization"][7:]))
-                continue
-            if status == 429:
-                limits.after(method, path, status, response.headers)  # waits, or raises MustWait
-                if attempt <= retry.MAX_RATE_LIMIT_WAITS:
-                    auth = self._auth()
-                    continue
-                break
-            if status >= 500 and retry.may_retry_call(method, attempt, waited, status):
-                limits.after(method, path, status, response.headers)
-                waited += self._backoff(attempt, waited, response)
-                auth = self._auth()
-                continue
-            break
-        if status >= 400:
-            if status != 429:
-                limits.after(method, path, status, response.headers)
-            raise JiraError(
-                f"Jira {method} {path} → {status}: {error_message(response)}",
-                status=status,
-                transient=status == 429 or status >= 500,
-                ambiguous=status >= 500 and method not in retry.IDEMPOTENT,
-                body=response.text[:2000],
-            )
-        body = None
-        if status != 204 and response.content:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        limits.after(method, path, status, response.headers, body)
-        return body
+    def refused(self, response):
+        return credentials_refused(self.site, response)
+
+    def stopped(self):
+        """API-token and personal-access-token sites marked "Needs reconnect" get no call until fixed (OAuth
+        sites are stopped by tenants.tokens). Connection checks (actor "check") still try: they prove a fix."""
+        if self.actor == "check" or self.site.auth_method == self.site.AuthMethod.OAUTH2:
+            return None
+        if self.site.status == ConnectionStatus.NEEDS_RECONNECT:
+            return self.site.last_error or f"The Jira site {self.site} needs new credentials."
+        return None
+
+    def stop(self, reason):
+        if self.site.pk:
+            tokens.mark_reconnect(self.site, reason)
+
+    def error_message(self, response):
+        return error_message(response)
 
     def get(self, path, **kwargs):
         return self.request("GET", path, **kwargs)

@@ -30,6 +30,7 @@ import functools
 import re
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -39,6 +40,7 @@ from connector import retry, waiting
 from connector.errors import MustWait
 from connector.jira.quota_store import store
 from connector.models import QuotaUsage
+from connector.transport import RateLimitPolicy
 from tenants.models import Tenant
 
 GLOBAL, TENANT = "jira-quota-global-based", "jira-quota-tenant-based"
@@ -193,6 +195,11 @@ class Policy:
         self.waited = 0.0
         self.burst_waits = 0
         self.slept_until = 0.0  # the clock is at least here after a sleep (also with an injected sleep)
+        self.retrying = False  # the next try is a retry of the same call (after a 429)
+
+    def start(self):
+        """A new call: a fresh in-call budget."""
+        self.waited, self.burst_waits = 0.0, 0
 
     def now(self):
         return max(clock(), self.slept_until)
@@ -213,15 +220,18 @@ class Policy:
     def issue_scope(self, key):
         return f"issue:{self.site.pk}:{key}"
 
-    def _wait(self, seconds, until, reason, detail):
-        """Sleep `seconds` when they fit in the call's budget; else raise MustWait (the event waits)."""
+    def _wait(self, seconds, until, reason, detail, sleep=True):
+        """Sleep `seconds` (or, with sleep=False, leave the sleeping to the caller) when they fit in the call's
+        budget; else raise MustWait (the event waits). Returns the seconds (0.0 when none)."""
         if seconds <= 0:
-            return
+            return 0.0
         if self.waited + seconds > IN_CALL_BUDGET:
             raise MustWait(detail, until=datetime.fromtimestamp(until, UTC), reason=reason, status=429)
-        self.sleep(seconds)
+        if sleep:
+            self.sleep(seconds)
         self.waited += seconds
         self.slept_until = max(self.slept_until, until)
+        return seconds
 
     def before(self, method, path):
         """Consulted before each request: wait out (or raise MustWait for) a pause under one of its scopes, wait
@@ -262,10 +272,11 @@ class Policy:
                 delay, now + delay, waiting.RETRY_AFTER, f"{method} {endpoint(path)} is slowed (burst limit)"
             )
 
-    def after(self, method, path, status, headers, body=None):
+    def after(self, method, path, status, headers, body=None, sleep=True):
         """Consulted on each answer: count its points, keep Jira's remaining figure; for a 429 keep the pause its
         class asks for and return the seconds to wait before trying again (slept by the caller, within the
-        budget), or raise MustWait when that is longer than the call may wait. None when not a 429."""
+        budget; with sleep=False the caller sleeps them), or raise MustWait when that is longer than the call may
+        wait. None when not a 429."""
         now = self.now()
         if status != 429:  # a refused request spends nothing
             count_points(self.site, cost(method, status, body), now)
@@ -287,8 +298,7 @@ class Policy:
             store().pause(scope, until, reason)
             metrics.jira_quota_pause("pool" if scope == POOL else "site")
             detail = f"Jira's quota is spent until {when(until)} ({reason})"
-            self._wait(until - now, until, waiting.QUOTA, detail)
-            return 0.0
+            return self._wait(until - now, until, waiting.QUOTA, detail, sleep)
         self.burst_waits += 1
         until = now + max(asked, retry.call_delay(self.burst_waits))  # ≥ 1 s, doubling, with jitter
         if kind == "per_issue":
@@ -298,14 +308,58 @@ class Policy:
             scope = self.burst_scope(method, path)
             store().pause(scope + ":slow", now + BURST_SLOW_SECONDS, reason)
         store().pause(scope, until, reason)
-        self._wait(
-            until - now,
-            until,
-            waiting.RETRY_AFTER,
-            f"Jira asked to wait until {when(until)} ({reason or '429'})",
-        )
-        return 0.0
+        detail = f"Jira asked to wait until {when(until)} ({reason or '429'})"
+        return self._wait(until - now, until, waiting.RETRY_AFTER, detail, sleep)
 
     def pool_scope(self, policy):
         """Where Jira's remaining figure of `policy` is kept: the OAuth pool, or the site."""
         return POOL if policy.startswith("global") and self.oauth else self.site_scope()
+
+
+REST_PATH = re.compile(r"/rest/api/[^/]+/(?P<path>[^?]*)")
+
+
+def path_of(url):
+    """The path relative to /rest/api/N/ ("issue/FIN-1/worklog"), or the URL's path for other APIs."""
+    found = REST_PATH.search(url)
+    return found["path"] if found else urlsplit(url).path
+
+
+class JiraRateLimit(RateLimitPolicy):
+    """Jira's limits on the transport's hooks (connector.transport.RateLimitPolicy): one Policy per client,
+    its in-call budget renewed for every call (not for the retries of a 429)."""
+
+    @staticmethod
+    def policy(client):
+        found = getattr(client, "_quota_policy", None)
+        if found is None:
+            found = client._quota_policy = Policy(client.site, bulk=client.bulk, sleep=client.sleep)
+        return found
+
+    def before_request(self, client, method, url):
+        policy = self.policy(client)
+        if not policy.retrying:
+            policy.start()
+        policy.retrying = False
+        policy.before(method, path_of(url))
+
+    def after_response(self, client, method, url, response):
+        if response.status_code == 429:
+            return  # retry_delay decides
+        body = None
+        if method == "GET" and response.status_code < 300 and response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        self.policy(client).after(method, path_of(url), response.status_code, response.headers, body)
+
+    def retry_delay(self, client, method, attempt, waited, response):
+        """Keep the pause the 429's class asks for and return the wait within the call's budget (the transport
+        sleeps it), or raise MustWait; None (give up, transient) after MAX_RATE_LIMIT_WAITS tries."""
+        if attempt > retry.MAX_RATE_LIMIT_WAITS:
+            return None
+        policy = self.policy(client)
+        seconds = policy.after(method, path_of(response.url or ""), 429, response.headers, sleep=False)
+        policy.retrying = True
+        return seconds

@@ -11,6 +11,7 @@ import base64
 import functools
 import json
 import re
+import time
 
 from connector.sandbox.server import FakeServer, Response
 
@@ -103,9 +104,13 @@ class FakeJira(FakeServer):
             request.path = request.path[len(prefix) :]
         if self.open_paths and self.open_paths.match(request.path):
             return super().dispatch(request)
+        odd = misbehaviour(self, request)
+        if odd is not None:
+            self.record(request)
+            return odd
         if not self.authorized(request):
             self.record(request)
-            return Response(401, {"errorMessages": ["You are not authenticated."]})
+            return self.refuse(request)
         if SPEC_PATH and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
             error = validate(request, request.path)
             if error:
@@ -146,17 +151,72 @@ class FakeJira(FakeServer):
 
     def authorized(self, request):
         header = request.headers.get("authorization", "")
+        expires = self.state.get("token_expires_at")  # epoch seconds: API tokens and PATs expire then
+        if expires is not None and time.time() >= expires and not header.startswith("Bearer ey"):
+            return False
         if header.startswith("Bearer "):
             return header[7:] in self.credentials["bearer"]
-        if header.startswith("Basic "):
+        if header.startswith("Basic ") and not self.state.get("pat_only"):
             email, _, token = base64.b64decode(header[6:]).decode().partition(":")
             return (email, token) == self.credentials["basic"]
         return False
+
+    def refuse(self, request):
+        """401 like Jira; on Server/DC a Basic sign-in failed `captcha_after` times is locked behind a CAPTCHA
+        (403 with X-Authentication-Denied-Reason and X-Seraph-LoginReason: AUTHENTICATION_DENIED)."""
+        if request.headers.get("authorization", "").startswith("Basic ") and self.deployment != "cloud":
+            with self.lock:
+                self.state["failed_logins"] = self.state.get("failed_logins", 0) + 1
+                locked = self.state.get("captcha_after") is not None and (
+                    self.state["failed_logins"] > self.state["captcha_after"]
+                )
+            if locked:
+                return Response(
+                    403,
+                    "<html><body>CAPTCHA required</body></html>",
+                    {
+                        "X-Authentication-Denied-Reason": f"CAPTCHA_CHALLENGE; login-url={self.url}/login.jsp",
+                        "X-Seraph-LoginReason": "AUTHENTICATION_DENIED",
+                    },
+                )
+            return Response(
+                401,
+                {"errorMessages": ["You are not authenticated."]},
+                {"X-Seraph-LoginReason": "AUTHENTICATED_FAILED"},
+            )
+        return Response(401, {"errorMessages": ["You are not authenticated."]})
 
     def api(self, method, path):
         """Route a REST API path given relative to /rest/api/{2|3}/."""
         version = "3" if self.deployment == "cloud" else "2"
         return self.route(method, f"/rest/api/{version}/{path}")
+
+
+LOGIN_PAGE = (
+    '<!DOCTYPE html><html><head><title>Log in - Jira</title></head><body><form action="/login.jsp" '
+    'method="post"><input name="os_username"><input name="os_password" type="password"></form></body></html>'
+)
+
+
+def misbehaviour(jira, request):
+    """What Jira (or the proxy in front of it) answers instead of the API, when switched on in its state:
+
+    - ``moved_to``: a URL the site moved to (e.g. ``<site>/jira``): every REST call answers 301 with Location
+      there (a Data Center moved under a context path, or a renamed site);
+    - ``login_page``: True: every REST call answers 200 text/html with a sign-in page (Data Center behind SSO).
+    Expiring tokens (``token_expires_at``), PAT-only Data Center (``pat_only``) and CAPTCHA lock-outs
+    (``captcha_after``) are credentials rules: see FakeJira.authorized and FakeJira.refuse."""
+    if not request.path.startswith("/rest/"):
+        return None
+    moved_to = jira.state.get("moved_to")
+    if moved_to:
+        query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
+        return Response(
+            301, "", {"Location": moved_to.rstrip("/") + request.path + (f"?{query}" if query else "")}
+        )
+    if jira.state.get("login_page"):
+        return Response(200, LOGIN_PAGE)
+    return None
 
 
 TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}

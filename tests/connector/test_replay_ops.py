@@ -28,7 +28,8 @@ def received(event, hours_ago):
 
 def failed(tenant, name, object_id, detail):
     event = make_event(tenant, name, object_id, status="failed")
-    Event.objects.filter(pk=event.pk).update(status_detail=detail)
+    event.status_detail = detail
+    event.save(update_fields=["status_detail"])  # as process_event's finish() does: the reason is stored
     return event
 
 

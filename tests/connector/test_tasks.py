@@ -9,6 +9,7 @@ from django_q.models import Schedule
 from audit.models import Event
 from connector.models import Link
 from connector.replay import replay
+from connector.retry import IDEMPOTENT_TRIES
 from connector.tasks import MAX_AUTO_ATTEMPTS, process_event
 from tests.processing import created_issues, issues, make_event, process
 
@@ -125,7 +126,8 @@ def test_freshbooks_failure_is_stored_readably(connected, fb, jira, auto_retry):
 
     assert event.status == ("queued" if auto_retry else "failed")
     assert "→ 500: FreshAlchemyUnexpected: try again later" in event.status_detail
-    assert event.attempt_set.get().http_status == 500
+    # A GET is retried on 5xx like any idempotent vendor call (connector.transport), then fails readably.
+    assert [a.http_status for a in event.attempt_set.all()] == [500] * IDEMPOTENT_TRIES
     assert not created_issues(jira)
 
 
@@ -223,7 +225,11 @@ def test_five_time_entry_deliveries_at_once_give_one_worklog(connected, fb, jira
             id="errors-envelope-with-200",
         ),
         pytest.param({"response": {"result": {"invoice": None}}}, "unexpected answer", id="null-record"),
-        pytest.param("<html>down for maintenance</html>", "not JSON: <html>down", id="html-page"),
+        pytest.param(
+            "<html>down for maintenance</html>",
+            "200 with a text/html page, not the JSON asked for",
+            id="html-page",
+        ),
     ],
 )
 def test_an_odd_freshbooks_answer_fails_the_event_with_its_text(connected, fb, jira, answer, expected):

@@ -102,7 +102,7 @@ def test_create_tenant_token_is_never_an_argument(fake_jira, monkeypatch, no_tty
         ({"name": "N" * 201}, "--name: Ensure this value has at most 200"),
         ({"slug": "s" * 65}, "--slug: Ensure this value has at most 64"),
         ({"url": "https://" + "a" * 300 + ".net"}, "--jira-url: "),
-        ({"email": "not an email"}, "--jira-email: Enter a valid email"),
+        ({"email": "e" * 255}, "--jira-email: Ensure this value has at most 254"),
     ],
 )
 def test_create_tenant_failures_save_nothing(fake_jira, monkeypatch, no_tty, change, message):

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from audit.models import Alert, Attempt, Event
+from audit.models import Alert, Attempt, Event, ReplayBatch
 from connector.defaults import create_default_mappings
 from connector.freshbooks import callbacks
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
@@ -31,7 +31,8 @@ from connector.sandbox.freshbooks_callbacks import add_callback, install_callbac
 from connector.sandbox.jira import EMAIL, FakeJira, install_core_routes
 from connector.sandbox.jira_issues import install_issue_routes
 from connector.sandbox.jira_webhooks import install_webhook_routes
-from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite
+from tenants.api_tokens import issue
+from tenants.models import ApiToken, ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite
 from tenants.secrets import MASK
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,14 @@ SENSITIVE = {
 ROLES = ("nobody", "viewer", "operator", "administrator")
 OPS = {"operator", "administrator"}
 ADMIN = {"administrator"}
-APPEND_ONLY = {Event, Attempt, Link, ReconcileState, Alert}  # nobody adds or deletes these in the admin
+APPEND_ONLY = {
+    Event,
+    Attempt,
+    Link,
+    ReconcileState,
+    Alert,
+    ReplayBatch,
+}  # nobody adds or deletes these in the admin
 # model → {action: roles that may run it}
 ACTIONS = {
     "tenant": {
@@ -73,9 +81,12 @@ ACTIONS = {
     "link": {},
     "event": {"replay_selected": OPS, "rollback_selected": OPS},
     "attempt": {},
-    "failedevent": {"replay_selected": OPS},
+    "failedevent": {"replay_selected": OPS, "resolve_selected": OPS, "assign_selected": OPS},
+    "replaybatch": {},
     "reconcilestate": {"reconcile_now": OPS},
     "alert": {},
+    # Every role makes and revokes its own API tokens; administrators also other users' (tenants 0007_api_tokens).
+    "apitoken": {"revoke_selected": {"viewer", *OPS}, "delete_selected": ADMIN},
 }
 
 
@@ -93,10 +104,12 @@ def vendors(settings):
 
 
 @pytest.fixture
-def world(tenant, vendors):
+def world(tenant, vendors, django_user_model):
     """One object of every model in the admin, holding every kind of secret and sensitive value."""
     fb, jira = vendors
     add_callback(fb, "invoice.create", callbacks.webhook_uri(), callback_id=1001)  # kept by "register"
+    owner = django_user_model.objects.create_user("token-owner", password="pass-123456789", is_staff=True)
+    token, SECRETS["api_token"] = issue(owner, "owner's script")
     account = FreshBooksAccount.objects.create(
         tenant=tenant, account_id=ACCOUNT_ID, business_id=BUSINESS_ID, business_name="Acme Books",
         access_token=SECRETS["fb_access"], refresh_token=SECRETS["fb_refresh"], status=ConnectionStatus.CONNECTED,
@@ -136,10 +149,12 @@ def world(tenant, vendors):
             response=SENSITIVE["response"], http_status=500,
         ),
         "reconcilestate": ReconcileState.objects.create(tenant=tenant, last_result="ok"),
+        "replaybatch": ReplayBatch.objects.create(description="2 failed events", event_ids=[event.pk], requested_by="admin:x", total=1),
         "alert": Alert.objects.create(
             tenant=tenant, kind="event_failed", subject="invoice", hour=timezone.now(),
             first_at=timezone.now(), last_at=timezone.now(),
         ),
+        "apitoken": token,
     }  # fmt: skip
 
 
@@ -160,6 +175,9 @@ def suggested_groups(db):
 GROUP_MIGRATIONS = [
     ("tenants", "0004_priv_groups", "create_groups"),
     ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
+    ("tenants", "0006_ops_pause", "complete_groups"),
+    ("audit", "0006_ops_triage", "complete_groups"),
+    ("tenants", "0007_api_tokens", "complete_groups"),
 ]
 
 
@@ -170,6 +188,7 @@ def users(django_user_model, suggested_groups):
         user = django_user_model.objects.create_user(role, password="pass-123456789", is_staff=True)
         if role != "nobody":
             user.groups.add(Group.objects.get(name=role))
+            issue(user, f"{role}'s script")  # their own token: the token list offers its actions
         found[role] = user
     return found
 
@@ -182,6 +201,12 @@ def registered_models():
 
 
 def page_status(role, model, page):
+    if isinstance(model, ApiToken):  # another user's token: administrators only; every role may make its own
+        if role == "nobody":  # its history page looks the token up before the permission: "not found"
+            return 302 if page == "history" else 403
+        if page in ("add", "changelist") or role == "administrator":
+            return 200
+        return 403 if page == "delete" else 302  # the admin's "not found" redirect
     if role == "nobody":
         return 403
     if page in ("changelist", "change", "history"):
@@ -230,7 +255,10 @@ def test_every_admin_page_action_and_connect_view_by_role(client, world, users, 
                 assert response.status_code == page_status(role, obj, page), (role, name, page)
             if role != "administrator":  # a view-only page cannot be posted to either
                 change = reverse(f"admin:{app}_{name}_change", args=[obj.pk])
-                assert client.post(change, {}).status_code == 403, (role, name)
+                refused = (
+                    302 if isinstance(obj, ApiToken) and role != "nobody" else 403
+                )  # not found: not theirs
+                assert client.post(change, {}).status_code == refused, (role, name)
             # Actions: exactly the expected ones are offered; the others are refused when posted anyway.
             changelist = reverse(f"admin:{app}_{name}_changelist")
             allowed = {action for action, roles in ACTIONS[name].items() if role in roles}
