@@ -12,7 +12,8 @@ one more process on every host. So the database is the bulk queue, and the broke
   batch, after holding, and every minute (schedule "feed-bulk-work"). One feeder at a time (a row lock).
 - Live deliveries go to the broker at once: ahead of them are at most `in_flight_limit()` bulk batches, and
   a worker process is left for them whenever there are two or more.
-- `process_batch(ids)`: the batch's issue creates (`<kind>.create` of an issue kind, a mapping applying) are
+- `process_batch(ids)`: after each batch its worker rests half as long as the batch took (REST), leaving the
+  CPU to live work (quota, not CPU, limits how fast Jira can be written). The batch's issue creates (`<kind>.create` of an issue kind, a mapping applying) are
   rendered one by one and sent in one bulk create; everything else (worklogs, updates, clients, an issue in
   doubt) goes through process_event as usual. Every outcome is settled as process_event settles it.
 """
@@ -44,6 +45,10 @@ BATCH = BULK_MAX
 BATCH_TASK = "connector.bulk.process_batch"
 LANE = "lane:bulk"  # the feeder's lock row (connector.QuotaState); slots: [[tenant id, last served], …]
 IN_LANE = (Event.Status.QUEUED, Event.Status.PROCESSING)
+REST, REST_MAX_SECONDS = (
+    0.5,
+    10.0,
+)  # after a batch, rest half as long as it took (quota, not CPU, is the limit)
 
 
 def in_flight_limit():
@@ -108,7 +113,7 @@ def bulk_creatable(event):
 
 def process_batch(event_ids, actor="worker"):
     """django-q2 task: process one batch of bulk work (see the module docstring); returns {status: count}."""
-    statuses = {}
+    statuses, started = {}, time.monotonic()
     try:
         creates = []
         for pk in event_ids:
@@ -124,6 +129,8 @@ def process_batch(event_ids, actor="worker"):
                 creates.append(claimed)
         for status in _create_in_bulk(creates, actor):
             statuses[status] = statuses.get(status, 0) + 1
+        # Leave the CPU to live work for a while: bulk work takes at most 1 / (1 + REST) of one worker.
+        time.sleep(min(REST_MAX_SECONDS, (time.monotonic() - started) * REST))
     finally:
         feed()
     return statuses

@@ -17,7 +17,8 @@ Each 429 by its class (`classify`):
   method pause for Retry-After (≥ 1 s, doubling), then are paced (BURST_INTERVAL) for BURST_SLOW_SECONDS.
 - *per-issue* (`jira-per-issue-on-write`): the issue pauses for Retry-After; writes to one issue are always paced
   under ISSUE_WINDOWS, shared by every worker.
-A wait that fits in what is left of the call's budget (IN_CALL_BUDGET seconds) is slept; a longer one raises
+A wait that fits in what is left of the call's budget (IN_CALL_BUDGET seconds; QUOTA_IN_CALL for a quota pause,
+so that workers stay free for the sites the pause does not concern) is slept; a longer one raises
 connector.errors.MustWait, so the event waits (connector.waiting) and resumes by itself: never a failure.
 
 Points: each answer's cost is estimated from the published model (`cost`) and counted per tenant and pool per
@@ -32,7 +33,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from audit import metrics
@@ -53,6 +54,7 @@ REASON_HEADERS = (
 )
 POOL = "pool:oauth"
 IN_CALL_BUDGET = retry.MAX_WAIT_SECONDS  # seconds one call may wait in all; longer: the event waits
+QUOTA_IN_CALL = 5.0  # a quota pause longer than this is not slept: the worker is freed for other tenants
 ISSUE_WINDOWS = ((2.0, 18), (30.0, 95))  # under Jira's 20 writes / 2 s and 100 / 30 s on one issue
 BURST_SLOW_SECONDS = 60.0
 BURST_INTERVAL = 0.05  # seconds between calls to an endpoint that answered a burst 429 (≤ 20/s)
@@ -182,6 +184,17 @@ def low_until(scope, now):
     return next_reset(now)
 
 
+def later(func, *args):
+    """Run a write of the shared state now, or — when the caller holds a database transaction open (the ledger
+    keeps a link's row locked during its Jira call) — right after it commits: rows of the shared state are
+    never held locked across a Jira call, so two workers cannot deadlock on them. (A test case's own
+    transaction does not count.)"""
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        transaction.on_commit(lambda: func(*args))
+    else:
+        func(*args)
+
+
 def when(until):
     return f"{datetime.fromtimestamp(until, UTC):%H:%M} UTC"
 
@@ -222,10 +235,12 @@ class Policy:
 
     def _wait(self, seconds, until, reason, detail, sleep=True):
         """Sleep `seconds` (or, with sleep=False, leave the sleeping to the caller) when they fit in the call's
-        budget; else raise MustWait (the event waits). Returns the seconds (0.0 when none)."""
+        budget (QUOTA_IN_CALL for the quota, else IN_CALL_BUDGET); else raise MustWait (the event waits).
+        Returns the seconds (0.0 when none)."""
         if seconds <= 0:
             return 0.0
-        if self.waited + seconds > IN_CALL_BUDGET:
+        budget = QUOTA_IN_CALL if reason == waiting.QUOTA else IN_CALL_BUDGET
+        if self.waited + seconds > budget:
             raise MustWait(detail, until=datetime.fromtimestamp(until, UTC), reason=reason, status=429)
         if sleep:
             self.sleep(seconds)
@@ -279,10 +294,10 @@ class Policy:
         wait. None when not a 429."""
         now = self.now()
         if status != 429:  # a refused request spends nothing
-            count_points(self.site, cost(method, status, body), now)
+            later(count_points, self.site, cost(method, status, body), now)
         for name, values in parse_policies(headers).items():
             if "r" in values:
-                store().remember(self.pool_scope(name), values["r"], values.get("q"))
+                later(store().remember, self.pool_scope(name), values["r"], values.get("q"))
         if status != 429:
             return None
         reason = reason_of(headers)
@@ -295,7 +310,7 @@ class Policy:
         if kind == "quota":
             until = now + asked if asked > 0 else next_reset(now)
             scope = POOL if reason == GLOBAL and self.oauth else self.site_scope()
-            store().pause(scope, until, reason)
+            later(store().pause, scope, until, reason)
             metrics.jira_quota_pause("pool" if scope == POOL else "site")
             detail = f"Jira's quota is spent until {when(until)} ({reason})"
             return self._wait(until - now, until, waiting.QUOTA, detail, sleep)
@@ -306,8 +321,8 @@ class Policy:
             scope = self.issue_scope(key) if key else self.burst_scope(method, path)
         else:
             scope = self.burst_scope(method, path)
-            store().pause(scope + ":slow", now + BURST_SLOW_SECONDS, reason)
-        store().pause(scope, until, reason)
+            later(store().pause, scope + ":slow", now + BURST_SLOW_SECONDS, reason)
+        later(store().pause, scope, until, reason)
         detail = f"Jira asked to wait until {when(until)} ({reason or '429'})"
         return self._wait(until - now, until, waiting.RETRY_AFTER, detail, sleep)
 

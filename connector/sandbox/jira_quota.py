@@ -7,7 +7,8 @@ all of its sites. `install_quota(jira, quota)` puts it in front of a fake's rout
 - Points: an OAuth (Bearer) request costs 1, plus one per object a successful GET returns (the longest list in
   the answer, or 1 for one object); writes cost 1. API-token (Basic) requests are not counted (Jira: "API token
   based traffic is not affected"). The pool (`points` an hour) and, when set, each site's own quota
-  (`site_points`) reset at the top of each hour of `clock()` (controllable: tests pass their own clock).
+  (`site_points`) reset at the top of each hour of `clock()` (controllable: tests pass their own clock; `window`
+  shortens the "hour", for the benchmark).
   Spent: every OAuth request answers 429 with `RateLimit-Reason: jira-quota-global-based` (or
   `-tenant-based`), `Retry-After` to the reset, and `Beta-RateLimit: "global-app-quota";r=0;t=<s>`.
   Below 20% left every OAuth answer carries `Beta-RateLimit-Policy: "global-app-quota";q=<points>;w=3600` and
@@ -38,8 +39,11 @@ BULK_MAX = 50
 
 
 class Quota:
-    def __init__(self, points=65_000, site_points=None, burst=None, clock=time.time, prefix="Beta-"):
+    def __init__(
+        self, points=65_000, site_points=None, burst=None, clock=time.time, prefix="Beta-", window=3600
+    ):
         self.points, self.site_points, self.burst = points, site_points, dict(burst or {})
+        self.window = window  # seconds of Jira's "hour" (the benchmark shortens it)
         self.clock, self.prefix = clock, prefix
         self.lock = threading.Lock()
         self.spent = defaultdict(int)  # hour → pool points; (site, hour) → the site's points
@@ -48,10 +52,10 @@ class Quota:
         self.log = []
 
     def hour(self, now):
-        return int(now // 3600)
+        return int(now // self.window)
 
     def reset_in(self, now):
-        return max(1, int((self.hour(now) + 1) * 3600 - now + 0.999))
+        return max(1, int((self.hour(now) + 1) * self.window - now + 0.999))
 
     def exhaust(self):
         """Spend what is left of this hour's pool (the sandbox's "exhaust the quota")."""
@@ -66,7 +70,7 @@ class Quota:
         if left >= 0.2 * limit:
             return {}
         return {
-            f"{self.prefix}RateLimit-Policy": f'"{name}";q={limit};w=3600',
+            f"{self.prefix}RateLimit-Policy": f'"{name}";q={limit};w={self.window}',
             f"{self.prefix}RateLimit": f'"{name}";r={left};t={self.reset_in(now)}',
         }
 
