@@ -187,9 +187,10 @@ def low_until(scope, now):
 def later(func, *args):
     """Run a write of the shared state now, or — when the caller holds a database transaction open (the ledger
     keeps a link's row locked during its Jira call) — right after it commits: rows of the shared state are
-    never held locked across a Jira call, so two workers cannot deadlock on them. (A test case's own
-    transaction does not count.)"""
-    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+    never held locked across a Jira call, so two workers cannot deadlock on them. (Inside a test case's own
+    transaction, which never commits, it runs now.)"""
+    blocks = connection.atomic_blocks
+    if blocks and not getattr(blocks[0], "_from_testcase", False):
         transaction.on_commit(lambda: func(*args))
     else:
         func(*args)
