@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-quota bench-faults bench-hosts
+.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-quota bench-faults bench-hosts bench-triage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,18 +28,9 @@ install-dev: $(BIN)/python
 run: install .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	@echo ""
-	@echo "  ml-connector: admin at http://127.0.0.1:8000/admin/   health at http://127.0.0.1:8000/healthz/"
-	@echo "  First time? Create an operator account:  $(BIN)/python manage.py createsuperuser"
-	@if $(BIN)/python manage.py sandbox --check; then \
-	  echo "  Sandbox mode (no vendor credentials): FreshBooks sandbox at http://127.0.0.1:8101/,"; \
-	  echo "  Jira sandbox at http://127.0.0.1:8103/; connect the tenant Sandbox Bakery in the admin."; fi
-	@echo "  Ctrl-C stops the web server, the worker and the sandbox."
-	@echo ""
 	rm -rf .metrics  # prometheus_client's per-process files of the last run (/metrics counts from zero)
-	@# config/run.py: like `honcho start`, but Ctrl-C stops every process cleanly (see its docstring).
-	@procs="web worker"; if $(BIN)/python manage.py sandbox --check; then procs="web worker sandbox"; fi; \
-	exec $(BIN)/python -m config.run $$procs
+	@# config/run.py: web and worker (and the sandbox in sandbox mode); Ctrl-C stops every process cleanly.
+	exec $(BIN)/python -m config.run
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -68,6 +59,9 @@ bench-quota: install-dev
 	$(BIN)/python -m tests.bench.quota $(BENCH_ARGS)
 
 # Faults and load on a PostgreSQL server of its own (initdb in a temporary directory; nothing else is touched).
+bench-triage: install-dev
+	$(BIN)/python -m tests.bench.triage $(BENCH_ARGS)
+
 bench-faults: install-dev
 	$(BIN)/python -m tests.bench.faults $(BENCH_ARGS)
 

@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from audit.admin_mixins import SENSITIVE, AppendOnly, SensitiveFieldsHidden, pretty
+from audit.admin_mixins import SENSITIVE, AppendOnly, FitsScreen, SensitiveFieldsHidden, pretty
 from audit.failed_admin import replay_events
 from audit.models import Alert, Attempt, Event
 from connector import replay, waiting
@@ -23,6 +23,9 @@ SOURCE_HELP = {
     Event.Source.JIRA: "A Jira webhook: “object id” is the Jira issue id and the Jira key its key; the payload is "
     "what Jira sent. Issue deletions mark the connector's link as deleted in Jira.",
 }
+# Fields that mean something for one source only, left off the other source's events.
+JIRA_ONLY = {"delivery_id"}  # Jira's X-Atlassian-Webhook-Identifier
+FRESHBOOKS_ONLY = {"account_id", "business_id", "record_pretty"}
 LINK_STATE_WORDS = {Link.State.ROLLED_BACK: "rolled back", Link.State.DELETED: "deleted in Jira"}
 
 
@@ -42,7 +45,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
+class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "tenant",
@@ -52,9 +55,8 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
         "status_shown",
         "detail",
         "jira_issue",
-        "processing_runs",
         "received_at",
-    )
+    )  # the processing runs are on each event's page: the list fits a 1366-px screen without them
     list_filter = ("status", "source", "name", "tenant")
     search_fields = ("=id", "object_id", "jira_key", "account_id", "business_id", "delivery_id")
     date_hierarchy = "received_at"
@@ -74,6 +76,17 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
     change_form_template = "admin/audit/event/change_form.html"  # adds "Replay" and "Roll back" buttons
+
+    def get_fieldsets(self, request, obj=None):
+        """A FreshBooks (or reconcile) event's page shows no Jira-only field, a Jira event's no FreshBooks-only one."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        hidden = FRESHBOOKS_ONLY if obj.source == Event.Source.JIRA else JIRA_ONLY
+        return [
+            (title, {**options, "fields": [name for name in options["fields"] if name not in hidden]})
+            for title, options in fieldsets
+        ]
 
     def get_urls(self):
         replay_one = path(
@@ -242,7 +255,7 @@ class EventAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
+class AttemptAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin):
     list_display = ("id", "event", "actor", "action", "http_status", "duration_ms", "created_at")
     list_filter = ("http_status", "actor")
     search_fields = ("action", "error", "=event__id")

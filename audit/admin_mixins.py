@@ -17,6 +17,15 @@ def pretty(value):
 SENSITIVE = "audit.view_sensitive_data"
 
 
+class FitsScreen:
+    """A list page that fits a 1366-px screen: without the navigation sidebar (the breadcrumbs and the index
+    lead everywhere; other pages keep it), and with long unbroken values (URLs, reasons) wrapped
+    (templates/admin/base_site.html, `.fits-screen`)."""
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
+
+
 class SensitiveFieldsHidden:
     """Without "view sensitive audit data" a user sees the metadata only: the `sensitive_fields` (decrypted
     payloads, records, request and response bodies) are left off every page."""

@@ -5,7 +5,9 @@
 - a lapsed Jira webhook (its expiry passed without a refresh), once per lapse.
 
 Every occurrence is counted on an `audit.Alert` row (tenant, kind, subject, hour); only the occurrence that
-creates the row mails, after the surrounding transaction commits. A mail names the tenant, what happened and
+creates the row mails: after the surrounding transaction commits, `audit.tasks.mail_alert` is queued and a
+worker sends it (within EMAIL_TIMEOUT), so a slow or silent mail server never holds up event processing.
+A mail names the tenant, what happened and
 where to look in the admin — never a secret, a payload, a record or a vendor's error text.
 """
 
@@ -21,6 +23,8 @@ from django.utils import timezone
 
 from audit.metrics import ALERTS, label
 from audit.models import Alert
+from audit.schedules import MAIL_ALERT
+from config.queueing import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +51,14 @@ def raise_alert(tenant, kind, subject, message, *, once=False):
         return False
     if first:
         ALERTS.labels(label(kind, Alert.Kind.values)).inc()
-        transaction.on_commit(lambda: _mail(alert, message))
+        if alert.mailed:
+            enqueue(MAIL_ALERT, alert.pk, message, on_commit=True)
     return first
 
 
-def _mail(alert, message):
+def mail(alert, message):
+    """Send the alert's mail to ADMINS (called by the audit.tasks.mail_alert task). Returns True when sent;
+    a failure (mail server down, or silent past EMAIL_TIMEOUT) is logged and clears `mailed`."""
     subject = f"{alert.tenant.slug}: {alert.get_kind_display().lower()} — {alert.subject}"
     body = (
         f"Tenant: {alert.tenant.name} ({alert.tenant.slug})\n"
@@ -64,6 +71,9 @@ def _mail(alert, message):
         mail_admins(subject, body)
     except Exception:  # a mail server outage must not stop the worker
         log.exception("Could not mail the alert %s", alert)
+        Alert.objects.filter(pk=alert.pk).update(mailed=False)
+        return False
+    return True
 
 
 def event_failed(event):

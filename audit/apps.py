@@ -13,8 +13,10 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         # Imported here, not at the top: they import models, which load only after the app registry.
-        from audit import alerts, metrics, retention
+        from audit import alerts, metrics
         from audit.recording import record_call
+        from audit.schedules import SCHEDULES
+        from config.queueing import schedules_on_migrate
         from tenants.tokens import reconnect_required
 
         setting_changed.connect(reset_key_caches)
@@ -22,5 +24,5 @@ class AuditConfig(AppConfig):
         http.on_call(metrics.count_call)  # … and is counted in mlc_vendor_calls_total
         reconnect_required.connect(alerts.needs_reconnect, dispatch_uid="audit.alerts.needs_reconnect")
         post_migrate.connect(
-            retention.sync_schedule, sender=self, dispatch_uid="audit.retention.sync_schedule"
+            schedules_on_migrate(SCHEDULES), sender=self, weak=False, dispatch_uid="audit.schedules"
         )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from audit import triage
-from audit.admin_mixins import AppendOnly
+from audit.admin_mixins import AppendOnly, FitsScreen
 from audit.models import Event, FailedEvent, ReplayBatch
 from connector.replay import replay, start_batch
 
@@ -122,7 +122,7 @@ class TriageActions:
 
 
 @admin.register(FailedEvent)
-class FailedEventAdmin(TriageActions, AppendOnly, admin.ModelAdmin):
+class FailedEventAdmin(FitsScreen, TriageActions, AppendOnly, admin.ModelAdmin):
     """Failed events only, grouped by reason (the filter on the right), replayed, resolved or assigned."""
 
     list_display = (
@@ -151,6 +151,7 @@ class FailedEventAdmin(TriageActions, AppendOnly, admin.ModelAdmin):
               "attempts", "received_at", "finished_at")  # fmt: skip
     readonly_fields = fields
     change_list_template = "admin/audit/failedevent/change_list.html"
+    show_full_result_count = False  # one COUNT less over every failure
 
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):

@@ -141,15 +141,27 @@ def event_finished(event):
 
 def count_call(call):
     """connector.http hook: count one outbound call made for an event (a connector.http.Call); the first
-    successful Jira write of an event observes its delivery-to-Jira latency."""
+    successful Jira write of a delivery's processing by the worker observes its delivery-to-Jira latency (not a
+    replay's, a rollback's or a reconcile's: their time since the delivery says nothing about the pipeline)."""
     url, method, status = call.request.get("url", ""), call.request.get("method", ""), call.http_status
     vendor = vendor_of(url)
     VENDOR_CALLS.labels(vendor, http_status(status)).inc()
     event = call.event
     is_write = vendor == "jira" and method.upper() != "GET" and status and 200 <= status < 300
-    if is_write and getattr(event, "received_at", None) and not getattr(event, "_mlc_wrote", False):
+    if is_write and is_delivery(call) and not getattr(event, "_mlc_wrote", False):
         event._mlc_wrote = True
         DELIVERY_TO_JIRA.observe(max(0.0, (timezone.now() - event.received_at).total_seconds()))
+
+
+def is_delivery(call):
+    """The call is the worker processing a FreshBooks delivery that nobody asked to replay."""
+    event = call.event
+    return (
+        call.actor == "worker"
+        and getattr(event, "source", None) == "freshbooks"
+        and getattr(event, "received_at", None) is not None
+        and getattr(event, "replay_requested_at", None) is None
+    )
 
 
 def vendor_of(url):
@@ -194,19 +206,61 @@ class QueueCollector:
             )
 
 
+FORWARDING_HEADERS = (
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "Forwarded",
+    "Via",
+    "X-Real-Ip",
+)
+
+
+def _address(text):
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def _in(address, networks):
+    return address is not None and any(address in network for network in networks)
+
+
+def client_address(request):
+    """The address that asked, and whether a proxy forwarded the request (any forwarding header).
+
+    Forwarded through METRICS_TRUSTED_PROXIES: the client is the right-most X-Forwarded-For address that is
+    not a trusted proxy (each proxy appends the address it received from). Forwarded otherwise: None — the
+    peer is a proxy and the headers could be anyone's."""
+    peer = _address(request.META.get("REMOTE_ADDR", ""))
+    forwarded = any(header in request.headers for header in FORWARDING_HEADERS)
+    if not forwarded:
+        return peer, False
+    trusted = settings.METRICS_TRUSTED_PROXIES
+    if not _in(peer, trusted):
+        return None, True
+    for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        address = _address(hop)
+        if address is None:
+            return None, True
+        if not _in(address, trusted):
+            return address, True
+    return None, True
+
+
 def allowed(request):
-    """Bearer token (constant-time), METRICS_ALLOWED_IPS, or loopback not forwarded by a proxy."""
+    """Bearer token (constant-time); METRICS_ALLOWED_IPS for the real client (see client_address); or
+    loopback not forwarded by a proxy."""
     token = settings.METRICS_BEARER_TOKEN
     given = request.headers.get("Authorization", "")
     if token and given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode()):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
+    address, forwarded = client_address(request)
+    if address is None:
         return False
-    if any(address in network for network in settings.METRICS_ALLOWED_IPS):
+    if _in(address, settings.METRICS_ALLOWED_IPS):
         return True
-    forwarded = any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-Ip"))
     return settings.METRICS_ALLOW_LOOPBACK and address.is_loopback and not forwarded
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_q.models import Schedule
 from fernet_fields import EncryptedField
 
 from audit.models import Attempt, Event
@@ -30,8 +29,6 @@ FINISHED = (
     Event.Status.FAILED,
     Event.Status.ROLLED_BACK,
 )
-SCHEDULE_NAME = "prune-audit"
-SCHEDULE_FUNC = "audit.retention.prune_scheduled"
 
 
 def cleared(model):
@@ -92,18 +89,3 @@ def prune_scheduled():
         return "retention off (AUDIT_RETENTION_DAYS=0)"
     result = prune(days)
     return f"pruned {result.events} event(s), {result.attempts} attempt(s) finished before {result.cutoff:%Y-%m-%d}"
-
-
-def sync_schedule(using="default", **kwargs):
-    """post_migrate: the daily schedule exists exactly when AUDIT_RETENTION_DAYS > 0."""
-    if Schedule._meta.db_table not in connections[using].introspection.table_names():
-        return  # django_q not migrated yet: the next migrate registers it
-    schedules = Schedule.objects.using(using)
-    if settings.AUDIT_RETENTION_DAYS > 0:
-        schedules.update_or_create(
-            name=SCHEDULE_NAME,
-            defaults={"func": SCHEDULE_FUNC},  # an operator's changes to the timing are kept
-            create_defaults={"func": SCHEDULE_FUNC, "schedule_type": Schedule.DAILY, "repeats": -1},
-        )
-    else:
-        schedules.filter(name=SCHEDULE_NAME).delete()

@@ -1,7 +1,8 @@
 """`make run`: the Procfile's processes in the foreground (web, worker, and the sandbox in sandbox mode).
 
-Usage: python -m config.run [PROCESS ...]. Like `honcho start`, with output lines prefixed by the process
-name and every process stopped when one ends, but each process runs in its own session and Ctrl-C (or
+Usage: python -m config.run [PROCESS ...]. Without names: web and worker, plus the sandbox in sandbox mode
+(settings.SANDBOX, decided by config/settings.py from the environment alone). Like `honcho start`, with output
+lines prefixed by the process name and every process stopped when one ends, but each process runs in its own session and Ctrl-C (or
 SIGTERM) is passed as SIGTERM to each process's main pid only: django-q2's cluster stops cleanly when only
 its main process is signalled (signalling its whole group, as honcho does, leaves it hanging until
 SIGKILL). A process still running STOP_WAIT seconds later is killed. Exit status 0 after a requested stop.
@@ -35,9 +36,31 @@ def _pump(name, width, stream):
         sys.stdout.flush()
 
 
+def default_processes():
+    """The Procfile's processes for this configuration: the sandbox only in sandbox mode."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    names = [name for name in procfile() if name != "sandbox" or settings.SANDBOX]
+    print("")
+    web = "http://" + os.environ.get("WEB_BIND", "127.0.0.1:8000")
+    print(f"  ml-connector: admin at {web}/admin/   health at {web}/healthz/")
+    print("  First time? Create an operator account:  .venv/bin/python manage.py createsuperuser")
+    if settings.SANDBOX:
+        print(
+            f"  Sandbox mode (no vendor credentials): FreshBooks sandbox at {settings.FRESHBOOKS_API_URL}/,"
+        )
+        print(
+            f"  Jira sandbox at {settings.ATLASSIAN_API_URL}/; connect the tenant Sandbox Bakery in the admin."
+        )
+    print(f"  Ctrl-C stops {', '.join(names)}.")
+    print("", flush=True)
+    return names
+
+
 def main(names):
     entries = procfile()
-    names = names or list(entries)
+    names = names or default_processes()
     unknown = [n for n in names if n not in entries]
     if unknown:
         sys.exit(f"No such process in the Procfile: {', '.join(unknown)}")

@@ -76,17 +76,9 @@ if SANDBOX and _VENDOR_CREDENTIALS:
     )
 SANDBOX_STATE_FILE = BASE_DIR / "sandbox-state.json"
 if SANDBOX:
-    from connector.sandbox import atlassian as _sandbox_atlassian  # plain modules: no models, no settings
-    from connector.sandbox import freshbooks_auth as _sandbox_freshbooks
-
-    FRESHBOOKS_CLIENT_ID, FRESHBOOKS_CLIENT_SECRET = (
-        _sandbox_freshbooks.CLIENT_ID,
-        _sandbox_freshbooks.CLIENT_SECRET,
-    )
-    ATLASSIAN_CLIENT_ID, ATLASSIAN_CLIENT_SECRET = (
-        _sandbox_atlassian.CLIENT_ID,
-        _sandbox_atlassian.CLIENT_SECRET,
-    )
+    # The sandbox's own OAuth apps (connector/sandbox/freshbooks_auth.py and atlassian.py; public test values).
+    FRESHBOOKS_CLIENT_ID, FRESHBOOKS_CLIENT_SECRET = "fb-client-id", "fb-client-secret"
+    ATLASSIAN_CLIENT_ID, ATLASSIAN_CLIENT_SECRET = "atl-client-id", "atl-client-secret"
 
     def _sandbox_url(name, port):
         """Loopback port 8101-8103, or the one a vendor URL setting names on 127.0.0.1 (the sandbox listens
@@ -124,9 +116,21 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default="ml-connector@localhost")
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[ml-connector] ")
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+# Seconds an SMTP connection may take to answer; alert mails are sent from their own task (audit.tasks), so a
+# mail server that never answers delays a mail, never a worker processing events.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Django's own error mails (a 500 with its settings and request dump) are off: unauthenticated requests (a
+# foreign Host header, an oversized form) would each mail ADMINS. ERROR_MAILS=1 mails server errors (500)
+# only, at most one per ERROR_MAIL_INTERVAL seconds per process, scrubbed (config.errors).
+ERROR_MAILS = env.bool("ERROR_MAILS", default=False)
+ERROR_MAIL_INTERVAL = env.int("ERROR_MAIL_INTERVAL", default=600)
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.errors.ScrubbingFilter"
 
 # GET /metrics (Prometheus): loopback callers (not forwarded by a proxy) when METRICS_ALLOW_LOOPBACK, callers
 # from METRICS_ALLOWED_IPS (addresses or networks), and requests with "Authorization: Bearer METRICS_BEARER_TOKEN".
+# A request carrying any forwarding header (X-Forwarded-For/-Proto/-Host, Forwarded, Via, X-Real-IP) is
+# forwarded: METRICS_ALLOWED_IPS then applies to the client named in X-Forwarded-For, and only when the request
+# comes from one of METRICS_TRUSTED_PROXIES (addresses or networks); otherwise only the token opens it.
 METRICS_ALLOW_LOOPBACK = env.bool("METRICS_ALLOW_LOOPBACK", default=True)
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 try:
@@ -135,8 +139,13 @@ try:
         for a in env.list("METRICS_ALLOWED_IPS", default=[])
         if a.strip()
     ]
+    METRICS_TRUSTED_PROXIES = [
+        ipaddress.ip_network(a.strip(), strict=False)
+        for a in env.list("METRICS_TRUSTED_PROXIES", default=[])
+        if a.strip()
+    ]
 except ValueError as exc:
-    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS or METRICS_TRUSTED_PROXIES: {exc}") from exc
 # Counters of every web and worker process on this host meet in one directory (prometheus_client's multiprocess
 # mode); it must exist before prometheus_client is first imported, which happens after settings load.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".metrics")
@@ -163,6 +172,8 @@ INSTALLED_APPS = [
     "connector",
     "audit",
 ]
+if SANDBOX:  # the vendor sandbox (connector/sandbox): `manage.py sandbox`, its pages and the admin's banner
+    INSTALLED_APPS.append("connector.sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -188,11 +199,13 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "connector.sandbox.admin_context",
             ],
         },
     },
 ]
+
+if SANDBOX:
+    TEMPLATES[0]["OPTIONS"]["context_processors"].append("connector.sandbox.context_processors.admin_context")
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -217,6 +230,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["config.formats"]  # times to the second in the admin (config/formats/en/formats.py)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -310,10 +324,15 @@ LOGGING = {
             "formatter": "plain",
             "stream": sys.stderr,
             "filters": ["no_enqueued_lines"],
-        }
+        },
+        "error_mails": {"level": "ERROR", "class": "config.errors.ThrottledErrorMailHandler"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own "django" logger mails ADMINS on every error (django.security.DisallowedHost,
+        # RequestDataTooBig …): replaced by the console here; server errors mail only with ERROR_MAILS.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": ["error_mails"] if ERROR_MAILS else [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # At DEBUG these log token requests and answers (client secret, codes, tokens): never let them.
         "requests_oauthlib": {"level": "WARNING"},

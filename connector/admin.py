@@ -1,23 +1,27 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
-from django.urls import path
-from django_q.tasks import async_task
+from django.urls import path, reverse
 
+from audit.admin_mixins import FitsScreen
+from config.queueing import enqueue
+from connector import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
 from connector.forms import IssueMappingForm
 from connector.jira.adf import to_text
 from connector.kinds import COMMON_DOCS, CONTEXT_DOCS
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
 from connector.preview import preview
-from connector.reconcile import TASK as RECONCILE_TASK
+from connector.schedules import RECONCILE
 from tenants.models import Tenant
+from tenants.secret_fields import VendorCheckedAdmin
 
 
 @admin.register(IssueMapping)
-class IssueMappingAdmin(admin.ModelAdmin):
+class IssueMappingAdmin(VendorCheckedAdmin, admin.ModelAdmin):
     list_display = (
         "name",
         "tenant",
@@ -76,6 +80,23 @@ class IssueMappingAdmin(admin.ModelAdmin):
         )
         return [preview, *super().get_urls()]
 
+    def draft_key(self, mapping):
+        return f"issue-mapping-draft-{mapping.pk}"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """With ?draft=1 (Preview's "Back to the mapping"), the form shows the values typed before Preview,
+        kept in the session, instead of the saved ones (nothing is saved until Save)."""
+        form = super().get_form(request, obj, change, **kwargs)
+        draft = request.session.get(self.draft_key(obj)) if obj and request.GET.get("draft") else None
+        if request.method != "GET" or not draft:
+            return form
+
+        class DraftForm(form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, initial={**draft, **kwargs.pop("initial", {})}, **kwargs)
+
+        return DraftForm
+
     def preview_view(self, request, object_id):
         mapping = self.get_object(request, object_id)  # None for a missing or malformed id: a 404, not a 500
         if mapping is None:
@@ -87,6 +108,12 @@ class IssueMappingAdmin(admin.ModelAdmin):
             form_class = self.get_form(request, mapping, change=True)
             form_class.check_against_jira = False
             form = form_class(request.POST, instance=mapping)
+            request.session[self.draft_key(mapping)] = {
+                name: (name in request.POST)
+                if isinstance(field, forms.BooleanField)
+                else request.POST.get(name)
+                for name, field in form.fields.items()
+            }
             if not form.is_valid():
                 form_errors = {
                     form.fields[f].label if f in form.fields else f: e for f, e in form.errors.items()
@@ -114,6 +141,8 @@ class IssueMappingAdmin(admin.ModelAdmin):
             "rendered": rendered,
             "unsaved": unsaved,
             "form_errors": form_errors,
+            "back": reverse("admin:connector_issuemapping_change", args=[mapping.pk])
+            + ("?draft=1" if unsaved else ""),
         }
         return TemplateResponse(request, "admin/connector/issuemapping/preview.html", context)
 
@@ -121,6 +150,9 @@ class IssueMappingAdmin(admin.ModelAdmin):
         context["context_docs"] = {"common": COMMON_DOCS, **CONTEXT_DOCS}
         mapping = context.get("original")
         context["mapping_kind"] = mapping.event.split(".", 1)[0] if mapping and mapping.event else ""
+        drafted = mapping and request.method == "GET" and request.GET.get("draft")
+        if drafted and request.session.get(self.draft_key(mapping)):
+            messages.info(request, "The values typed before Preview are back in the form: not saved yet.")
         return super().render_change_form(request, context, *args, **kwargs)
 
 
@@ -183,7 +215,7 @@ class LinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReconcileState)
-class ReconcileStateAdmin(admin.ModelAdmin):
+class ReconcileStateAdmin(FitsScreen, admin.ModelAdmin):
     """Each tenant's reconcile: watermark, last pass and its result; interval and "Reconcile now"."""
 
     list_display = (
@@ -219,5 +251,5 @@ class ReconcileStateAdmin(admin.ModelAdmin):
         """Queue one pass per selected tenant for the worker (its result shows here when done)."""
         actor = f"admin:{request.user.get_username()}"
         for state in queryset.select_related("tenant"):
-            async_task(RECONCILE_TASK, state.tenant_id, actor=actor)
+            enqueue(RECONCILE, state.tenant_id, actor=actor)
             self.message_user(request, f"Queued a reconcile of {state.tenant}.", messages.SUCCESS)

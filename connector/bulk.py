@@ -25,9 +25,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit.models import Event
+from config.queueing import enqueue
 from connector import waiting
 from connector.errors import ConnectorError, MustWait
 from connector.handlers import Outcome, Skip
@@ -37,12 +37,12 @@ from connector.jira.client import JiraClient
 from connector.kinds import KINDS
 from connector.ledger_bulk import BULK_MAX, create_issues
 from connector.models import QuotaState
+from connector.schedules import PROCESS_BATCH
 from connector.tasks import claim, finish, make_job, process_event, settle
 
 log = logging.getLogger(__name__)
 
 BATCH = BULK_MAX
-BATCH_TASK = "connector.bulk.process_batch"
 LANE = "lane:bulk"  # the feeder's lock row (connector.QuotaState); slots: [[tenant id, last served], …]
 IN_LANE = (Event.Status.QUEUED, Event.Status.PROCESSING)
 REST, REST_MAX_SECONDS = (
@@ -100,7 +100,7 @@ def feed():
         ]
         row.save(update_fields=["slots", "updated_at"])
     for ids in batches:  # after the commit: a worker must find them queued
-        async_task(BATCH_TASK, ids)
+        enqueue(PROCESS_BATCH, ids)
     return len(batches)
 
 

@@ -21,6 +21,7 @@ class ConnectorError(Exception):
     ambiguous = False
     needs_reconnect = False
     prefix = ""  # shown before the message in the event's detail
+    retry_after = 0.0  # seconds the vendor asked to wait (Retry-After with a 429 or 5xx), 0 when none
 
     def __init__(
         self, message="", *, status=None, transient=None, ambiguous=None, needs_reconnect=None, body=None

@@ -11,7 +11,9 @@ from django import forms
 
 from connector.errors import JiraError, RenderError, VendorError
 from connector.jira import fields as field_types
+from connector.jira import screens
 from connector.jira.client import JiraClient
+from connector.kinds import mapping_handles
 from connector.models import IssueMapping
 from connector.render import compile_template
 from tenants.models import JiraSite
@@ -48,6 +50,19 @@ class IssueMappingForm(forms.ModelForm):
     check_against_jira = True  # off for the preview of unsaved values
 
     NAMES = {"summary_template": "summary", "description_template": "description", "parent_key": "parent key"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        event = self.fields.get("event")
+        if (
+            event is not None
+        ):  # events no handler uses a mapping for are not offered (a saved one stays shown)
+            current = self.instance.event if self.instance.pk else None
+            event.choices = [
+                (value, label)
+                for value, label in event.choices
+                if not value or value == current or mapping_handles(value)
+            ]
 
     def _compile(self, field, template, name=""):
         try:
@@ -106,11 +121,11 @@ class IssueMappingForm(forms.ModelForm):
             )
             return
         custom = data.get("custom_fields") if isinstance(data.get("custom_fields"), dict) else {}
-        for field_id, kind in types.items():
-            if kind not in field_types.KINDS:
+        for field_id, field_type in types.items():
+            if field_type not in field_types.FIELD_TYPES:
                 self.add_error(
                     "custom_field_types",
-                    f"{field_id}: unknown type {kind!r}; use one of {', '.join(field_types.KINDS)}.",
+                    f"{field_id}: unknown type {field_type!r}; use one of {', '.join(field_types.FIELD_TYPES)}.",
                 )
             elif field_id not in custom:
                 self.add_error(
@@ -118,6 +133,10 @@ class IssueMappingForm(forms.ModelForm):
                 )
 
     def check_jira(self, data):
+        """Project, issue type (its id is kept for creates) and every field the mapping sends on the create
+        screen (connector.jira.screens.needed_fields: the connector's own label always)."""
+        if (self.instance.project_key, self.instance.issue_type) != (data["project_key"], data["issue_type"]):
+            self.instance.issue_type_id = ""  # asked again below, or on the first create
         site = JiraSite.objects.filter(tenant=data["tenant"]).first()
         if site is None or not site.base_url:
             self.jira_warning = "Not checked against Jira: this tenant has no Jira site yet."
@@ -144,25 +163,25 @@ class IssueMappingForm(forms.ModelForm):
                     f"Project {project_key} has no issue type “{issue_type}”. Available: {names}.",
                 )
                 return
+            self.instance.issue_type_id = str(found["id"])  # creates name the type by id
+            fields, shown = screens.screen_field_ids(client, project_key, found["id"])
             custom = data.get("custom_fields") or {}
-            if custom:
-                fields = client.create_fields(project_key, found["id"])
-                known = {f.get("fieldId") or f.get("key") for f in fields}
-                # createmeta carries each field's schema: keep it, so values get the type Jira expects.
-                field_types.remember(
-                    site,
-                    {
-                        f: field_types.schema_of(x)
-                        for x in fields
-                        if (f := x.get("fieldId") or x.get("key")) in custom
-                    },
+            # createmeta carries each field's schema: keep it, so values get the type Jira expects.
+            field_types.remember(
+                site,
+                {
+                    f: field_types.schema_of(x)
+                    for x in fields
+                    if (f := x.get("fieldId") or x.get("key")) in custom
+                },
+            )
+            missing = {f: need for f, need in screens.needed_fields(data).items() if f not in shown}
+            for field in dict.fromkeys(attribute for attribute, _ in missing.values()):
+                here = {f: need for f, need in missing.items() if need[0] == field}
+                self.add_error(
+                    field if field in self.fields else None,
+                    screens.describe_missing(project_key, issue_type, here),
                 )
-                missing = sorted(set(custom) - known)
-                if missing:
-                    self.add_error(
-                        "custom_fields",
-                        f"Not on the create screen of {project_key} / {issue_type}: {', '.join(missing)}.",
-                    )
             parent = (data.get("parent_key") or "").strip()
             if parent and "{" not in parent and client.get_issue(parent) is None:
                 self.add_error(

@@ -22,12 +22,16 @@ import re
 
 from django.db import IntegrityError, connection, transaction
 
-from connector import snapshots
+from connector import snapshots, transport
 from connector.errors import LedgerError, VendorError
+from connector.jira import screens
 from connector.models import Link
 from connector.retry import SEARCH_RETRY_DELAYS
 
 log = logging.getLogger(__name__)
+# The Jira write of a link happens under its row lock (claim → write → record is one): the one kind of vendor call
+# allowed inside a transaction (connector.transport.locked_write).
+LOCKED = "the ledger's write under its Link row lock"
 
 PROPERTY_KEY = "ml-connector"
 UNSAFE_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]")  # labels are quoted in JQL: keep them plain
@@ -68,19 +72,29 @@ def _outside_transaction():
         )
 
 
-def _write_once(claim_args, event, find, write):
+def _ready(client):
+    """Obtain the client's credentials now, outside the locked block: an OAuth token due for refresh is
+    refreshed (and committed) here, never inside the block, where a rollback would lose the rotated refresh
+    token (tenants.tokens.refresh refuses to run there)."""
+    ready = getattr(client, "ready", None)
+    if ready is not None:
+        ready()
+
+
+def _write_once(claim_args, event, find, write, client=None):
     """The locked claim → (adopt or write) → record protocol shared by issues and worklogs.
 
     `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
     `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
     """
     _outside_transaction()
+    _ready(client)
     for _ in range(3):
         link, claimed_now = claim(*claim_args, event=event)
         if link.state == Link.State.CREATED:
             return link
         error = None
-        with transaction.atomic():
+        with transaction.atomic(), transport.locked_write(LOCKED):
             locked = Link.objects.select_for_update().filter(pk=link.pk).first()
             if locked is None:  # released by a worker whose write was rejected: claim again
                 continue
@@ -155,27 +169,28 @@ def with_label(fields, label):
     return {**fields, "labels": labels}
 
 
-def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None):
-    """The Link (state created) of the issue for this FreshBooks object, creating the issue at most once."""
+def ensure_issue(*, client, tenant, object_type, object_id, fields, event=None, notes=None):
+    """The Link (state created) of the issue for this FreshBooks object, creating the issue at most once.
+    Optional fields Jira refuses as not on the create screen are left out, with a line in `notes`
+    (connector.jira.screens); the issue property still marks the issue."""
     object_id = str(object_id)
     label = issue_label(tenant, object_type, object_id)
 
     def write(link):
-        created = client.create_issue(
-            with_label(fields, label), properties={PROPERTY_KEY: marker(tenant, object_type, object_id)}
-        )
-        return _issue_ids(created)
+        properties = {PROPERTY_KEY: marker(tenant, object_type, object_id)}
+        return _issue_ids(screens.create_issue(client, with_label(fields, label), properties, notes))
 
     find = functools.partial(_found_issue_ids, client, tenant)
-    return _write_once((tenant, object_type, object_id, Link.Purpose.ISSUE), event, find, write)
+    return _write_once((tenant, object_type, object_id, Link.Purpose.ISSUE), event, find, write, client)
 
 
-def _resolve(link, find):
+def _resolve(link, find, client=None):
     """Make sure a link that is not `created` is resolved by looking in Jira; raise when nothing is there."""
     if link.state == Link.State.CREATED:
         return link
     if link.state in (Link.State.IN_DOUBT, Link.State.PENDING):
-        with transaction.atomic():
+        _ready(client)
+        with transaction.atomic(), transport.locked_write(LOCKED):
             locked = Link.objects.select_for_update().filter(pk=link.pk).first()
             if locked is None:  # released meanwhile: the create was rejected, nothing is in Jira
                 raise LedgerError(
@@ -198,16 +213,17 @@ def _resolve(link, find):
     )
 
 
-def update_issue(*, client, link, fields, event=None):
-    """Edit the linked issue (its ledger label is kept in the labels)."""
+def update_issue(*, client, link, fields, event=None, notes=None):
+    """Edit the linked issue (its ledger label is kept in the labels; optional fields Jira refuses as not on the
+    edit screen are left out, with a line in `notes`)."""
     tenant = link.tenant
-    link = _resolve(link, functools.partial(_found_issue_ids, client, tenant))
+    link = _resolve(link, functools.partial(_found_issue_ids, client, tenant), client)
     if "labels" in fields:
         fields = with_label(fields, issue_label(tenant, link.object_type, link.object_id))
     fields = {name: value for name, value in fields.items() if name not in ("project", "issuetype")}
     key = link.jira_issue_key or link.jira_issue_id
     before = snapshots.issue_fields(client, key, list(fields)) if client.event else None
-    client.update_issue(key, fields)
+    screens.update_issue(client, key, fields, notes)
     snapshots.keep(
         client, {"kind": "issue", "key": key, "before": before},
         after=lambda: snapshots.issue_fields(client, key, list(fields)),
@@ -253,7 +269,9 @@ def ensure_worklog(*, client, tenant, time_entry_id, issue_key, body, event=None
             "jira_issue_id": str(created.get("issueId") or ""),
         }
 
-    return _write_once((tenant, "time_entry", time_entry_id, Link.Purpose.WORKLOG), event, find, write)
+    return _write_once(
+        (tenant, "time_entry", time_entry_id, Link.Purpose.WORKLOG), event, find, write, client
+    )
 
 
 def _find_linked_worklog(client, link):
@@ -264,7 +282,7 @@ def _find_linked_worklog(client, link):
 
 
 def update_worklog(*, client, link, body, event=None):
-    link = _resolve(link, lambda lk: _find_linked_worklog(client, lk))
+    link = _resolve(link, lambda lk: _find_linked_worklog(client, lk), client)
     key, worklog_id = link.jira_issue_key, link.jira_worklog_id
     before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
     client.update_worklog(key, worklog_id, body)
@@ -280,7 +298,7 @@ def delete_worklog(*, client, link, event=None):
     if link.state in (Link.State.DELETED, Link.State.ROLLED_BACK):
         return link
     try:
-        link = _resolve(link, lambda lk: _find_linked_worklog(client, lk))
+        link = _resolve(link, lambda lk: _find_linked_worklog(client, lk), client)
     except LedgerError:
         pass  # never written: nothing to delete
     else:
@@ -308,7 +326,8 @@ def restore_worklog(*, client, link, body, event=None):
     link's row lock, marked like any worklog we add; the link is created again. Returns the link.
     A worklog for the entry already in Jira (found by its property) is adopted instead."""
     _outside_transaction()
-    with transaction.atomic():
+    _ready(client)
+    with transaction.atomic(), transport.locked_write(LOCKED):
         link = Link.objects.select_for_update().get(pk=link.pk)
         if link.state != Link.State.DELETED:
             raise LedgerError(f"{describe(link)} is {link.get_state_display().lower()}: nothing to re-create")
@@ -325,12 +344,14 @@ def restore_worklog(*, client, link, body, event=None):
     return link
 
 
-def rollback_link(*, client, link, event=None):
+def rollback_link(*, client, link, event=None, delete_subtasks=False):
     """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
     rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
+    `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
     A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
     _outside_transaction()
-    with transaction.atomic():
+    _ready(client)
+    with transaction.atomic(), transport.locked_write(LOCKED):
         locked = Link.objects.select_for_update().filter(pk=link.pk).first()
         if locked is None or locked.state != Link.State.CREATED:
             state = "released" if locked is None else locked.get_state_display().lower()
@@ -340,7 +361,7 @@ def rollback_link(*, client, link, event=None):
             if link.purpose == Link.Purpose.WORKLOG:
                 removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
             else:
-                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id)
+                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id, delete_subtasks)
         except VendorError as exc:
             error = exc  # raised after the commit, so the failed attempt stays in the audit trail
         else:

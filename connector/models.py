@@ -33,6 +33,13 @@ class IssueMapping(models.Model):
     )
     project_key = models.CharField(max_length=32)
     issue_type = models.CharField(max_length=64, default="Task")
+    issue_type_id = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The issue type's id in the project, from Jira's create metadata (filled in when the mapping "
+        "is checked against Jira, or on its first create): creates name the type by id.",
+    )
     summary_template = models.TextField()
     description_template = models.TextField(blank=True, default="")
     labels = models.JSONField(default=list, blank=True)

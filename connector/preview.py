@@ -53,8 +53,8 @@ def preview(mapping):
     }
     notes = []
     try:
-        kinds = field_types.kinds_for(mapping, site)  # the types kept from Jira; nothing is asked here
-        fields = render_fields(mapping, context, site, **users, kinds=kinds, notes=notes)
+        types = field_types.field_types_for(mapping, site)  # the types kept from Jira; nothing is asked here
+        fields = render_fields(mapping, context, site, **users, types=types, notes=notes)
     except RenderError as exc:
         result["error"] = str(exc)
         return result

@@ -1,14 +1,18 @@
 """Reconcile and backfill: find the FreshBooks records whose webhook deliveries were lost, and process them.
 
 FreshBooks does not promise delivery, so a pass lists, for every kind the tenant maps (an enabled issue
-mapping on `<kind>.create`; time entries when an enabled worklog rule exists), the records updated since the
-tenant's watermark minus OVERLAP (accounting lists filtered on `updated`, US/Eastern; time entries by
-business on `updated_since`, UTC), MAX_PER_PAGE at a time, backing off on 429 and 5xx. A record is *known*
-when the ledger has a link for it, when an event for it is open (received, queued, processing), or when an
-event for it was received after the record's last update (it was seen, whatever came of it: a failed one is
-replayed, not re-found). Every other record becomes an event with source "reconcile" (`<kind>.create`) that
-goes through process_event and the ledger like a delivery: whichever of the webhook and the reconcile comes
-first, Jira is written once.
+mapping on `<kind>.create` or `<kind>.update`; time entries when an enabled worklog rule exists), the records
+updated since the tenant's watermark minus OVERLAP (accounting lists filtered on `updated`, US/Eastern; time
+entries by business on `updated_since`, UTC), MAX_PER_PAGE at a time, backing off on 429 and 5xx. A record is
+*known* when an event for it is open (received, queued, processing), when an event for it was received after
+the record's last update (it was seen, whatever came of it: a failed one is replayed, not re-found), or when
+the record the newest processed event for it fetched is as new as the listed one (`record_state`: the update
+time; for time entries, which carry none, the fields the worklog is written from, so an entry first seen with
+its timer running is found again once it stops). An unknown record without a link becomes a `<kind>.create`
+event; one with a link a `<kind>.update` event when an enabled mapping or worklog rule wants updates (records
+whose issue or worklog was deleted or rolled back are left alone). Events have source "reconcile" and go
+through process_event and the ledger like a delivery: whichever of the webhook and the reconcile comes first,
+Jira is written once.
 
 The watermark moves to the pass's start only after a clean pass (every page listed, every event stored)
 that covered every mapped kind from the watermark on (not one narrowed by `kinds`, nor one starting after
@@ -25,10 +29,10 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit import metrics
 from audit.models import Event
+from config.queueing import enqueue
 from connector import bulk, retry, waiting
 from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
 from connector.freshbooks.client import FreshBooksClient
@@ -40,6 +44,7 @@ from connector.kinds import KINDS, build_context
 from connector.kinds.base import eastern_to_utc
 from connector.models import IssueMapping, Link, ReconcileState, WorklogRule
 from connector.render import RenderError, render_fields
+from connector.schedules import RECONCILE
 from connector.tasks import run_or_enqueue
 from tenants.models import JiraSite, Tenant
 
@@ -48,7 +53,8 @@ log = logging.getLogger(__name__)
 OVERLAP = timedelta(hours=2)  # FreshBooks' US/Eastern clock: DST folds, skew, records saved mid-pass
 BUSY_AFTER = timedelta(hours=1)  # a pass marked running for longer than this died with its worker
 OPEN = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING)
-TASK = "connector.reconcile.reconcile_task"
+PROCESSED = (Event.Status.SUCCEEDED, Event.Status.SKIPPED)
+GONE = (Link.State.DELETED, Link.State.ROLLED_BACK)
 
 
 class ReconcileBusy(Exception):
@@ -77,7 +83,7 @@ class PassResult:
 
 
 def mapped_kinds(tenant):
-    """{kind: event name} of what a reconcile looks for: kinds whose `<kind>.create` has an enabled mapping
+    """{kind: event name} of what a reconcile creates: kinds whose `<kind>.create` has an enabled mapping
     (issues, client user matches), and the worklog kind when the tenant has an enabled worklog rule."""
     names = set(IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("event", flat=True))
     rules = WorklogRule.objects.filter(tenant=tenant, enabled=True).exists()
@@ -88,13 +94,39 @@ def mapped_kinds(tenant):
     }
 
 
+def updated_kinds(tenant):
+    """{kind: event name} of the updates a reconcile looks for: kinds whose `<kind>.update` has an enabled
+    mapping, and time entries when an enabled worklog rule exists (their updates move the worklog)."""
+    names = set(IssueMapping.objects.filter(tenant=tenant, enabled=True).values_list("event", flat=True))
+    rules = WorklogRule.objects.filter(tenant=tenant, enabled=True).exists()
+    return {
+        name: f"{name}.update"
+        for name, kind in KINDS.items()
+        if (rules if kind.writes == "worklog" else f"{name}.update" in names)
+    }
+
+
 def record_updated(kind, record):
-    """When FreshBooks last changed the record (aware, UTC), or None when the record does not say."""
+    """When FreshBooks last changed the record (aware, UTC), or None when the record does not say (time
+    entries carry no update time)."""
     text = record.get("updated") or record.get("updated_at")
     if KINDS[kind].scope != "account" or not text:
         return None
     text = eastern_to_utc(text)  # accounting datetimes are US/Eastern unless they carry an offset
     return datetime.fromisoformat(text) if text else None
+
+
+# What a time entry's worklog is written from: a change in any of them is a change to sync.
+ENTRY_STATE = ("duration", "started_at", "note", "project_id", "client_id", "service_id", "active")
+
+
+def record_state(kind, record):
+    """What to compare a listed record with its last processed state by: its update time (accounting
+    records), or the fields its worklog is written from (time entries, whose timer may have been running)."""
+    if KINDS[kind].scope == "account":
+        return record_updated(kind, record)
+    running = bool((record.get("timer") or {}).get("is_running"))
+    return (*(str(record.get(name)) for name in ENTRY_STATE), running)
 
 
 def wanted(kind, record):
@@ -104,27 +136,47 @@ def wanted(kind, record):
     return not (record.get("timer") or {}).get("is_running")
 
 
-def unknown(tenant, kind, records):
-    """The records of one page that no link, open event or later event knows about."""
+def _processed_state(kind, event_ids):
+    """The state (record_state) of the record the newest processed event among `event_ids` fetched, or None
+    (no such event, or its record is gone: pruned by retention)."""
+    done = Event.objects.filter(pk__in=event_ids, status__in=PROCESSED).order_by("-id").first()
+    fetched = (done.record or {}).get(kind) if done is not None and isinstance(done.record, dict) else None
+    return record_state(kind, fetched) if isinstance(fetched, dict) else None
+
+
+def missed(tenant, kind, records, create, update):
+    """[(record, event name)] of one page: records no link, open event or later event knows about become
+    `create`; linked records whose last processed state is older than the listed one become `update` (when
+    not None). Records linked to an issue or worklog deleted or rolled back are left alone."""
     ids = [str(record.get("id")) for record in records]
-    linked = set(
+    links = dict(
         Link.objects.filter(tenant=tenant, object_type=kind, object_id__in=ids).values_list(
-            "object_id", flat=True
+            "object_id", "state"
         )
     )
     seen = {}
     events = Event.objects.filter(tenant=tenant, name__startswith=f"{kind}.", object_id__in=ids)
-    for object_id, status, received in events.values_list("object_id", "status", "received_at"):
-        seen.setdefault(object_id, []).append((status, received))
+    for pk, object_id, status, received in events.values_list("pk", "object_id", "status", "received_at"):
+        seen.setdefault(object_id, []).append((pk, status, received))
     found = []
     for record in records:
         object_id, updated = str(record.get("id")), record_updated(kind, record)
         heard = seen.get(object_id, [])
-        if object_id in linked or any(
-            status in OPEN or updated is None or received >= updated for status, received in heard
-        ):
+        if any(status in OPEN for _, status, _ in heard) or links.get(object_id) in GONE:
             continue
-        found.append(record)
+        if updated is not None and any(received >= updated for _, _, received in heard):
+            continue  # seen since its last change, whatever came of it (a failed one is replayed, not re-found)
+        name = update if object_id in links else create
+        if name is None:
+            continue
+        if heard:
+            processed = _processed_state(kind, [pk for pk, _, _ in heard])
+            listed = record_state(kind, record)
+            if processed is None and updated is None:
+                continue  # nothing to compare with: heard of, so known
+            if processed is not None and (processed == listed if updated is None else processed >= listed):
+                continue
+        found.append((record, name))
     return found
 
 
@@ -246,22 +298,25 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
     ).first()  # fmt: skip
     start = (watermark or account.created_at) - OVERLAP
     since = since or start
-    targets = mapped_kinds(tenant)
+    creates, updates = mapped_kinds(tenant), updated_kinds(tenant)
+    targets = {
+        kind: (creates.get(kind), updates.get(kind)) for kind in KINDS if kind in creates or kind in updates
+    }
     if kinds:
-        targets = {kind: name for kind, name in targets.items() if kind in kinds}
-    result.complete = since <= start and set(targets) == set(mapped_kinds(tenant))
+        targets = {kind: names for kind, names in targets.items() if kind in kinds}
+    result.complete = since <= start and set(targets) == set(creates) | set(updates)
     fb = FreshBooksClient(account, actor=actor, sleep=sleep)
     job = Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
                        jira=JiraClient(site, actor=actor))  # fmt: skip
     progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
              f"{since:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
-    for kind, name in targets.items():
+    for kind, (create, update) in targets.items():
         for page, pages, records in list_pages(fb, kind, since, sleep):
             records = [record for record in records if wanted(kind, record)]
-            new = unknown(tenant, kind, records)
+            new = missed(tenant, kind, records, create, update)
             result.listed += len(records)
             result.known += len(records) - len(new)
-            for record in new:
+            for record, name in new:
                 if dry_run:
                     result.created.append((name, str(record.get("id")), describe(job, kind, name, record)))
                 else:
@@ -291,6 +346,6 @@ def reconcile_due():
         state, _ = ReconcileState.objects.get_or_create(tenant=tenant)
         interval = timedelta(minutes=max(5, state.interval_minutes))
         if state.enabled and (state.last_started_at is None or state.last_started_at <= now - interval):
-            async_task(TASK, tenant.pk, actor="schedule")
+            enqueue(RECONCILE, tenant.pk, actor="schedule")
             queued.append(tenant.slug)
     return queued

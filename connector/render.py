@@ -113,9 +113,9 @@ def sanitize_label(text, notes=None):
     return fit_text(label, LABEL_MAX, notes, f"label {label[:20]}…", ELLIPSIS + TRUNCATED)
 
 
-def _render_value(field_id, template, context, kind, dialect, notes):
+def _render_value(field_id, template, context, field_type, dialect, notes):
     """A custom field's value: dict/list templates rendered leaf by leaf (leaves stay text), a text template
-    converted to the JSON type of the field's `kind` (connector.jira.fields) and fitted to its length limit."""
+    converted to the JSON type of the field's `field_type` (connector.jira.fields) and fitted to its length limit."""
     if isinstance(template, dict):
         return {
             key: _render_value(field_id, item, context, "auto", dialect, None)
@@ -123,18 +123,22 @@ def _render_value(field_id, template, context, kind, dialect, notes):
         }
     if isinstance(template, list):
         items = [_render_value(field_id, item, context, "auto", dialect, None) for item in template]
-        return [{"value": item} if kind == "options" and isinstance(item, str) else item for item in items]
+        return [
+            {"value": item} if field_type == "options" and isinstance(item, str) else item for item in items
+        ]
     if not isinstance(template, str):
         return template
     rendered = render_text(template, context, f"custom field {field_id}")
     try:
-        value = field_types.convert(kind, rendered, dialect)
+        value = field_types.convert(field_type, rendered, dialect)
     except field_types.FieldValueError as exc:
-        raise RenderError(f"{field_id}: {field_types.KINDS.get(kind, kind)} field: {exc}") from exc
-    if kind == "string" and value:
+        raise RenderError(
+            f"{field_id}: {field_types.FIELD_TYPES.get(field_type, field_type)} field: {exc}"
+        ) from exc
+    if field_type == "string" and value:
         return fit_text(WHITESPACE.sub(" ", value).strip(), field_types.SINGLE_LINE_MAX, notes, field_id,
                         ELLIPSIS + TRUNCATED)  # fmt: skip
-    if kind == "text" and value.strip():
+    if field_type == "text" and value.strip():
         value = fit_text(value.strip(), TEXT_MAX, notes, field_id)
         return dialect.text(value)
     return value
@@ -149,10 +153,10 @@ def render_labels(labels, context, notes=None):
     return found
 
 
-def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None, kinds=None, notes=None):
+def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None, types=None, notes=None):
     """The Jira `fields` for POST /issue (or PUT /issue/{key}) from `mapping` over `context`.
 
-    `kinds`: {custom field id: kind} (connector.jira.fields.kinds_for; missing → "auto"). Texts over Jira's
+    `types`: {custom field id: field type (FIELD_TYPES)} (connector.jira.fields.field_types_for; missing → "auto"). Texts over Jira's
     limits are cut with a "(truncated)" marker and a line is added to `notes` (a list) for each cut.
     """
     dialect = dialect_for(site)
@@ -161,7 +165,11 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
     )
     fields = {
         "project": {"key": mapping.project_key.strip()},
-        "issuetype": {"name": mapping.issue_type.strip()},
+        # By id from the project's create metadata (connector.jira.screens): a name may resolve to the type of
+        # another project. The name only in a Preview of a mapping not yet checked against Jira.
+        "issuetype": {"id": type_id}
+        if (type_id := getattr(mapping, "issue_type_id", ""))
+        else {"name": mapping.issue_type.strip()},
         "summary": summary,
     }
     description = fit_text(
@@ -180,7 +188,7 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
         fields["parent"] = {"key": parent}
     for field_id, template in (mapping.custom_fields or {}).items():
         value = _render_value(
-            field_id, template, context, (kinds or {}).get(field_id, "auto"), dialect, notes
+            field_id, template, context, (types or {}).get(field_id, "auto"), dialect, notes
         )
         if value not in ("", None, [], {}):
             fields[field_id] = value

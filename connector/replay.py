@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from audit.models import Event, ReplayBatch
+from config.queueing import enqueue
 from connector import bulk, waiting
+from connector.schedules import REPLAY_BATCH
 from connector.tasks import run_or_enqueue
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,6 @@ def _replay_one(pk, actor, sync, result, in_lane=False):
         run_or_enqueue(event, actor=actor, sync=sync)
 
 
-BATCH_TASK = "connector.replay.run_batch"
 BATCH_SLICE_SECONDS = 60  # one run of the batch task, well inside Q_TIMEOUT; the rest goes on in the next run
 BATCH_SAVE_EVERY = 100  # progress written every this many events
 MAX_REFUSALS_SHOWN = 20
@@ -109,7 +109,7 @@ def start_batch(events, *, actor, description):
     batch = ReplayBatch.objects.create(
         description=description[:300], event_ids=ids, requested_by=actor[:150], total=len(ids)
     )
-    transaction.on_commit(lambda: async_task(BATCH_TASK, batch.pk))
+    enqueue(REPLAY_BATCH, batch.pk, on_commit=True)
     return batch
 
 
@@ -139,7 +139,7 @@ def run_batch(batch_id, slice_seconds=None):
                 bulk.feed()
             if time.monotonic() > deadline and batch.done < batch.total:
                 batch.save(update_fields=fields)
-                async_task(BATCH_TASK, batch.pk)
+                enqueue(REPLAY_BATCH, batch.pk)
                 return batch.state
     except Exception as exc:
         log.exception("Replay batch %s stopped", batch_id)

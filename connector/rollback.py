@@ -2,7 +2,10 @@
 
 What it created: every Link whose `event` is the event and whose state is created is undone through the
 ledger (`connector.ledger.rollback_link`): its worklog or issue is deleted in Jira (already gone counts as
-removed) and the link becomes rolled_back, so no replay or later delivery re-creates it.
+removed) and the link becomes rolled_back, so no replay or later delivery re-creates it. When people have
+changed it in Jira since (`created_changes`: an issue renamed, worked on, given sub-tasks; a worklog edited),
+nothing is deleted and RollbackConflict lists the changes; confirmed (`overwrite=True`), an issue is deleted
+with its sub-tasks (`deleteSubtasks=true`).
 What it changed: every write that kept the values it overwrote (connector.snapshots, on the event's
 attempts) is undone, newest first: an issue's fields and a worklog are put back as they were, a deleted
 worklog is re-created (its link is created again). When Jira no longer holds what the connector wrote (the
@@ -13,6 +16,8 @@ The event ends rolled_back with a detail naming what was undone; the Jira calls 
 with the actor. A Jira failure leaves the event's status as it was, with the reason in its detail, and
 raises RollbackFailed.
 """
+
+import json
 
 from django.db import transaction
 
@@ -105,10 +110,21 @@ def rollback(event, actor, *, overwrite=False):
     client = JiraClient(JiraSite.objects.filter(tenant_id=event.tenant_id).first(), event=event, actor=actor)
     if not created_links(event):
         return _undo_changes(event, client, actor, overwrite)
+    if not overwrite:
+        try:
+            changed = [diff for link in created_links(event) for diff in created_changes(client, link)]
+        except ConnectorError as exc:
+            detail = f"Rollback by {actor} failed: could not compare with Jira: {exc}"
+            _save(event, None, detail)
+            raise RollbackFailed(detail) from exc
+        if changed:
+            raise RollbackConflict(changed)
     removed = []
     for link in created_links(event):
         try:
-            _, deleted = ledger.rollback_link(client=client, link=link, event=event)
+            _, deleted = ledger.rollback_link(
+                client=client, link=link, event=event, delete_subtasks=overwrite
+            )
         except ConnectorError as exc:
             done = f" (already: {', '.join(removed)})" if removed else ""
             detail = f"Rollback by {actor} failed at {ledger.describe(link)}: {exc}{done}"
@@ -117,6 +133,61 @@ def rollback(event, actor, *, overwrite=False):
         removed.append(f"deleted {ledger.describe(link)}" + ("" if deleted else " (already gone from Jira)"))
     _save(event, Event.Status.ROLLED_BACK, f"Rolled back by {actor}: {', '.join(removed)}.")
     return removed
+
+
+def _created(link):
+    """(what the connector sent, Jira's answer) of the create that made the link's issue or worklog, from the
+    event's audit trail; (None, None) when it is no longer there (pruned by retention)."""
+    wanted = link.jira_worklog_id if link.purpose == Link.Purpose.WORKLOG else link.jira_issue_id
+    for attempt in link.event.attempt_set.filter(action__startswith="POST ", http_status=201).order_by("-id"):
+        try:
+            answer = json.loads(attempt.response or "{}")
+        except ValueError:
+            continue
+        if isinstance(answer, dict) and str(answer.get("id")) == str(wanted):
+            return (attempt.request or {}).get("json") or {}, answer
+    return None, None
+
+
+def created_changes(client, link):
+    """What people changed in Jira on what the link's create made, as RollbackConflict differences
+    [(object, what, the connector's, now in Jira)]: an issue renamed, work logged on it by people (worklogs
+    without the connector's property), sub-tasks added (deleted with it when confirmed); a worklog edited.
+    Nothing for what Jira no longer has."""
+    if link.event is None:
+        return []
+    sent, _ = _created(link)
+    if link.purpose == Link.Purpose.WORKLOG:
+        what = f"worklog {link.jira_worklog_id} on {link.jira_issue_key}"
+        now = snapshots.worklog_fields(client, link.jira_issue_key, link.jira_worklog_id)
+        ours = {name: sent[name] for name in snapshots.WORKLOG_FIELDS if sent and sent.get(name) is not None}
+        return (
+            [(what, *diff) for diff in snapshots.differences(ours, now)] if now is not None and sent else []
+        )
+    key = link.jira_issue_key or link.jira_issue_id
+    issue = client.get_issue(key, fields=("summary", "subtasks"))
+    if issue is None:
+        return []
+    fields, found = issue.get("fields") or {}, []
+    summary = ((sent or {}).get("fields") or {}).get("summary")
+    if summary is not None and fields.get("summary") != summary:
+        found.append((key, "summary", summary, fields.get("summary")))
+    theirs = [w for w in client.list_worklogs(key) if not _ours(w)]
+    if theirs:
+        hours = sum(int(w.get("timeSpentSeconds") or 0) for w in theirs) / 3600
+        found.append(
+            (key, "worklogs", "none", f"{len(theirs)} logged in Jira ({hours:.2f} h), deleted with it")
+        )
+    subtasks = [s.get("key") for s in fields.get("subtasks") or [] if isinstance(s, dict)]
+    if subtasks:
+        found.append((key, "sub-tasks", "none", f"{', '.join(subtasks)}, deleted with it"))
+    return found
+
+
+def _ours(worklog):
+    return any(
+        p.get("key") == ledger.PROPERTY_KEY for p in worklog.get("properties") or [] if isinstance(p, dict)
+    )
 
 
 def _save(event, status, detail):

@@ -25,11 +25,10 @@ from datetime import timedelta
 
 from django.db.models import F, Q
 from django.utils import timezone
-from django_q.models import Schedule
-from django_q.tasks import async_task
 
 from audit import alerts, metrics
 from audit.models import Event
+from config.queueing import enqueue
 from connector import waiting
 from connector.errors import ConnectorError, MustWait
 from connector.freshbooks.client import FreshBooksClient
@@ -37,16 +36,16 @@ from connector.handlers import HANDLERS, Job, Outcome, Skip
 from connector.jira.client import JiraClient
 from connector.kinds import kind_for
 from connector.retry import MAX_AUTO_ATTEMPTS, task_retry_delay, task_timeout
+from connector.schedules import PROCESS_EVENT
 from tenants.models import JiraSite, Tenant
 
 log = logging.getLogger(__name__)
 
-PROCESS_TASK = "connector.tasks.process_event"
 CLAIMABLE = (Event.Status.RECEIVED, Event.Status.QUEUED)
 __all__ = [
     "MAX_AUTO_ATTEMPTS",
-    "enqueue",
     "process_event",
+    "queue_event",
     "requeue_stale",
     "resume",
     "resume_waiting",
@@ -54,28 +53,17 @@ __all__ = [
 ]
 
 
-def enqueue(event_id, *, actor="worker", delay=0):
-    """Queue process_event now, or after `delay` seconds through a one-off Schedule."""
+def queue_event(event_id, *, actor="worker", delay=0):
+    """Queue process_event now, or after `delay` seconds through a one-off schedule."""
     kwargs = {} if actor == "worker" else {"actor": actor}
-    if delay <= 0:
-        async_task(PROCESS_TASK, event_id, **kwargs)
-        return
-    Schedule.objects.create(
-        name=f"retry event {event_id}"[:100],
-        func=PROCESS_TASK,
-        args=repr(event_id),
-        kwargs=", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or None,
-        schedule_type=Schedule.ONCE,
-        repeats=-1,
-        next_run=timezone.now() + timedelta(seconds=delay),
-    )
+    enqueue(PROCESS_EVENT, event_id, delay=delay, **kwargs)
 
 
 def run_or_enqueue(event, *, actor="worker", sync=False):
     """Process the event here and now (sync; a bug is recorded on the event by process_event and does not
     propagate, so a batch goes on) or queue it for the worker. The event is refreshed when processed here."""
     if not sync:
-        enqueue(event.pk, actor=actor)
+        queue_event(event.pk, actor=actor)
         return
     with contextlib.suppress(Exception):
         process_event(event.pk, actor=actor)
@@ -95,7 +83,7 @@ def requeue_stale(limit=500):
         .values_list("pk", flat=True)[:limit]
     )
     for pk in ids:
-        enqueue(pk)
+        queue_event(pk)
     if ids:
         log.warning("Re-queued %d event(s) left processing by a stopped worker: %s", len(ids), ids)
     return len(ids)
@@ -106,7 +94,7 @@ def resume_waiting(limit=500):
     Returns how many were queued."""
     ids = waiting.release_due(limit=limit)
     for pk in ids:
-        enqueue(pk)
+        queue_event(pk)
     if ids:
         log.info("Resumed %d waiting event(s)", len(ids))
     return len(ids)
@@ -117,7 +105,7 @@ def resume(events, *, actor="worker"):
     resumed: `resume(Event.objects.filter(tenant=t, wait_reason=waiting.TENANT_PAUSED))`). Returns the ids."""
     ids = waiting.release(events)
     for pk in ids:
-        enqueue(pk, actor=actor)
+        queue_event(pk, actor=actor)
     return ids
 
 
@@ -244,7 +232,7 @@ def settle(event, outcome, transient, actor="worker"):
                 detail=f"{outcome.detail} — automatic retry {event.attempts} of {MAX_AUTO_ATTEMPTS - 1} in {delay} s",
             )
             finish(event, outcome)
-            enqueue(event.pk, actor=actor, delay=delay)
+            queue_event(event.pk, actor=actor, delay=delay)
             return outcome.status
         outcome.detail += f" — gave up after {event.attempts} attempts; replay when the cause is fixed"
     finish(event, outcome)

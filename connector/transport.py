@@ -25,6 +25,7 @@ Rate limiting hooks (for the quota work): `VendorClient.rate_limit` is a `RateLi
 None to give up (the call then fails as transient).
 """
 
+import contextlib
 import contextvars
 import time
 from urllib.parse import urljoin
@@ -116,9 +117,24 @@ def open_transaction():
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
+_locked_write = contextvars.ContextVar("mlc_locked_write", default="")
+
+
+@contextlib.contextmanager
+def locked_write(reason):
+    """Declare the one kind of vendor call allowed inside a transaction: the idempotency ledger's write under
+    its Link row lock (connector.ledger: claim → write → record must be one). `reason` names it."""
+    token = _locked_write.set(reason)
+    try:
+        yield
+    finally:
+        _locked_write.reset(token)
+
+
 def guard_transaction(method, url):
-    """Raise TransactionOpen for a vendor call made inside a web request's open transaction."""
-    if _in_request.get() and open_transaction():
+    """Raise TransactionOpen for a vendor call made inside a web request's open transaction (other than a
+    declared `locked_write`)."""
+    if _in_request.get() and open_transaction() and not _locked_write.get():
         raise TransactionOpen(f"{method} {url} was called inside a web request's database transaction.")
 
 
@@ -134,6 +150,7 @@ class VendorClient:
     redirect_advice = "update the URL"
     rate_limit = RateLimitPolicy()
     base_headers = {"Accept": "application/json"}
+    retries = True  # False: one try (no retry on 429, 5xx or network errors), e.g. while a sender waits
 
     def __init__(self, event=None, actor="worker", sleep=time.sleep):
         self.event = event
@@ -169,6 +186,12 @@ class VendorClient:
 
     # --- the transport -----------------------------------------------------------------------------------
 
+    def ready(self):
+        """Obtain the credentials now (an OAuth token due is refreshed and committed): callers that are about
+        to open a transaction around a call do this first (connector.ledger)."""
+        if not self.stopped():
+            self.credentials()
+
     def error(self, message, **kwargs):
         return self.error_class(message, **kwargs)
 
@@ -181,7 +204,7 @@ class VendorClient:
         reason = self.stopped()
         if reason:
             raise self.error(reason, needs_reconnect=True)
-        # guard_transaction(method, url)  # (next increment)
+        guard_transaction(method, url)
         credentials = self.credentials()
         refreshed, attempt, waited = False, 0, 0.0
         while True:
@@ -204,7 +227,7 @@ class VendorClient:
                 raise self.error(f"{self.vendor} unreachable: {network_reason(exc)}", transient=True) from exc
             except requests.RequestException as exc:
                 # The request may have reached the vendor (read timeout, connection reset after sending).
-                if retry.may_retry_call(method, attempt, waited):
+                if self.retries and retry.may_retry_call(method, attempt, waited):
                     waited += self._wait(
                         retry.call_delay(attempt, budget=retry.MAX_TOTAL_WAIT_SECONDS - waited)
                     )
@@ -223,13 +246,13 @@ class VendorClient:
                 if fresh is not None:
                     credentials = fresh
                     continue
-            if status == 429:
+            if status == 429 and self.retries:
                 delay = self.rate_limit.retry_delay(self, method, attempt, waited, response)
                 if delay is not None:
                     waited += self._wait(delay)
                     credentials = self.credentials()
                     continue
-            elif status >= 500 and retry.may_retry_call(method, attempt, waited, status):
+            elif status >= 500 and self.retries and retry.may_retry_call(method, attempt, waited, status):
                 waited += self._wait(
                     retry.call_delay(
                         attempt,
@@ -263,13 +286,16 @@ class VendorClient:
             if reason:
                 self.stop(reason)
                 raise self.error(reason, status=status, needs_reconnect=True)
-            raise self.error(
+            error = self.error(
                 f"{where} → {status}: {self.error_message(response)}",
                 status=status,
                 transient=status in (408, 429) or status >= 500,
                 ambiguous=status >= 500 and method not in retry.IDEMPOTENT,
                 body=response.text[:2000],
             )
+            if status == 429 or status >= 500:  # Retry-After is read only with a 429 or a 5xx
+                error.retry_after = retry.retry_after_seconds(response.headers.get("Retry-After"))
+            raise error
         if status == 204 or (not response.content and method in ("PUT", "DELETE")):
             return None
         content_type = (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()

@@ -7,17 +7,16 @@ from django.views.decorators.http import require_POST
 
 from connector.defaults import create_default_mappings, create_default_worklog_rule
 from connector.errors import VendorError
-from connector.freshbooks import callbacks
-from connector.jira import registration
-from tenants import (
-    queue_admin,  # noqa: F401 - re-registers django-q2's task admin with permissions
-    token_admin,  # noqa: F401 - the API tokens (made and revoked by their users)
-)
+from connector.freshbooks import registration as fb_registration
+from connector.jira import registration as jira_registration
+from tenants import token_admin  # noqa: F401 - the API tokens (made and revoked by their users)
 from tenants.checks import check_tenant
+from tenants.disconnect_admin import PERMISSION as DISCONNECT_PERMISSION
+from tenants.disconnect_admin import DisconnectAdmin
 from tenants.forms import FreshBooksAccountForm, FreshBooksWebhookForm, JiraSiteForm, TenantForm
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 from tenants.pause_admin import PauseAdmin
-from tenants.secrets import SecretFieldsAdmin, masked, masked_display
+from tenants.secret_fields import SecretFieldsAdmin, VendorCheckedAdmin, masked, masked_display
 from tenants.setup import connect_blocker
 from tenants.views import may_connect
 
@@ -78,7 +77,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{tenant}: skipped ({reason}).", messages.WARNING)
         for account in accounts if tenant.active else []:
             try:
-                result = callbacks.register(account, actor=actor)
+                result = fb_registration.register(account, actor=actor)
             except VendorError as exc:
                 modeladmin.message_user(request, f"{tenant} {account.account_id}: {exc}", messages.ERROR)
             else:
@@ -88,7 +87,7 @@ def register_freshbooks_webhooks(modeladmin, request, queryset):
 
 
 @admin.register(Tenant)
-class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
+class TenantAdmin(OperationsPermissions, PauseAdmin, DisconnectAdmin, admin.ModelAdmin):
     form = TenantForm
     actions = [test_connection, register_freshbooks_webhooks, "pause_selected", "resume_selected"]
     list_display = ("name", "slug", "active", "sync_state", "freshbooks_status", "jira_status", "created_at")
@@ -128,6 +127,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
                 self.has_register_webhooks_permission(request) and obj.freshbooks_accounts.exists()
             )
             context.update(self.pause_context(request, obj))
+            context["can_disconnect"] = request.user.has_perm(DISCONNECT_PERMISSION)
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     def get_fields(self, request, obj=None):
@@ -147,6 +147,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
         return [
             path("<path:object_id>/register-webhooks/", view, name="tenants_tenant_register_webhooks"),
             *self.pause_urls(),
+            *self.disconnect_urls(),
             *super().get_urls(),
         ]
 
@@ -158,7 +159,7 @@ class TenantAdmin(OperationsPermissions, PauseAdmin, admin.ModelAdmin):
         register_freshbooks_webhooks(self, request, Tenant.objects.filter(pk=tenant.pk))
         site = getattr(tenant, "jira_site", None)
         if site is not None:
-            if registration.register(site, actor=request.user.get_username()):
+            if jira_registration.register(site, actor=request.user.get_username()):
                 self.message_user(request, f"{site}: Jira webhooks registered.", messages.SUCCESS)
             else:
                 self.message_user(
@@ -229,7 +230,7 @@ class FreshBooksWebhookAdmin(OperationsPermissions, SecretFieldsAdmin, admin.Mod
         sent, skipped = 0, 0
         for hook in queryset.select_related("account"):
             try:
-                if callbacks.resend_verification(hook, actor=f"admin:{request.user.get_username()}"):
+                if fb_registration.resend_verification(hook, actor=f"admin:{request.user.get_username()}"):
                     sent += 1
                 else:
                     skipped += 1
@@ -268,7 +269,9 @@ class JiraSiteFields:
 
 
 @admin.register(JiraSite)
-class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, JiraSiteFields, admin.ModelAdmin):
+class JiraSiteAdmin(
+    OperationsPermissions, VendorCheckedAdmin, SecretFieldsAdmin, JiraSiteFields, admin.ModelAdmin
+):
     form = JiraSiteForm
     change_form_template = "admin/tenants/jirasite/change_form.html"
     secret_fields = JiraSiteForm.secret_fields
@@ -313,7 +316,7 @@ class JiraSiteAdmin(OperationsPermissions, SecretFieldsAdmin, JiraSiteFields, ad
         return f"OK (last good refresh {obj.webhook_refreshed_at:%Y-%m-%d %H:%M} UTC)"
 
     def _webhooks(self, request, queryset, verb, **kwargs):
-        run = registration.register if verb == "registered" else registration.refresh
+        run = jira_registration.register if verb == "registered" else jira_registration.refresh
         for site in queryset.select_related("tenant"):
             if run(site, actor=request.user.get_username(), **kwargs):
                 self.message_user(

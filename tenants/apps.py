@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate
 
 
@@ -8,6 +9,12 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from tenants.tasks import ensure_schedule  # imports models: only once the app registry is ready
+        # Here, not at the top: django-q2 and the checks import models, which load only after the app registry.
+        from config.queueing import schedules_on_migrate
+        from tenants.safety import sandbox_database_check
+        from tenants.schedules import SCHEDULES
 
-        post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="tenants.ensure_schedule")
+        post_migrate.connect(
+            schedules_on_migrate(SCHEDULES), sender=self, weak=False, dispatch_uid="tenants.schedules"
+        )
+        checks.register(sandbox_database_check)

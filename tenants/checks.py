@@ -2,7 +2,8 @@
 `create_tenant` and the API-token Jira site form.
 
 Each check is cheap and read-only: FreshBooks identity plus one list call; Jira `myself`, the mapped
-projects and their creatable issue types.
+projects, their creatable issue types and, per enabled mapping, that the create screen has every field the
+mapping sends (connector.jira.screens).
 """
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from django.core.exceptions import ValidationError
 
 from connector.errors import ConnectorError, FreshBooksError, JiraError, VendorError
 from connector.freshbooks.client import FreshBooksClient
+from connector.jira import screens
 from connector.jira.client import JiraClient
 from tenants.models import ConnectionStatus, JiraSite
 from tenants.vendor_urls import check_vendor_url
@@ -194,7 +196,44 @@ def check_jira(tenant):
         else:
             types = ", ".join(sorted(issue_types))
             results.append(Result(tenant.slug, "jira", OK, f"project {project_key}: {types} creatable"))
+    results += [Result(tenant.slug, "jira", FAIL, problem) for problem in screen_problems(site, tenant)]
     return results
+
+
+def check_create_screen(site, project_key, issue_type, mapping):
+    """Raise CheckError unless the create screen of the project's `issue_type` has every field `mapping` (an
+    IssueMapping or a dict of its fields) sends (connector.jira.screens.needed_fields)."""
+    client = JiraClient(site, actor="check", sleep=_no_sleep)
+    try:
+        found = screens.find_issue_type(client, project_key, issue_type)
+        missing = screens.missing_on_screen(client, project_key, found["id"], mapping) if found else {}
+    except JiraError as exc:
+        raise CheckError(f"create screen of {project_key}: {failure(exc)}") from exc
+    if missing:
+        raise CheckError(screens.describe_missing(project_key, issue_type, missing))
+
+
+def screen_problems(site, tenant):
+    """One line per enabled mapping whose create screen lacks a field the mapping sends (its own mlc- label
+    always; connector.jira.screens), or whose screen could not be read."""
+    client = JiraClient(site, actor="check", sleep=_no_sleep)
+    problems = []
+    for mapping in tenant.mappings.filter(enabled=True).order_by("order", "id"):
+        project_key, issue_type = mapping.project_key.strip(), mapping.issue_type.strip()
+        try:
+            found = screens.find_issue_type(client, project_key, issue_type)
+            if found is None:
+                continue  # reported with the project above
+            missing = screens.missing_on_screen(client, project_key, found["id"], mapping)
+        except JiraError as exc:
+            if exc.status != 404:  # a missing project is reported with the project above
+                problems.append(f"mapping “{mapping.name}”: create screen of {project_key}: {failure(exc)}")
+            continue
+        if missing:
+            problems.append(
+                f"mapping “{mapping.name}”: {screens.describe_missing(project_key, issue_type, missing)}"
+            )
+    return problems
 
 
 def check_tenant(tenant):

@@ -7,7 +7,7 @@ from django import forms
 
 from tenants.checks import CheckError, probe_jira_site
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
-from tenants.secrets import SecretFieldsForm
+from tenants.secret_fields import SecretFieldsForm
 
 
 class FreshBooksAccountForm(SecretFieldsForm):

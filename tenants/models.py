@@ -61,6 +61,13 @@ class OAuthTokens(models.Model):
     )
     last_error = models.TextField(blank=True, default="")
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    token_url = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The token endpoint that issued these tokens: they are sent to no other vendor address.",
+    )
 
     class Meta:
         abstract = True
@@ -165,6 +172,9 @@ class JiraSite(OAuthTokens):
     webhook_expires_at = models.DateTimeField(null=True, blank=True)
     webhook_refreshed_at = models.DateTimeField(null=True, blank=True)
     webhook_error = models.TextField(blank=True, default="")
+    webhook_sync_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="A webhook registration holds the site until then."
+    )
     field_schemas = models.JSONField(
         default=dict, blank=True, editable=False,
         help_text="Jira's schema of each field ({field id: {type, items, custom}}), kept to type custom field values.",

@@ -242,8 +242,21 @@ class FreshBooksProvider(OAuthProvider):
             raise ConnectError("This FreshBooks user has no business to connect.", tenant=tenant)
         return businesses, {"identity_id": me.get("identity_id") or me.get("id")}
 
+    def check(self, tenant, token, business):
+        """The chosen business before it is saved Connected: its accounting API answers with the grant (one
+        client, as the connection check reads). ConnectError otherwise: nothing is saved."""
+        path = f"/accounting/account/{business['account_id']}/users/clients?page=1&per_page=1"
+        get_json(
+            settings.FRESHBOOKS_API_URL + path,
+            token["access_token"],
+            tenant,
+            f"the business {business['name']}",
+        )
+
     def save(self, tenant, token, business, extra):
-        """The tenant's one FreshBooks account for `business`; ConnectError (409) when taken."""
+        """The tenant's one FreshBooks account for `business`, once `check` passed; ConnectError (409) when
+        taken."""
+        self.check(tenant, token, business)
         with transaction.atomic():
             existing = (
                 FreshBooksAccount.objects.select_for_update()
@@ -253,7 +266,8 @@ class FreshBooksProvider(OAuthProvider):
             if existing and existing.tenant_id != tenant.pk:
                 raise ConnectError(
                     f"The FreshBooks business {business['name']} is already connected to tenant "
-                    f"{existing.tenant}. Disconnect it there first.",
+                    f"{existing.tenant}. Disconnect it there first: open that tenant's page and use Disconnect "
+                    "next to the business under Connections.",
                     status=409,
                     tenant=tenant,
                 )
@@ -274,6 +288,7 @@ class FreshBooksProvider(OAuthProvider):
             )
             account.business_name = business["name"]
             account.identity_id = str(extra.get("identity_id") or "")
+            account.token_url = self.token_url
             for name, value in token_fields(token).items():
                 setattr(account, name, value)
             account.save()
@@ -300,8 +315,26 @@ class AtlassianProvider(OAuthProvider):
             raise ConnectError("This Atlassian account gave access to no Jira site.", tenant=tenant)
         return sites, {}
 
+    def check(self, tenant, token, site_info):
+        """The chosen site before it is saved Connected: the grant covers it with the scopes the connector
+        needs (accessible-resources lists them per site), and its API answers (GET myself through the gateway).
+        ConnectError otherwise: nothing is saved."""
+        granted = site_info.get("scopes")
+        missing = [s for s in self.scopes if s != "offline_access" and s not in (granted or [])]
+        if granted is not None and missing:
+            raise ConnectError(
+                f"The Atlassian grant for {site_info['url']} lacks {', '.join(missing)}: connect again and allow "
+                "them (a site administrator may have to approve the app).",
+                status=403,
+                tenant=tenant,
+            )
+        myself = f"{settings.ATLASSIAN_API_URL}/ex/jira/{site_info['cloud_id']}/rest/api/3/myself"
+        get_json(myself, token["access_token"], tenant, f"the Jira site {site_info['url']}")
+
     def save(self, tenant, token, site_info, extra):
-        """The tenant's Jira site, now the chosen Cloud site over OAuth (replacing an API-token site)."""
+        """The tenant's Jira site, now the chosen Cloud site over OAuth (replacing an API-token site), once
+        `check` passed."""
+        self.check(tenant, token, site_info)
         with transaction.atomic():
             site = JiraSite.objects.select_for_update().filter(tenant=tenant).first() or JiraSite(
                 tenant=tenant
@@ -311,6 +344,7 @@ class AtlassianProvider(OAuthProvider):
             site.cloud_id = site_info["cloud_id"]
             site.base_url = site_info["url"]
             site.site_name = site_info["name"]
+            site.token_url = self.token_url
             for name, value in token_fields(token).items():
                 setattr(site, name, value)
             site.save()
@@ -355,6 +389,7 @@ def _sites(resources):
                     "cloud_id": str(resource["id"]),
                     "url": resource["url"].rstrip("/"),
                     "name": str(resource.get("name") or ""),
+                    "scopes": [str(s) for s in scopes] if isinstance(resource.get("scopes"), list) else None,
                 }
             )
     return found

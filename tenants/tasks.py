@@ -8,10 +8,8 @@ same row lock as the workers and never burns a refresh token another worker is u
 import logging
 from datetime import timedelta
 
-from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
-from django_q.models import Schedule
 
 from tenants import tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
@@ -19,8 +17,6 @@ from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
 log = logging.getLogger(__name__)
 
 IDLE_AFTER = timedelta(days=7)
-SCHEDULE_NAME = "Refresh idle OAuth tokens"
-SCHEDULE_FUNC = "tenants.tasks.refresh_idle_tokens"
 
 
 def idle_connections(now=None):
@@ -50,13 +46,3 @@ def refresh_idle_tokens():
         else:
             counts["refreshed"] += 1
     return counts
-
-
-def ensure_schedule(using="default", **kwargs):
-    """post_migrate: register the daily schedule once (an operator's later changes to it are kept)."""
-    if Schedule._meta.db_table not in connections[using].introspection.table_names():
-        return  # django_q not migrated yet: the next migrate registers it
-    Schedule.objects.using(using).get_or_create(
-        name=SCHEDULE_NAME,
-        defaults={"func": SCHEDULE_FUNC, "schedule_type": Schedule.DAILY, "repeats": -1},
-    )

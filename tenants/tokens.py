@@ -3,6 +3,14 @@
 Refresh tokens are single-use (FreshBooks) or rotating (Atlassian: reusing one kills the grant), so a
 refresh happens under a row lock, re-checks the expiry once the lock is held, and saves the new pair in
 the same transaction. Credentials are never deleted on failure.
+
+A rotated refresh token is stored for good the moment the vendor returns it: the refresh runs in its own
+outermost transaction (`atomic(durable=True)`: Django refuses to nest it), committed when the block ends. It
+is never attempted inside a caller's transaction, whose rollback would take the new token with it (the old
+one is then refused: invalid_grant, and the whole connection stops): such a call fails as transient
+(TokenRefreshError) and the next try, outside, refreshes. Callers that open a transaction around vendor
+calls obtain their credentials first (`VendorClient.ready`, connector.ledger); web requests make no vendor
+call inside one (connector.transport.guard_transaction).
 """
 
 import logging
@@ -10,12 +18,14 @@ import re
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
 from connector.errors import ReconnectRequired, TokenRefreshError, TokenRefused
+from connector.transport import open_transaction
 from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
 
@@ -40,8 +50,28 @@ def _fresh(conn, margin=REFRESH_MARGIN):
     )
 
 
+def check_origin(conn, provider=None):
+    """Refuse to use `conn`'s tokens where they were not issued: TokenRefreshError (the connection is left as
+    it is, nothing is sent) when this process's vendor URLs (FRESHBOOKS_API_URL, ATLASSIAN_AUTH_URL) lead to
+    another token endpoint than the one that issued them — a process started in sandbox mode by mistake (no
+    vendor variables set) never sends a real token to a sandbox port. Tokens of unknown origin (connected
+    before the origin was recorded) are not used in sandbox mode."""
+    provider = provider or provider_for(conn)
+    here = provider.token_url
+    if conn.token_url == here or (not conn.token_url and not settings.SANDBOX):
+        return
+    issued = conn.token_url or "an unrecorded token endpoint"
+    sandbox = " (sandbox mode: no vendor credentials are set in this process's environment)"
+    raise TokenRefreshError(
+        f"{conn} was connected through {issued}; this process would send its tokens to {here}"
+        f"{sandbox if settings.SANDBOX else ''}: not sent. Run with the vendor settings it was connected with."
+    )
+
+
 def access_token(conn):
-    """A usable access token for `conn`, refreshed first when it expires within the margin."""
+    """A usable access token for `conn`, refreshed first when it expires within the margin; TokenRefreshError
+    when this process points at another vendor than the one that issued it (check_origin)."""
+    check_origin(conn)
     if conn.status == ConnectionStatus.NEEDS_RECONNECT:
         raise ReconnectRequired(conn.last_error or f"{conn} needs to be connected again.")
     if _fresh(conn):
@@ -49,7 +79,7 @@ def access_token(conn):
     return refresh(conn, stale_token=conn.access_token)
 
 
-def _save_token(conn, token):
+def _save_token(conn, token, provider):
     conn.access_token = token["access_token"]
     # Atlassian sometimes omits the refresh token: keep the one we have.
     conn.refresh_token = token.get("refresh_token") or conn.refresh_token
@@ -60,10 +90,11 @@ def _save_token(conn, token):
     conn.status = ConnectionStatus.CONNECTED
     conn.last_error = ""
     conn.last_refreshed_at = timezone.now()
+    conn.token_url = provider.token_url
     conn.save(
         update_fields=[
             "access_token", "refresh_token", "token_expires_at", "scopes", "status", "last_error",
-            "last_refreshed_at",
+            "last_refreshed_at", "token_url",
         ]
     )  # fmt: skip
 
@@ -89,7 +120,13 @@ def refresh(conn, stale_token=None):
     """
     model = type(conn)
     provider = provider_for(conn)
-    with transaction.atomic():
+    check_origin(conn, provider)
+    if open_transaction():
+        raise TokenRefreshError(
+            f"{provider.name} token refresh deferred: it was needed inside a database transaction, whose rollback "
+            "would lose the rotated refresh token; it is refreshed on the next try."
+        )
+    with transaction.atomic(durable=True):  # outermost: the new pair is committed when the block ends
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.access_token != stale_token and _fresh(row, margin=timedelta(seconds=30)):
             return _adopt(conn, row)
@@ -113,14 +150,14 @@ def refresh(conn, stale_token=None):
         except Exception as exc:  # network errors, non-JSON answers: transient
             raise TokenRefreshError(f"{provider.name} token refresh failed: {exc}") from exc
         else:
-            _save_token(row, token)
+            _save_token(row, token, provider)
             log.info("Refreshed %s token for %s", provider.name, row)
             return _adopt(conn, row)
     # A permanent refusal (invalid_grant, unauthorized_client, …): another worker (or an operator reconnecting)
     # may have won the race with this refresh token, its write queued behind our lock. Give that write a moment
     # to land, then re-read once under the lock, so a success is adopted and never overwritten.
     time.sleep(INVALID_GRANT_GRACE)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         row = model.objects.select_for_update().get(pk=conn.pk)
         if row.refresh_token != used_refresh_token and row.access_token:
             log.info("Lost a %s refresh race for %s; using the winner's token", provider.name, row)

@@ -8,9 +8,11 @@ callback takes that state out of the session (single use), checks its age (10 mi
 constant time, exchanges the code, lets the provider discover the businesses or sites and save the
 connection in one transaction. Several choices → a choice page; the token waits for the choice encrypted
 in the session for at most 10 minutes. Any failure ends on a clear page plus an admin message, and nothing
-is saved.
+is saved. A used state is remembered (its hash, for STATE_TTL): the callback reached again (the browser's Back
+button after connecting) says the connection is in place when it is, instead of "does not match".
 """
 
+import hashlib
 import hmac
 import json
 import logging
@@ -27,7 +29,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods
 
-from tenants.models import FreshBooksAccount, JiraSite, Tenant
+from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
 from tenants.oauth import PROVIDERS, ConnectError
 from tenants.setup import connect_blocker
 from tenants.tokens import oauth_error_code
@@ -71,6 +73,38 @@ def _state_key(vendor):
     return f"oauth_state:{vendor}"
 
 
+def _used_key(vendor):
+    return f"oauth_used:{vendor}"
+
+
+def _digest(state):
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+class AlreadyUsed(Exception):
+    """The callback of a sign-in that already came back (single-use state): `tenant` is its tenant."""
+
+    def __init__(self, tenant):
+        super().__init__(f"already used for {tenant}")
+        self.tenant = tenant
+
+
+def _remember_used(request, vendor, state, tenant):
+    now = time.time()
+    used = [e for e in request.session.get(_used_key(vendor)) or [] if now - e["created"] <= STATE_TTL]
+    used = [*used[-(MAX_PENDING_STATES - 1) :], {"digest": _digest(state), "tenant": tenant, "created": now}]
+    request.session[_used_key(vendor)] = used
+
+
+def _used_tenant(request, vendor, given):
+    """The tenant of an already used state equal to `given`, else None."""
+    digest = _digest(given).encode()
+    for entry in request.session.get(_used_key(vendor)) or []:
+        if hmac.compare_digest(entry["digest"].encode(), digest):
+            return Tenant.objects.filter(pk=entry["tenant"]).first()
+    return None
+
+
 def _pending_key(vendor):
     return f"oauth_pending:{vendor}"
 
@@ -94,6 +128,10 @@ def _take_state(request, vendor):
     given = request.GET.get("state", "")
     # Constant-time comparison against every pending state, so timing reveals nothing about them.
     matches = [entry for entry in pending if hmac.compare_digest(entry["state"].encode(), given.encode())]
+    if given and not matches:
+        tenant = _used_tenant(request, vendor, given)
+        if tenant is not None:
+            raise AlreadyUsed(tenant)
     if not given or not matches:
         raise ConnectError(
             "This sign-in is not valid: its state does not match this session (missing, forged or already "
@@ -102,6 +140,7 @@ def _take_state(request, vendor):
         )
     entry = matches[0]
     request.session[_state_key(vendor)] = [e for e in pending if e is not entry]
+    _remember_used(request, vendor, given, entry["tenant"])
     if time.time() - entry["created"] > STATE_TTL:
         raise ConnectError("The sign-in took longer than 10 minutes. Start again.", status=403)
     tenant = Tenant.objects.filter(pk=entry["tenant"]).first()
@@ -174,6 +213,28 @@ def _failure(request, error, provider):
     return TemplateResponse(request, "tenants/connect_failed.html", context, status=error.status)
 
 
+def _already_used(request, provider, tenant):
+    """This sign-in came back before: say how the tenant's connection is now, on the tenant page when it is
+    connected (nothing was wrong), else the failure page with that state."""
+    connection = CONNECTIONS[provider.vendor].objects.filter(tenant=tenant).first()
+    if connection is not None and connection.status == ConnectionStatus.CONNECTED:
+        name = getattr(connection, "business_name", "") or str(connection)
+        messages.info(
+            request,
+            f"This {provider.label} sign-in was already completed: {provider.noun} {name} is connected to "
+            f"{tenant}. Nothing else to do.",
+        )
+        return redirect("admin:tenants_tenant_change", tenant.pk)
+    state = connection.get_status_display().lower() if connection else "not connected"
+    error = ConnectError(
+        f"This sign-in was already used; {provider.label} is {state} for {tenant}. Start again from the "
+        "tenant page to connect it.",
+        status=403,
+        tenant=tenant,
+    )
+    return _failure(request, error, provider)
+
+
 def _choice_page(request, provider, tenant, choices):
     context = {
         **admin.site.each_context(request),
@@ -199,6 +260,8 @@ def _step(method):
                 result = step(request, provider)
             except ConnectError as error:
                 return _failure(request, error, provider)
+            except AlreadyUsed as used:
+                return _already_used(request, provider, used.tenant)
             except IntegrityError:  # another sign-in saved the same connection at this moment
                 error = ConnectError(
                     "Another sign-in connected this at the same moment. Reload the tenant page.", 409

@@ -1,11 +1,10 @@
-from pathlib import Path
-
 import pytest
 
 from connector.sandbox import jira as sandbox_jira
+from tests import jira_spec
 
 # The vendor fakes are the sandbox's (connector/sandbox); in tests, fake Jira checks every request against the spec.
-sandbox_jira.SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "jira" / "jira-openapi.json"
+sandbox_jira.REQUEST_CHECK = jira_spec.validate
 
 
 @pytest.fixture

@@ -25,3 +25,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# The tests use the vendor sandbox's fakes and pages (connector/sandbox) whatever the sandbox mode.
+if "connector.sandbox" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS.append("connector.sandbox")  # noqa: F405
+    TEMPLATES[0]["OPTIONS"]["context_processors"].append(  # noqa: F405
+        "connector.sandbox.context_processors.admin_context"
+    )

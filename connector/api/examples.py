@@ -30,8 +30,11 @@ TENANT_PAGE = OpenApiExample(
 EVENT_BODY = {
     "id": 4711, "tenant": "acme", "source": "freshbooks", "name": "invoice.create", "kind": "invoice",
     "object_id": "98765", "account_id": "6BApk", "business_id": "77", "delivery_id": "", "status": "failed",
-    "status_detail": "Jira answered 400: summary is required", "jira_key": "", "processing_runs": 1,
-    "duplicate_of": None, "replay_requested_by": "", "replay_requested_at": None,
+    "status_detail": "Jira answered 400: summary is required",
+    "failure_reason": "Jira answered 400: summary is required", "wait_reason": "", "wait_until": None,
+    "jira_key": "", "processing_runs": 1, "duplicate_of": None, "replay_requested_by": "",
+    "replay_requested_at": None, "assigned_to": "alice", "resolved_by": "", "resolved_at": None,
+    "resolution_note": "",
     "received_at": "2026-12-05T08:12:01Z", "started_at": "2026-12-05T08:12:01Z",
     "finished_at": "2026-12-05T08:12:02Z", "pruned_at": None,
 }  # fmt: skip

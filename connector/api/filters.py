@@ -41,6 +41,7 @@ class EventFilter(filters.FilterSet):
         help_text="The FreshBooks record's id (the Jira issue's id for Jira events)."
     )
     jira_key = filters.CharFilter(help_text="The Jira issue key, e.g. FIN-12.")
+    failure_reason = filters.CharFilter(help_text="A failure's reason, as grouped on the Failed events page.")
     received_after = AwareDateTimeFilter(
         field_name="received_at",
         lookup_expr="gte",

@@ -105,12 +105,17 @@ class EventSerializer(serializers.ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     kind = serializers.SerializerMethodField()
     processing_runs = serializers.IntegerField(source="attempts", help_text="Times processing was started.")
+    assigned_to = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="The staff member looking into it."
+    )
 
     class Meta:
         model = Event
         fields = ("id", "tenant", "source", "name", "kind", "object_id", "account_id", "business_id", "delivery_id",
-                  "status", "status_detail", "jira_key", "processing_runs", "duplicate_of", "replay_requested_by",
-                  "replay_requested_at", "received_at", "started_at", "finished_at", "pruned_at")  # fmt: skip
+                  "status", "status_detail", "failure_reason", "wait_reason", "wait_until", "jira_key",
+                  "processing_runs", "duplicate_of", "replay_requested_by", "replay_requested_at", "assigned_to",
+                  "resolved_by", "resolved_at", "resolution_note", "received_at", "started_at", "finished_at",
+                  "pruned_at")  # fmt: skip
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_kind(self, event):

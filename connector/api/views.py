@@ -6,7 +6,6 @@ recorded as there: who asked ("api:<user>") on the event and the attempts the ac
 object's admin history."""
 
 from django.db.models import Prefetch
-from django_q.tasks import async_task
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,13 +14,14 @@ from rest_framework.views import APIView
 
 from audit.models import Attempt, Event
 from audit.overview import tenant_health
+from config.queueing import enqueue
 from connector.api import examples, serializers
 from connector.api.base import ApiSettings, Conflict, actor, record
 from connector.api.filters import EventFilter, TenantFilter
 from connector.api.permissions import SENSITIVE, STAFF, CanPause, CanReconcile, CanReplay, CanRollback, needs
-from connector.reconcile import TASK as RECONCILE_TASK
 from connector.replay import replay
 from connector.rollback import RollbackConflict, RollbackFailed, RollbackRefused, plan, refusal, rollback
+from connector.schedules import RECONCILE
 from tenants import pausing
 from tenants.models import Tenant
 
@@ -83,7 +83,7 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
         if not tenant.freshbooks_accounts.exists():
             raise Conflict("The tenant has no FreshBooks account connected: there is nothing to reconcile.")
         who = actor(request)
-        task_id = async_task(RECONCILE_TASK, tenant.pk, actor=who)
+        task_id = enqueue(RECONCILE, tenant.pk, actor=who)
         record(request, tenant, f"Reconcile requested by {who}")
         return Response({"tenant": tenant.slug, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)
 
@@ -142,7 +142,7 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
 class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Events received (FreshBooks and Jira deliveries, and reconcile finds), their outcome and attempts."""
 
-    queryset = Event.objects.select_related("tenant").order_by("-received_at", "-id")
+    queryset = Event.objects.select_related("tenant", "assigned_to").order_by("-received_at", "-id")
     filterset_class = EventFilter
     lookup_value_regex = "[0-9]{1,18}"
 

@@ -56,6 +56,8 @@ class Delivery:
     payload: Any  # parse: FreshBooks' form fields (dict in body order) or the Jira webhook's JSON object
     sender: Any  # verify: request.auth, who sent it (connector.endpoints.authentication)
     delivery_id: str = ""  # the sender's id of the delivery, when it sends one (Jira)
+    confirmation: Any = None  # what the vendor said about it before the transaction (Jira dynamic webhooks:
+    # connector.jira.inbound.confirmation, as the body alone does not prove what changed)
     original: int | None = None  # deduplicate: the event still open for the same object
     replay_of: int | None = None  # deduplicate: the event of this very delivery, received before
 
@@ -112,6 +114,7 @@ class WebhookView(APIView):
     content_negotiation_class = JSONOnly
     permission_classes = []  # the authentication class refuses whoever it cannot identify
     throttle_classes = []
+    schema = None  # vendor-facing: not part of the operator API's OpenAPI schema (/api/schema/)
 
     def get_exception_handler(self):
         return exception_handler
@@ -160,7 +163,8 @@ class WebhookView(APIView):
         raise NotImplementedError
 
     def answer_early(self, delivery):
-        """A dict to answer at once, storing no event (e.g. a handshake); None goes on to store."""
+        """Before the transaction: a dict to answer at once, storing no event (a handshake), or None to go on
+        to store; it may complete the delivery first (a vendor asked outside the transaction)."""
         return None
 
     def deduplicate(self, delivery):

@@ -16,31 +16,27 @@ unknown account or an inactive tenant); 405 not POST; 408 the body stalled; 409 
 verified yet; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
-import functools
 import hashlib
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.brokers.orm import ORM
-from django_q.conf import Conf
-from django_q.tasks import async_task
 
 from audit import metrics
 from audit.models import Event
+from config.queueing import enqueue
 from connector import repeats
 from connector.endpoints.authentication import UNKNOWN_CALLBACK, CallbackHandshake, FreshBooksSignature
 from connector.endpoints.base import Delivery, Refused, WebhookView
 from connector.endpoints.parsers import FORM, FreshBooksFormParser, form_body
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
+from connector.schedules import CONFIRM_VERIFICATION, PROCESS_EVENT
 from tenants.models import FreshBooksWebhook
 
 log = logging.getLogger(__name__)
 
-PROCESS_TASK = "connector.tasks.process_event"
 CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 
@@ -94,7 +90,7 @@ class FreshBooksWebhookView(WebhookView):
         if original:
             metrics.event_finished(event)
             return {"status": "duplicate", "event": event.pk, "duplicate_of": original}
-        _enqueue_on_commit(PROCESS_TASK, event.pk)
+        enqueue(PROCESS_EVENT, event.pk, on_commit=True)
         return {"status": "queued", "event": event.pk}
 
     @staticmethod
@@ -108,45 +104,11 @@ class FreshBooksWebhookView(WebhookView):
             )
             if hook is None:  # deleted or deactivated since it was identified: the same answer
                 raise Refused(404, UNKNOWN_CALLBACK)
-            stored = callbacks.store_verifier(hook, handshake.verifier)
+            stored = registration.store_verifier(hook, handshake.verifier)
             if stored:
-                _enqueue_on_commit(callbacks.CONFIRM_TASK, hook.pk)
+                enqueue(CONFIRM_VERIFICATION, hook.pk, on_commit=True)
         status = "verifying" if stored else ("already verified" if hook.verified else "verification pending")
         return {"status": status, "callback": hook.callback_id}
-
-
-def _enqueue(func, pk):
-    """Hand the task to the broker; the event stays queued (and visible) if the broker is down."""
-    try:
-        async_task(func, pk, broker=_broker())
-    except Exception:
-        log.exception("Could not enqueue %s(%s); it stays queued for replay", func, pk)
-
-
-def _enqueue_on_commit(func, pk):
-    """Enqueue `func(pk)` so that a worker only sees it once the current transaction has committed.
-
-    With django-q's ORM broker on this database the task row is inserted in the same transaction:
-    the event and its task commit together or not at all (one commit per delivery instead of two,
-    and no window where the event is committed but its task lost; a database error rolls both back
-    and the sender gets an error and retries). With any other broker (Redis) it is pushed after commit.
-    """
-    broker = _broker()
-    if isinstance(broker, ORM) and Conf.ORM == DEFAULT_DB_ALIAS:
-        try:
-            async_task(func, pk, broker=broker)
-        except DatabaseError:
-            raise
-        except Exception:
-            log.exception("Could not enqueue %s(%s); it stays queued for replay", func, pk)
-    else:
-        transaction.on_commit(lambda: _enqueue(func, pk))
-
-
-@functools.cache
-def _broker():
-    """One django-q broker per process (get_broker() builds a new one, and a Redis connection, each call)."""
-    return get_broker()
 
 
 def _earlier_events(tenant_pk, name, object_id, body_hash):

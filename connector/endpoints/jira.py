@@ -28,6 +28,7 @@ from connector.jira import inbound
 log = logging.getLogger(__name__)
 
 IDENTIFIER = "HTTP_X_ATLASSIAN_WEBHOOK_IDENTIFIER"
+RETRY_AFTER = 30  # seconds a 503 asks Jira to wait when Jira itself gave no Retry-After
 
 
 class JiraEndpoint(WebhookView):
@@ -38,7 +39,6 @@ class JiraEndpoint(WebhookView):
     # authentication class lets that much be read only once the headers name a known sender.
     max_body_setting = "JIRA_WEBHOOK_MAX_BODY"
     parser_classes = [JiraBodyParser]
-    confirm = False  # ask Jira before a delivery changes a link (its authentication does not cover the body)
 
     def parse(self, request):
         identifier = inbound.text(request.META.get(IDENTIFIER)).strip()
@@ -63,19 +63,25 @@ class JiraEndpoint(WebhookView):
         try:
             with transaction.atomic():
                 event = Event.objects.create(
-                    tenant=site.tenant, source=Event.Source.JIRA, name=name, object_id=object_id,
-                    delivery_id=delivery_id, payload=inbound.kept(data), jira_key=inbound.text(issue.get("key"))[:32],
-                    status=Event.Status.PROCESSING, started_at=timezone.now(), attempts=1,
-                )  # fmt: skip
+                    tenant=site.tenant,
+                    source=Event.Source.JIRA,
+                    name=name,
+                    object_id=object_id,
+                    delivery_id=delivery_id,
+                    payload=inbound.kept(data),
+                    jira_key=inbound.text(issue.get("key"))[:32],
+                    status=Event.Status.PROCESSING,
+                    started_at=timezone.now(),
+                    attempts=1,
+                )
         except IntegrityError:
             log.info("Jira delivery %s for %s already received", delivery_id, site)
             return {"ok": True, "duplicate": True}
         handler = inbound.EVENT_HANDLERS.get(name)
         try:
-            changed = handler(site, data, inbound.timestamp(data), self.confirm) if handler else 0
+            changed = handler(site, data, inbound.timestamp(data), delivery.confirmation) if handler else 0
         except inbound.Unconfirmed as exc:  # the transaction is rolled back: nothing stored
-            log.warning("Jira delivery %s for %s not confirmed with Jira: %s", delivery_id, site, exc)
-            raise Refused(503, "Could not check the delivery with Jira; try again later.") from None
+            raise inbound_unavailable(delivery, exc) from None
         event.status = Event.Status.SUCCEEDED if changed else Event.Status.SKIPPED
         event.status_detail = (
             f"{changed} link(s) updated."
@@ -92,7 +98,23 @@ class DynamicWebhookView(JiraEndpoint):
     """OAuth sites: the JWT is checked before the body is read; the site comes from matchedWebhookIds."""
 
     authentication_classes = [JiraWebhookJWT]
-    confirm = True
+
+    def answer_early(self, delivery):
+        """Ask Jira before the storing transaction (inbound.confirmation: one try); 503 with Retry-After when
+        it cannot be asked, so that Jira sends the delivery again."""
+        try:
+            delivery.confirmation = inbound.confirmation(delivery.sender, delivery.payload)
+        except inbound.Unconfirmed as exc:
+            raise inbound_unavailable(delivery, exc) from None
+        return None
+
+
+def inbound_unavailable(delivery, exc):
+    """Refused 503 with Retry-After (Jira's own wait when it gave one, else RETRY_AFTER seconds)."""
+    log.warning("Jira delivery %s not confirmed with Jira: %s", delivery.delivery_id, exc)
+    refused = Refused(503, "Could not check the delivery with Jira; try again later.")
+    refused.wait = max(RETRY_AFTER, int(exc.retry_after or 0))
+    return refused
 
 
 class AdminWebhookView(JiraEndpoint):

@@ -11,6 +11,7 @@ from connector.errors import JiraError
 from connector.handlers.job import Skip, fetch, fetch_with_related
 from connector.handlers.people import forget_auto_match, match_user, users_for
 from connector.jira import fields as field_types
+from connector.jira import screens
 from connector.kinds import build_context
 from connector.models import IssueMapping, Link
 from connector.render import condition_holds, render_fields
@@ -34,7 +35,7 @@ def choose_mapping(mappings, context):
 
 
 def render_issue(job, mappings, record, related):
-    """(mapping, fields, kinds, notes, users, context): the first applicable mapping rendered into Jira fields.
+    """(mapping, fields, types, notes, users, context): the first applicable mapping rendered into Jira fields.
     Raises Skip when no mapping applies; a JiraError from a field-schema or user look-up."""
     context = build_context(
         job.kind, record, related=related, tenant=job.tenant, account=job.account, event_name=job.event.name
@@ -46,32 +47,41 @@ def render_issue(job, mappings, record, related):
             raise Skip(f"no enabled mapping for {job.event.name} with payment kind {kind}")
         raise Skip(f"no mapping applies: the conditions of {len(mappings)} enabled mapping(s) are not met")
     users = users_for(job, mapping, job.declared.people(record, related))
-    kinds = field_types.kinds_for(mapping, job.jira.site, job.jira)
+    if job.action != "update":
+        screens.issue_type_id(job.jira, mapping)  # creates name the issue type by its id
+    types = field_types.field_types_for(mapping, job.jira.site, job.jira)
     notes = []
-    fields = render_fields(mapping, context, job.site, **users, kinds=kinds, notes=notes)
-    return mapping, fields, kinds, notes, users, context
+    fields = render_fields(mapping, context, job.site, **users, types=types, notes=notes)
+    return mapping, fields, types, notes, users, context
 
 
 def write_issue(job, mappings, record, related):
     """Render the first applicable mapping and create (or, for *.update, update) the object's issue."""
-    mapping, fields, kinds, notes, users, context = render_issue(job, mappings, record, related)
+    mapping, fields, types, notes, users, context = render_issue(job, mappings, record, related)
     try:
         outcome = _write(job, mapping, fields)
     except JiraError as exc:
+        if screens.issue_type_refused(exc) and screens.forget_issue_type(job.jira, mapping):
+            # The kept issue type id is stale (the type was replaced in Jira): asked again, sent once more.
+            job.notes.append(
+                f"issue type “{mapping.issue_type}” of {mapping.project_key} asked again from Jira"
+            )
+            fields = render_fields(mapping, context, job.site, **users, types=types, notes=[])
+            return _write(job, mapping, fields)
         # Jira refused a custom field's value: its type may have changed since we last asked. Ask again, and
         # send once more only when that changes how a refused field is typed.
-        refused = field_types.refused(exc) & set(kinds)
+        refused = field_types.refused(exc) & set(types)
         if not refused:
             raise
         field_types.refresh(job.jira)
-        retyped = field_types.kinds_for(mapping, job.jira.site)
-        if all(retyped[f] == kinds[f] for f in refused):
+        retyped = field_types.field_types_for(mapping, job.jira.site)
+        if all(retyped[f] == types[f] for f in refused):
             raise
         job.notes.append(
             f"types of {', '.join(sorted(refused))} refreshed from Jira after it refused a value"
         )
         notes = []
-        fields = render_fields(mapping, context, job.site, **users, kinds=retyped, notes=notes)
+        fields = render_fields(mapping, context, job.site, **users, types=retyped, notes=notes)
         outcome = _write(job, mapping, fields)
     if notes:  # texts cut to Jira's limits
         outcome.detail = "; ".join(filter(None, [outcome.detail, *notes]))
@@ -90,11 +100,11 @@ def _write(job, mapping, fields):
         )  # fmt: skip
         if link is None:
             raise Skip(f"no Jira issue is linked to {job.kind} {job.event.object_id}: nothing to update")
-        ledger.update_issue(client=job.jira, link=link, fields=fields, event=job.event)
+        ledger.update_issue(client=job.jira, link=link, fields=fields, event=job.event, notes=job.notes)
         return job.done(link.jira_issue_key, f"updated {link.jira_issue_key} (mapping “{mapping.name}”)")
     link = ledger.ensure_issue(
         client=job.jira, tenant=job.tenant, object_type=job.kind, object_id=job.event.object_id,
-        fields=fields, event=job.event,
+        fields=fields, event=job.event, notes=job.notes,
     )  # fmt: skip
     if link.state != Link.State.CREATED:
         raise Skip(

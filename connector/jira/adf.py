@@ -76,17 +76,17 @@ def to_text(document):
     """The plain text of an ADF document (for tests and previews): paragraphs joined by blank lines."""
 
     def walk(node):
-        kind = node.get("type")
-        if kind == "text":
+        node_type = node.get("type")
+        if node_type == "text":
             return node.get("text", "")
-        if kind == "hardBreak":
+        if node_type == "hardBreak":
             return "\n"
         parts = [walk(child) for child in node.get("content", [])]
-        if kind in ("doc",):
+        if node_type in ("doc",):
             return "\n\n".join(parts)
-        if kind == "bulletList":
+        if node_type == "bulletList":
             return "\n".join(parts)
-        if kind == "listItem":
+        if node_type == "listItem":
             return "- " + "".join(parts)
         return "".join(parts)
 

@@ -204,10 +204,12 @@ class JiraClient(VendorClient):
                 return None
             raise
 
-    def delete_issue(self, key):
-        """Delete an issue; True when deleted, False when it was already gone."""
+    def delete_issue(self, key, delete_subtasks=False):
+        """Delete an issue; True when deleted, False when it was already gone. Jira refuses (400) to delete an
+        issue with sub-tasks unless `delete_subtasks` (``deleteSubtasks=true``: they are deleted with it)."""
+        params = {"deleteSubtasks": "true"} if delete_subtasks else None
         try:
-            self.request("DELETE", ISSUE.format(key=key))
+            self.request("DELETE", ISSUE.format(key=key), params=params)
         except JiraError as exc:
             if exc.status == 404:
                 return False

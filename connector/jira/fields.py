@@ -5,7 +5,7 @@ Jira describes every field with ``schema = {"type": ..., "items": ..., "custom":
 The site keeps ``{field id: schema}`` in ``JiraSite.field_schemas``; it is fetched when a mapped field is not
 on file and fetched again when Jira refuses a value of a custom field (the field may have changed type).
 
-A mapping may name the type itself (``IssueMapping.custom_field_types``, one of KINDS); that wins over Jira's.
+A mapping may name the type itself (``IssueMapping.custom_field_types``, one of FIELD_TYPES); that wins over Jira's.
 """
 
 import json
@@ -21,7 +21,7 @@ TEXTAREA = "com.atlassian.jira.plugin.system.customfieldtypes:textarea"
 SINGLE_LINE_MAX = 255  # Jira's limit for single-line text custom fields (Java chars)
 
 # The value shapes a custom field can take; "auto": a JSON object/array is sent parsed, anything else as text.
-KINDS = {
+FIELD_TYPES = {
     "string": "single-line text",
     "text": "multi-line text (ADF on Cloud)",
     "number": "number",
@@ -49,8 +49,8 @@ def schema_of(field):
     return {key: schema[key] for key in ("type", "items", "custom") if schema.get(key)}
 
 
-def kind_of(schema):
-    """The KINDS name for a Jira field schema; "auto" when Jira's type is not one of the simple ones."""
+def field_type_of(schema):
+    """The FIELD_TYPES name for a Jira field schema; "auto" when Jira's type is not one of the simple ones."""
     schema = schema or {}
     jira_type, items, custom = schema.get("type"), schema.get("items"), schema.get("custom", "")
     if jira_type == "string":
@@ -85,14 +85,14 @@ def refresh(client):
     return schemas
 
 
-def kinds_for(mapping, site, client=None):
-    """{custom field id: kind} for a mapping: explicit types first, then the site's kept schemas.
+def field_types_for(mapping, site, client=None):
+    """{custom field id: field_type} for a mapping: explicit types first, then the site's kept schemas.
 
     With `client`, fields not on file are looked up in Jira first (one GET /field, kept on the site).
     Without one (the Preview), unknown fields are "auto".
     """
     wanted = list((mapping.custom_fields or {}).keys())
-    explicit = {k: v for k, v in (mapping.custom_field_types or {}).items() if v in KINDS}
+    explicit = {k: v for k, v in (mapping.custom_field_types or {}).items() if v in FIELD_TYPES}
     kept = (site.field_schemas or {}) if site is not None else {}
     unknown = [f for f in wanted if f not in kept and f not in explicit]
     if client is not None and unknown:
@@ -102,7 +102,7 @@ def kinds_for(mapping, site, client=None):
         if missing:
             remember(client.site, missing)
             kept = {**kept, **missing}
-    return {f: explicit.get(f) or (kind_of(kept[f]) if f in kept else "auto") for f in wanted}
+    return {f: explicit.get(f) or (field_type_of(kept[f]) if f in kept else "auto") for f in wanted}
 
 
 def jira_datetime(value):
@@ -173,39 +173,39 @@ def _structured(text):
     return None
 
 
-def convert(kind, rendered, dialect):
-    """Rendered text → the JSON value a field of `kind` takes on a site of `dialect` (connector.jira.dialect);
+def convert(field_type, rendered, dialect):
+    """Rendered text → the JSON value a field of `field_type` takes on a site of `dialect` (connector.jira.dialect);
     "" stays "" (left out). Raises FieldValueError."""
     text = rendered.strip()
     if not text:
         return ""
-    if kind == "number":
+    if field_type == "number":
         return number(text)
-    if kind == "date":
+    if field_type == "date":
         return jira_date(text)
-    if kind == "datetime":
+    if field_type == "datetime":
         return jira_datetime(text)
-    if kind == "json":
+    if field_type == "json":
         return _json(text)
     if len(text) > 1 and text[0] == text[-1] == '"':  # the old way to force text: a JSON string literal
         try:
             return str(json.loads(text))
         except ValueError:
             pass
-    if kind in ("string", "text"):
+    if field_type in ("string", "text"):
         return rendered
     structured = _structured(text)
     if structured is not None:  # an explicit object/array written by the mapping, e.g. {"id": "10001"}
         return structured
-    if kind == "option":
+    if field_type == "option":
         return {"value": text}
-    if kind == "options":
+    if field_type == "options":
         return [{"value": part.strip()} for part in text.split(",") if part.strip()]
-    if kind == "strings":
+    if field_type == "strings":
         return [part for part in text.split() if part]
-    if kind == "user":
+    if field_type == "user":
         return dialect.user(text)
-    if kind == "users":
+    if field_type == "users":
         return [dialect.user(part.strip()) for part in text.split(",") if part.strip()]
     return rendered
 

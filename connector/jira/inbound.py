@@ -11,14 +11,15 @@ moved issue updates the stored key. Every other event is acknowledged and ignore
 The delivery id header is not signed, so a delivery is never applied over a newer one: each link keeps the
 ``timestamp`` (epoch ms, inside the signed body) of the newest delivery applied to it, and older ones change
 nothing. A dynamic delivery's JWT is not bound to its body (no captured token shows a claim such as ``qsh``),
-so with `confirm` the body is only a hint: before a link changes Jira is asked (one GET of the issue) and
-its answer is applied; Unconfirmed when Jira cannot be asked.
+so the body is only a hint: before it is stored, and outside any transaction (`confirmation`), Jira is asked
+about the issue (one GET, one try) and its answer is applied; Unconfirmed when Jira cannot be asked.
 """
 
 import hashlib
 import hmac
 import re
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import jwt
@@ -37,7 +38,12 @@ FUTURE_SKEW_MS = 60_000
 
 
 class Unconfirmed(Exception):
-    """Jira could not be asked about a delivery that would change a link."""
+    """Jira could not be asked about a delivery that would change a link. `retry_after`: the seconds Jira asked
+    to wait (its Retry-After), 0 when it gave none."""
+
+    def __init__(self, message, retry_after=0.0):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def verify_hub_signature(secret, body, header):
@@ -148,17 +154,38 @@ def _no_wait(_seconds):
     """The sender waits for the answer: no backoff sleeps."""
 
 
+@dataclass
+class Confirmation:
+    """What Jira answered about the issue a dynamic delivery names, asked before the storing transaction.
+
+    `asked` False: no link would change, so Jira was not asked. `issue`: the issue as Jira shows it now (with
+    its ``key``), None when Jira says it does not exist."""
+
+    asked: bool = False
+    issue: dict | None = None
+
+    def issue_now(self):
+        """The issue Jira showed; Unconfirmed when Jira was not asked (a link appeared meanwhile: Jira sends
+        the delivery again)."""
+        if not self.asked:
+            raise Unconfirmed("the delivery now concerns a link; Jira is asked when it is sent again")
+        return self.issue
+
+
 def _jira_issue(site, issue_id):
     """The issue as Jira shows it now (with its ``key``), or None when Jira says it does not exist.
 
-    Raises Unconfirmed when Jira cannot be asked (network, 5xx, 429, a refused or lapsed grant).
-    """
+    One try (no retry loop: the sender is waiting, and Jira sends a refused delivery again). Raises
+    Unconfirmed (with Jira's ``retry_after``) when Jira cannot be asked (network, 5xx, 429, an answer that is
+    not the issue's JSON, a refused or lapsed grant)."""
     if not issue_id:
         return None
+    client = JiraClient(site, actor="jira-webhook", sleep=_no_wait)
+    client.retries = False
     try:
-        return JiraClient(site, actor="jira-webhook", sleep=_no_wait).get_issue(issue_id, fields=("summary",))
+        return client.get_issue(issue_id, fields=("summary",))
     except VendorError as exc:
-        raise Unconfirmed(str(exc)) from exc
+        raise Unconfirmed(str(exc), retry_after=exc.retry_after) from exc
 
 
 def _issue_links(site, issue_id, key):
@@ -168,28 +195,15 @@ def _issue_links(site, issue_id, key):
     return Link.objects.filter(match, tenant=site.tenant)
 
 
-def issue_deleted(site, data, when=None, confirm=False):
-    """The issue is gone, and with it every worklog the connector logged on it (with `confirm`: only when Jira
-    says so too). Returns the links changed."""
+def _deleted_links(site, data):
+    """(issue id, the links an issue_deleted would mark deleted)."""
     issue = as_dict(data.get("issue"))
     issue_id = text(issue.get("id"))
-    links = _issue_links(site, issue_id, text(issue.get("key"))).exclude(state__in=GONE)
-    if confirm and links.exists() and _jira_issue(site, issue_id) is not None:
-        return 0
-    return _apply(links, when, state=Link.State.DELETED)
+    return issue_id, _issue_links(site, issue_id, text(issue.get("key"))).exclude(state__in=GONE)
 
 
-def worklog_deleted(site, data, when=None, confirm=False):
-    worklog_id = text(as_dict(data.get("worklog")).get("id"))
-    if not worklog_id or confirm:  # dynamic webhooks carry no worklog events: such a body is not Jira's
-        return 0
-    links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
-    return _apply(links.exclude(state__in=GONE), when, state=Link.State.DELETED)
-
-
-def issue_updated(site, data, when=None, confirm=False):
-    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key;
-    with `confirm`, the key Jira shows now)."""
+def _updated_links(site, data):
+    """(issue id, the key the payload gives, the links an issue_updated may re-key); None for an odd key."""
     issue = as_dict(data.get("issue"))
     issue_id, key = text(issue.get("id")), text(issue.get("key"))
     items = as_dict(data.get("changelog")).get("items")
@@ -200,13 +214,56 @@ def issue_updated(site, data, when=None, confirm=False):
         if isinstance(item, dict) and str(item.get("field", "")).lower() == "key" and item.get("fromString")
     ]
     if not key or len(key) > 32:
-        return 0
+        return None
     match = Q(jira_issue_id=issue_id) if issue_id else Q(pk__in=[])
     if old_keys:
         match |= Q(jira_issue_id="", jira_issue_key__in=old_keys)
-    links = Link.objects.filter(match, tenant=site.tenant)
+    return issue_id, key, Link.objects.filter(match, tenant=site.tenant)
+
+
+def confirmation(site, data):
+    """Ask Jira about a dynamic delivery before it is stored — outside any database transaction, so a slow
+    Jira holds no lock and a token refreshed on the way is committed at once. Jira is asked (one GET of the
+    issue, one try) only when the delivery would change a link. Raises Unconfirmed."""
+    name = text(data.get("webhookEvent"))
+    if name == "jira:issue_deleted":
+        issue_id, links = _deleted_links(site, data)
+        needed = links.exists()
+    elif name == "jira:issue_updated":
+        found = _updated_links(site, data)
+        issue_id = found[0] if found else ""
+        needed = bool(found) and found[2].exclude(jira_issue_key=found[1]).exists()
+    else:
+        return Confirmation()
+    return Confirmation(asked=True, issue=_jira_issue(site, issue_id)) if needed else Confirmation()
+
+
+def issue_deleted(site, data, when=None, confirm=None):
+    """The issue is gone, and with it every worklog the connector logged on it (with `confirm`, a
+    Confirmation: only when Jira says so too). Returns the links changed."""
+    _issue_id, links = _deleted_links(site, data)
+    if confirm and links.exists() and confirm.issue_now() is not None:
+        return 0
+    return _apply(links, when, state=Link.State.DELETED)
+
+
+def worklog_deleted(site, data, when=None, confirm=None):
+    worklog_id = text(as_dict(data.get("worklog")).get("id"))
+    if not worklog_id or confirm:  # dynamic webhooks carry no worklog events: such a body is not Jira's
+        return 0
+    links = Link.objects.filter(tenant=site.tenant, purpose=Link.Purpose.WORKLOG, jira_worklog_id=worklog_id)
+    return _apply(links.exclude(state__in=GONE), when, state=Link.State.DELETED)
+
+
+def issue_updated(site, data, when=None, confirm=None):
+    """A moved or renamed issue: keep the stored key in step (changelog "Key" item, or the payload's key;
+    with `confirm`, a Confirmation: the key Jira shows now)."""
+    found = _updated_links(site, data)
+    if found is None:
+        return 0
+    _issue_id, key, links = found
     if confirm and links.exclude(jira_issue_key=key).exists():
-        key = text((_jira_issue(site, issue_id) or {}).get("key"))
+        key = text((confirm.issue_now() or {}).get("key"))
         if not key or len(key) > 32:
             return 0
     return _apply(links.exclude(jira_issue_key=key), when, jira_issue_key=key)

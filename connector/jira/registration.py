@@ -20,7 +20,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -145,44 +145,65 @@ def refresh_all():
     return {"ok": sum(results.values()), "failed": [slug for slug, ok in results.items() if not ok]}
 
 
+SYNC_LEASE = timedelta(
+    minutes=15
+)  # longer than any run (each call's waits stay under 2 min: connector.retry)
+
+
+def _claim(site):
+    """Take the site's registration lease: one registration per site at a time (admin action vs. the daily task)
+    without a database transaction held open while Jira answers. False when another run holds it."""
+    now = timezone.now()
+    free = Q(webhook_sync_until__isnull=True) | Q(webhook_sync_until__lt=now)
+    return bool(JiraSite.objects.filter(free, pk=site.pk).update(webhook_sync_until=now + SYNC_LEASE))
+
+
 def _run(site, actor, refreshing, force=False):
     if site.auth_method == JiraSite.AuthMethod.OAUTH2 and site.status == ConnectionStatus.CONNECTED:
-        # Refresh an expiring token (committed on its own) before the long lock below: a rotated refresh
-        # token must never ride on a transaction that a failure rolls back. A failure here is met again by
-        # the first call below, which reports it on the site.
+        # Refresh an expiring token first (committed on its own). A failure here is met again by the first
+        # call below, which reports it on the site.
         with contextlib.suppress(ReconnectRequired, TokenRefreshError):
             tokens.access_token(site)
-    with transaction.atomic():
-        # One registration per site at a time (admin action vs. the daily task).
-        locked = JiraSite.objects.select_for_update().select_related("tenant").get(pk=site.pk)
-        client = JiraClient(locked, actor=actor)
-        try:
-            if locked.status == ConnectionStatus.DISCONNECTED:
-                raise WebhookError("The Jira site is not connected.")
-            if locked.auth_method == JiraSite.AuthMethod.OAUTH2:
-                _sync_dynamic(locked, client, refreshing=refreshing, force=force)
-            else:
-                _sync_admin(locked, client)
-        except (ConnectorError, *ODD_ANSWER) as exc:  # a vendor error or a WebhookError
-            # Caught rather than rolled back, so a token refreshed by a 401 on the way is kept.
-            if isinstance(exc, ODD_ANSWER):
-                log.exception("Unexpected answer from Jira while syncing webhooks of %s", locked)
-            reason = _explain(locked, exc)
-            JiraSite.objects.filter(pk=locked.pk).update(webhook_error=reason, updated_at=timezone.now())
-            locked.refresh_from_db()  # drop half-made changes; the last good registration stays
-            log.error("Jira webhooks for %s (%s): %s", locked, locked.tenant.slug, reason)
-            ok = False
-        else:
-            locked.webhook_error = ""
-            locked.webhook_refreshed_at = timezone.now()
-            locked.save(
-                update_fields=["webhook_ids", "webhook_secret", "webhook_expires_at", "webhook_refreshed_at",
-                               "webhook_error", "updated_at"]
-            )  # fmt: skip
-            ok = True
+    if not _claim(site):
+        site.webhook_error = (
+            "Another webhook registration of this site is running; try again in a few minutes."
+        )
+        return False
+    try:
+        locked = JiraSite.objects.select_related("tenant").get(pk=site.pk)
+        ok = _sync(locked, actor, refreshing, force)
+    finally:
+        JiraSite.objects.filter(pk=site.pk).update(webhook_sync_until=None)
     for name in ("webhook_ids", "webhook_expires_at", "webhook_refreshed_at", "webhook_error", "status"):
         setattr(site, name, getattr(locked, name))
     return ok
+
+
+def _sync(locked, actor, refreshing, force):
+    """One registration run on the leased site (no transaction: Jira calls never wait inside one)."""
+    client = JiraClient(locked, actor=actor)
+    try:
+        if locked.status == ConnectionStatus.DISCONNECTED:
+            raise WebhookError("The Jira site is not connected.")
+        if locked.auth_method == JiraSite.AuthMethod.OAUTH2:
+            _sync_dynamic(locked, client, refreshing=refreshing, force=force)
+        else:
+            _sync_admin(locked, client)
+    except (ConnectorError, *ODD_ANSWER) as exc:  # a vendor error or a WebhookError
+        if isinstance(exc, ODD_ANSWER):
+            log.exception("Unexpected answer from Jira while syncing webhooks of %s", locked)
+        reason = _explain(locked, exc)
+        JiraSite.objects.filter(pk=locked.pk).update(webhook_error=reason, updated_at=timezone.now())
+        locked.refresh_from_db()  # drop half-made changes; the last good registration stays
+        log.error("Jira webhooks for %s (%s): %s", locked, locked.tenant.slug, reason)
+        return False
+    locked.webhook_error = ""
+    locked.webhook_refreshed_at = timezone.now()
+    locked.save(
+        update_fields=["webhook_ids", "webhook_secret", "webhook_expires_at", "webhook_refreshed_at",
+                       "webhook_error", "updated_at"]
+    )  # fmt: skip
+    return True
 
 
 def _explain(site, exc):

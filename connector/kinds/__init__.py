@@ -25,7 +25,7 @@ MAPPING_EVENTS = tuple(event for kind in KINDS.values() if kind.writes != "workl
 CONTEXT_DOCS = {name: kind.docs for name, kind in KINDS.items()}
 
 __all__ = ["COMMON_DOCS", "CONTEXT_DOCS", "EVENTS", "KINDS", "MAPPING_EVENTS", "Kind", "build_context",
-           "docs_for", "kind_for", "mapping_event_choices", "money", "payment_kind"]  # fmt: skip
+           "docs_for", "kind_for", "mapping_event_choices", "mapping_handles", "money", "payment_kind"]  # fmt: skip
 
 
 def kind_for(event_name):
@@ -35,6 +35,13 @@ def kind_for(event_name):
 
 def mapping_event_choices():
     return [(event, event) for event in MAPPING_EVENTS]
+
+
+def mapping_handles(event_name):
+    """Whether an issue mapping on `event_name` is ever used: not for a `<kind>.delete` whose kind writes
+    nothing on delete (`Kind.on_delete` says why), which the mapping form therefore does not offer."""
+    kind = kind_for(event_name)
+    return kind is not None and not (event_name.endswith(".delete") and kind.on_delete)
 
 
 def build_context(kind, record, *, related=None, tenant=None, account=None, event_name=""):

@@ -3,7 +3,8 @@ server, plus `GET /oauth/token/accessible-resources` installed on a FakeJira tha
 (a FakeJira with `cloud_id` set answers /ex/jira/{cloudId}/rest/api/3/... too).
 
 Access tokens the auth server issues are accepted by the FakeJira (its bearer credentials).
-State in `auth.state`: "sites" (accessible resources), plus the OAuth state of connector/sandbox/oauth.py.
+State in `auth.state`: "sites" (accessible resources; the gateway answers on each site's cloud id, except those
+in "unreachable"), plus the OAuth state of connector/sandbox/oauth.py.
 """
 
 from connector.sandbox.oauth import install_oauth_routes
@@ -40,6 +41,12 @@ def make_fake_atlassian(jira, sites=None, port=0):
 
     @jira.route("GET", "/oauth/token/accessible-resources")
     def accessible_resources(request):
+        # The gateway answers for the listed sites, except those in auth.state["unreachable"] (cloud ids).
+        listed = {
+            s["id"] for s in auth.state["sites"] if isinstance(s, dict) and isinstance(s.get("id"), str)
+        }
+        jira.state["cloud_ids"] = listed
+        jira.state["unreachable"] = set(auth.state.get("unreachable") or ())
         return auth.state["sites"]
 
     return auth

@@ -2,7 +2,8 @@
 endpoint (authorization_code and single-use refresh_token grants), `/auth/api/v1/users/me` and a client list.
 
 State in `fb.state` (see connector/sandbox/freshbooks.py): "memberships", the businesses of the signed-in user
-(list of dicts: account_id, business_id, name), plus the OAuth state of connector/sandbox/oauth.py.
+(list of dicts: account_id, business_id, name), "denied_accounts" (account ids whose accounting API answers 403),
+plus the OAuth state of connector/sandbox/oauth.py.
 """
 
 import json
@@ -55,6 +56,10 @@ def install_auth_routes(fb, memberships=None, title="FreshBooks: authorize"):
             return Response(
                 404, {"response": {"errors": [{"message": "The requested account does not exist."}]}}
             )
+        if request.match["account_id"] in fb.state.get(
+            "denied_accounts", ()
+        ):  # e.g. a role without accounting
+            return Response(403, {"response": {"errors": [{"errno": 1003, "message": "Access denied."}]}})
         result = {
             "clients": [],
             "page": 1,

@@ -1,77 +1,28 @@
-"""A fake Jira Cloud (or Server) on loopback: the tests' Jira and the sandbox's. When `SPEC_PATH` is set (the
-tests set it to tests/fixtures/jira/jira-openapi.json), every Cloud request it receives is validated against the
-official Jira Cloud OpenAPI spec (needs the dev dependency openapi-core); a non-conforming request is answered
-400 and recorded in `server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
+"""A fake Jira Cloud (or Server) on loopback: the tests' Jira and the sandbox's. When `REQUEST_CHECK` is set (the
+tests set it to tests/jira_spec.py's `validate`, which checks against the official Jira Cloud OpenAPI spec), every
+Cloud request it receives is checked; a non-conforming request is answered 400 and recorded in
+`server.spec_errors`, which the `fake_jira` fixture turns into a test failure.
 
 State lives in `server.state`: projects, issues, worklogs, users. Routes are installed by functions so
 other modules can add theirs (`install_core_routes(server)` here; issues, worklogs, webhooks elsewhere).
 """
 
 import base64
-import functools
-import json
 import re
 import time
 
 from connector.sandbox.server import FakeServer, Response
 
-SPEC_PATH = None  # a pathlib.Path to the Jira Cloud OpenAPI spec: requests are validated against it
+# callable(request, path) -> None when the request conforms, else the error text; None: requests are not checked.
+REQUEST_CHECK = None
 EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
 JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 
 
-@functools.cache
-def openapi():
-    from openapi_core import Config, OpenAPI
-
-    spec = json.loads(SPEC_PATH.read_text())
-    # The spec says "date-time" (RFC 3339), but Jira only parses yyyy-MM-dd'T'HH:mm:ss.SSSZ with a numeric
-    # offset ("...000+0000"; "Z" is rejected): check what the real Jira accepts.
-    formats = {"date-time": lambda value: not isinstance(value, str) or bool(JIRA_DATETIME.match(value))}
-    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None, extra_format_validators=formats))
-
-
-class _SpecRequest:
-    """openapi-core's request protocol over a recorded fake-server request (paths rebased on /rest/api/3)."""
-
-    def __init__(self, request, path):
-        # openapi-core (and werkzeug) are dev dependencies: only the tests validate requests.
-        from openapi_core.datatypes import RequestParameters
-        from werkzeug.datastructures import Headers, ImmutableMultiDict
-
-        self.host_url = "https://your-domain.atlassian.net"
-        self.path = path
-        self.full_url_pattern = self.host_url + path
-        self.method = request.method.lower()
-        content_type = request.headers.get("content-type", "application/json").split(";")[0]
-        headers = Headers(dict(request.headers))
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict([(k, v) for k, vs in request.query.items() for v in vs]),
-            header=headers,
-            cookie=ImmutableMultiDict(),
-            path={},
-        )
-        self.content_type = content_type
-        self.body = request.body or None
-
-
-def validate(request, path):
-    """Return None when the request conforms to the Jira Cloud spec, else the validation error text."""
-    from openapi_core.templating.paths.exceptions import PathNotFound
-
-    try:
-        openapi().validate_request(_SpecRequest(request, path))
-    except PathNotFound:
-        return f"{request.method} {path}: no such operation in the Jira Cloud API"
-    except Exception as exc:  # openapi-core raises one of many validation error types
-        cause = exc.__cause__ or exc
-        details = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
-        return f"{request.method} {path}: {exc}" + (f" {list(details)}" if details else "")
-    return None
-
-
 class FakeJira(FakeServer):
-    """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com."""
+    """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com (and on
+    the cloud ids in ``state["cloud_ids"]``: the other sites the gateway serves; not those in
+    ``state["unreachable"]``)."""
 
     open_paths = None  # a compiled regex: matching paths need no credentials (the sandbox's own pages)
 
@@ -87,6 +38,7 @@ class FakeJira(FakeServer):
             projects={
                 "FIN": {"id": "10000", "key": "FIN", "name": "Finance", "issueTypes": ["Task", "Bug", "Epic"]}
             },
+            issue_types=dict(ISSUE_TYPES),
             issues={},
             worklogs={},
             users=[],
@@ -99,9 +51,10 @@ class FakeJira(FakeServer):
             return str(self.state["next_id"])
 
     def dispatch(self, request):
-        prefix = f"/ex/jira/{self.cloud_id}" if self.cloud_id else None
-        if prefix and request.path.startswith(prefix):
-            request.path = request.path[len(prefix) :]
+        gateway = re.match(r"/ex/jira/([^/]+)(/.*)", request.path)
+        served = {self.cloud_id, *self.state.get("cloud_ids", ())} - {"", *self.state.get("unreachable", ())}
+        if gateway and gateway.group(1) in served:
+            request.path = gateway.group(2)
         if self.open_paths and self.open_paths.match(request.path):
             return super().dispatch(request)
         odd = misbehaviour(self, request)
@@ -111,8 +64,8 @@ class FakeJira(FakeServer):
         if not self.authorized(request):
             self.record(request)
             return self.refuse(request)
-        if SPEC_PATH and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
-            error = validate(request, request.path)
+        if REQUEST_CHECK and self.deployment == "cloud" and request.path.startswith("/rest/api/3/"):
+            error = REQUEST_CHECK(request, request.path)
             if error:
                 with self.lock:
                     self.spec_errors.append(error)
@@ -220,6 +173,47 @@ def misbehaviour(jira, request):
 
 
 TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}
+# The site's shared (company-managed) issue types, id → name. A project lists the names it uses in
+# "issueTypes"; a team-managed project has its own types instead ("ownTypes": {id: name}), so its "Task" has
+# another id than the shared "Task", and a create naming "Task" resolves to the shared one, which Jira refuses.
+# "hidden": field ids not on the project's create (and edit) screen, e.g. ["labels"].
+ISSUE_TYPES = {"10001": "Task", "10002": "Bug", "10000": "Epic", "10003": "Sub-task"}
+SUBTASK_TYPES = {"Sub-task"}
+
+
+def project_types(jira, project):
+    """The issue types creatable in a project: [{"id", "name", "subtask"}]."""
+    own = project.get("ownTypes")
+    if own:
+        pairs = list(own.items())
+    else:
+        by_name = {name: type_id for type_id, name in jira.state.get("issue_types", ISSUE_TYPES).items()}
+        pairs = [(by_name.get(name, name), name) for name in project["issueTypes"]]
+    return [{"id": str(type_id), "name": name, "subtask": name in SUBTASK_TYPES} for type_id, name in pairs]
+
+
+def resolve_issue_type(jira, project, value):
+    """The {"id", "name"} a create's ``issuetype`` names in `project`, or None (Jira: "Specify a valid issue
+    type"). By id: one of the project's types. By name: the site's shared type of that name, as Jira resolves
+    names, so a team-managed project's own "Task" cannot be named."""
+    value = value if isinstance(value, dict) else {}
+    types = project_types(jira, project)
+    if value.get("id"):
+        return next((t for t in types if t["id"] == str(value["id"])), None)
+    shared = {name: type_id for type_id, name in jira.state.get("issue_types", ISSUE_TYPES).items()}
+    type_id = shared.get(value.get("name"))
+    return next((t for t in types if t["id"] == type_id), None)
+
+
+def screen_fields(jira, project):
+    """The field ids on a project's create and edit screens."""
+    hidden = set(project.get("hidden") or [])
+    return [f for f in SYSTEM_FIELDS if f not in hidden] + [
+        f for f in jira.state.get("custom_fields", []) if f not in hidden
+    ]
+
+
+SYSTEM_FIELDS = ("summary", "description", "labels", "parent", "reporter", "assignee")
 
 
 def field_schema(jira, field_id):
@@ -261,12 +255,10 @@ def install_core_routes(jira):
         found = find_project(request.match["key"])
         if not found:
             return Response(404, {"errorMessages": ["Project not found."]})
-        types = [
-            {"id": str(100 + i), "name": name, "subtask": False} for i, name in enumerate(found["issueTypes"])
-        ]
+        types = project_types(jira, found)
         return {"issueTypes": types, "maxResults": 200, "startAt": 0, "total": len(types)}
 
-    def all_fields():
+    def all_fields(project=None):
         fields = [
             {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True,
              "schema": {"type": "string", "system": "summary"}},
@@ -276,16 +268,26 @@ def install_core_routes(jira):
              "schema": {"type": "array", "items": "string", "system": "labels"}},
             {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False,
              "schema": {"type": "issuelink", "system": "parent"}},
+            {"fieldId": "reporter", "key": "reporter", "name": "Reporter", "required": False,
+             "schema": {"type": "user", "system": "reporter"}},
+            {"fieldId": "assignee", "key": "assignee", "name": "Assignee", "required": False,
+             "schema": {"type": "user", "system": "assignee"}},
         ]  # fmt: skip
         fields += [
             {"fieldId": fid, "key": fid, "name": fid, "required": False, "schema": field_schema(jira, fid)}
             for fid in jira.state.get("custom_fields", [])
         ]
+        if project is not None:
+            shown = set(screen_fields(jira, project))
+            fields = [f for f in fields if f["fieldId"] in shown]
         return fields
 
     @jira.api("GET", r"issue/createmeta/(?P<key>[^/]+)/issuetypes/(?P<type_id>\d+)")
     def createmeta_fields(request):
-        fields = all_fields()
+        found = find_project(request.match["key"])
+        if not found or request.match["type_id"] not in {t["id"] for t in project_types(jira, found)}:
+            return Response(404, {"errorMessages": ["Issue type not found for this project."]})
+        fields = all_fields(found)
         return {"fields": fields, "maxResults": 200, "startAt": 0, "total": len(fields)}
 
     @jira.api("GET", "field")

@@ -15,7 +15,15 @@ import re
 import time
 from datetime import datetime
 
-from connector.sandbox.jira import JIRA_DATETIME, TEXT_MAX, adf_nodes, field_schema, java_length
+from connector.sandbox.jira import (
+    JIRA_DATETIME,
+    TEXT_MAX,
+    adf_nodes,
+    field_schema,
+    java_length,
+    resolve_issue_type,
+    screen_fields,
+)
 from connector.sandbox.jira_quota import install_bulk_route
 from connector.sandbox.jql import parse_jql
 from connector.sandbox.server import Response
@@ -88,11 +96,17 @@ def install_issue_routes(jira):
             project = jira.state["projects"].get((fields.get("project") or {}).get("key", ""))
             if not project:
                 return {"project": "Specify a valid project ID or key"}, None
-            type_name = (fields.get("issuetype") or {}).get("name")
-            if type_name not in project["issueTypes"]:
+            if resolve_issue_type(jira, project, fields.get("issuetype")) is None:
                 problems["issuetype"] = "Specify a valid issue type"
             if not (fields.get("summary") or "").strip():
                 problems["summary"] = "You must specify a summary of the issue."
+        if project is not None:  # the project's create / edit screen
+            shown = set(screen_fields(jira, project)) | {"project", "issuetype"}
+            for name in fields:
+                if name not in shown and not name.startswith("customfield_"):
+                    problems[name] = (
+                        f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+                    )
         if (
             "summary" in fields and len((fields["summary"] or "").encode("utf-16-le")) // 2 > 255
         ):  # Java chars
@@ -111,8 +125,11 @@ def install_issue_routes(jira):
         parent = (fields.get("parent") or {}).get("key")
         if parent and not find(parent):
             problems["parent"] = f"Could not find issue by id or key '{parent}'."
+        hidden = set((project or {}).get("hidden") or [])
         for name in fields:
-            if name.startswith("customfield_") and name not in jira.state["custom_fields"]:
+            if name.startswith("customfield_") and (
+                name not in jira.state["custom_fields"] or name in hidden
+            ):
                 problems[name] = (
                     f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
                 )
@@ -141,11 +158,12 @@ def install_issue_routes(jira):
         if jira.state["create_delay"]:
             time.sleep(jira.state["create_delay"])
         issue_id, key = jira.new_id(), next_key(project["key"])
+        fields = {**fields, "issuetype": resolve_issue_type(jira, project, fields.get("issuetype"))}
         with jira.lock:
             jira.state["issues"][key] = {
                 "id": issue_id,
                 "key": key,
-                "fields": dict(fields),
+                "fields": fields,
                 "properties": {p["key"]: p.get("value") for p in body.get("properties") or []},
                 "hidden_searches": jira.state["search_lag"],
                 "created": time.time(),
@@ -155,9 +173,18 @@ def install_issue_routes(jira):
     jira.create_one = create_one
     install_bulk_route(jira)
 
+    def subtasks(issue):
+        """The issue's sub-tasks as Jira lists them in ``fields.subtasks``."""
+        return [
+            {"id": other["id"], "key": other["key"], "fields": {"summary": other["fields"].get("summary")}}
+            for other in jira.state["issues"].values()
+            if (other["fields"].get("parent") or {}).get("key") in (issue["key"], issue["id"])
+            and (other["fields"].get("issuetype") or {}).get("subtask")
+        ]
+
     def issue_json(issue, request):
         wanted = [f for f in (request.arg("fields") or "*all").split(",") if f]
-        fields = issue["fields"]
+        fields = {**issue["fields"], "subtasks": subtasks(issue)}
         if "*all" not in wanted and "*navigable" not in wanted:
             fields = {name: value for name, value in fields.items() if name in wanted}
         found = {"id": issue["id"], "key": issue["key"], "self": f"{jira.url}/rest/api/x/issue/{issue['id']}",
@@ -181,7 +208,8 @@ def install_issue_routes(jira):
         for fixed in ("project", "issuetype"):
             if fixed in fields:
                 return errors(400, **{fixed: "Field cannot be set on an edit screen."})
-        problems, _ = check_fields(fields, creating=False)
+        project = jira.state["projects"].get((issue["fields"].get("project") or {}).get("key", ""))
+        problems, _ = check_fields(fields, creating=False, project=project)
         if problems:
             return errors(400, **problems)
         with jira.lock:
@@ -193,9 +221,17 @@ def install_issue_routes(jira):
         issue = find(request.match["key"])
         if not issue:
             return not_found()
+        children = subtasks(issue)
+        if children and request.arg("deleteSubtasks") != "true":
+            message = (
+                f"The issue '{issue['key']}' has subtasks. You must specify the 'deleteSubtasks' parameter "
+                "to delete this issue and all its subtasks."
+            )
+            return errors(400, [message])
         with jira.lock:
-            del jira.state["issues"][issue["key"]]
-            jira.state["worklogs"].pop(issue["key"], None)
+            for key in [child["key"] for child in children] + [issue["key"]]:
+                del jira.state["issues"][key]
+                jira.state["worklogs"].pop(key, None)
         return Response(204)
 
     @jira.api("GET", r"issue/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)")

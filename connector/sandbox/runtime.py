@@ -12,6 +12,7 @@ callback.verify delivery when a callback is created and signed deliveries when r
 State is written to `state_path` after every change and read back at start.
 """
 
+import copy
 import logging
 import queue
 import re
@@ -22,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import requests
 from django.template.loader import render_to_string
+from django.utils.html import escape
 
 from connector.jira.adf import to_text
 from connector.sandbox import samples
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 BUSINESS_NAME = "Sandbox Bakery"
 PAGES = "/_sandbox"  # the sandbox's own pages and forms (not vendor API)
 MAX_ACTIVITY = 200
+MAX_FIELD = 200  # characters a sample field may have; longer is refused, never cut
 VERIFY_DELAY = (
     1.0  # seconds before the callback.verify delivery: the connector commits its callback row first
 )
@@ -62,6 +65,10 @@ def _restore(server, saved):
             current.update(value)
         else:
             server.state[key] = value
+
+
+def _shorten(text, limit=MAX_FIELD):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _same_origin(server, request):
@@ -103,6 +110,8 @@ class Sandbox:
         _restore(self.fb, saved.get("freshbooks"))
         _restore(self.jira, saved.get("jira"))
         _restore(self.auth, saved.get("atlassian"))
+        # A restart never starts the stream by itself: records appear only when someone asks again.
+        self.fb.state["stream"] = {**self.fb.state["stream"], "on": False}
         self.jira.credentials["bearer"].update(saved.get("jira_bearer") or ())
         self.auth.state["sites"] = [site(name="sandbox", url=self.jira.url)]  # the port may have changed
 
@@ -193,13 +202,15 @@ class Sandbox:
     def create(self, name, fields, lose=False):
         """Store a sample record and deliver its event (unless `lose`); returns the activity entry."""
         sample = samples.SAMPLES[name]
-        records = samples.stamped(sample.build(fields, self._new_id))
+        with self.fb.lock:
+            held = copy.deepcopy(self.fb.state.get("records", {}))
+        records = samples.stamped(sample.build(fields, self._new_id, held))
         for kind, record in records:
             put(self.fb, kind, record)
         record = records[0][1]
         entry = {
             "at": _now(), "sample": sample.label, "event": sample.event, "object_id": str(record["id"]),
-            "summary": ", ".join(f"{k}: {v}" for k, v in fields.items() if v)[:200],
+            "summary": _shorten(", ".join(f"{k}: {v}" for k, v in fields.items() if v)),
             "delivery": "lost (never delivered)" if lose else "sending…",
         }  # fmt: skip
         with self.fb.lock:
@@ -247,7 +258,9 @@ class Sandbox:
                 last = time.monotonic()
             elif time.monotonic() - last >= max(2, int(stream.get("interval") or 10)):
                 last = time.monotonic()
-                self.create(*samples.stream_choice())
+                with self.fb.lock:
+                    held = copy.deepcopy(self.fb.state.get("records", {}))
+                self.create(*samples.stream_choice(records=held))
 
     # --- pages -----------------------------------------------------------------------------------------------
 
@@ -262,6 +275,9 @@ class Sandbox:
                 chosen = "invoice"
             sample = samples.SAMPLES[chosen]
             with fb.lock:
+                invoices = sorted(
+                    fb.state.get("records", {}).get("invoice", {}).values(), key=lambda r: -int(r["id"])
+                )
                 callbacks = sorted(fb.state["callbacks"].values(), key=lambda c: c["callbackid"])
                 context = {
                     "business": BUSINESS_NAME, "account_id": ACCOUNT_ID, "samples": samples.SAMPLES,
@@ -269,6 +285,7 @@ class Sandbox:
                     "fields": [(n, label, default) for n, label, default in sample.fields],
                     "callbacks": [{k: c[k] for k in ("callbackid", "event", "uri", "verified")} for c in callbacks],
                     "activity": [dict(a) for a in fb.state["activity"][:50]], "pages": PAGES,
+                    "invoices": invoices[:50],
                 }  # fmt: skip
             return render_to_string("sandbox/freshbooks.html", context)
 
@@ -281,14 +298,31 @@ class Sandbox:
             if name not in samples.SAMPLES:
                 return Response(400, "<h1>Unknown sample kind</h1>")
             lose = form.pop("lose", "") == "1"
-            known = {n for n, _label, _default in samples.SAMPLES[name].fields}
+            labels = {n: label for n, label, _default in samples.SAMPLES[name].fields}
+            too_long = [labels[k] for k, v in form.items() if k in labels and len(v) > MAX_FIELD]
+            if too_long:
+                names = escape(", ".join(too_long))
+                page = f'<h1>{names}: at most {MAX_FIELD} characters</h1><p>Nothing was created. <a href="/">Back</a></p>'
+                return Response(400, page)
             try:
-                self.create(name, {k: v[:200] for k, v in form.items() if k in known}, lose=lose)
+                self.create(name, {k: v for k, v in form.items() if k in labels}, lose=lose)
+            except samples.SampleError as exc:
+                return Response(400, f'<h1>{escape(str(exc))}</h1><a href="/?sample={name}">Back</a>')
             except ValueError:
                 return Response(
                     400, '<h1>Amount and minutes must be numbers, e.g. 120.00</h1><a href="/">Back</a>'
                 )
             return Response(303, "", {"Location": f"/?sample={name}#activity"})
+
+        @fb.route("GET", PAGES + r"/activity")
+        def activity(request):
+            """The activity as JSON: the page updates its "sending…" cells from it by itself."""
+            with fb.lock:
+                rows = [
+                    {"object_id": a["object_id"], "delivery": a["delivery"]}
+                    for a in fb.state["activity"][:50]
+                ]
+            return Response(200, rows)
 
         @fb.route("POST", PAGES + r"/stream")
         def stream(request):

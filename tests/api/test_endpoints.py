@@ -181,6 +181,8 @@ def test_events_filters(api, world):
     assert ids(kind="time_entry") == {queued}
     assert ids(source="jira") == {jira}
     assert ids(name="invoice.create", object_id="42") == {failed}
+    Event.objects.filter(pk=failed).update(failure_reason="Jira answered <n>")
+    assert ids(failure_reason="Jira answered <n>") == {failed}
     Event.objects.filter(pk=failed).update(received_at=timezone.now() - timedelta(days=3))
     assert ids(tenant="acme", received_before=(timezone.now() - timedelta(days=1)).isoformat()) == {failed}
     assert failed not in ids(received_after=(timezone.now() - timedelta(days=1)).isoformat())
@@ -351,3 +353,19 @@ def test_pause_and_resume_for_operators_only_recorded_as_the_admin_records_it(ap
     assert body(api.post("/api/v1/tenants/acme/resume/", "administrator"))["changed"] is False
     for bad in ({"note": "x" * 1001}, {"note": ["a"]}, {"note": "a\x00b"}):
         assert api.post("/api/v1/tenants/acme/pause/", "operator", bad).status_code == 400, bad
+
+
+# --- throttling ------------------------------------------------------------------------------------------------
+
+
+def test_calls_and_actions_are_throttled_per_user_with_drf_s_429(api, world, settings):
+    settings.API_THROTTLE_RATE, settings.API_ACTION_THROTTLE_RATE = "5/min", "2/min"
+    replay = f"/api/v1/events/{world['failed'].pk}/replay/"
+    answers = [api.post(replay, "operator", {"dry_run": True}).status_code for _ in range(3)]
+    assert answers == [200, 200, 429]
+    assert api.get("/api/v1/tenants/", "operator").status_code == 200  # reads are not actions
+    assert api.post(replay, "administrator", {"dry_run": True}).status_code == 200  # counted per user
+    assert api.get("/api/v1/tenants/", "operator").status_code == 200
+    throttled = api.get("/api/v1/tenants/", "operator")  # the 6th call of this user in the minute
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
+    assert body(throttled)["detail"].startswith("Request was throttled.")

@@ -10,6 +10,8 @@ from django_q.models import Schedule
 
 from audit import retention
 from audit.models import Attempt, Event
+from audit.schedules import SCHEDULES
+from config.queueing import ensure_schedules
 from connector.models import Link
 from connector.replay import replay
 from connector.rollback import refusal as rollback_refusal
@@ -116,25 +118,28 @@ def test_bad_older_than_is_a_clear_error(days):
         prune("--older-than", days)
 
 
+PRUNE = next(s for s in SCHEDULES if s.name == "prune-audit")
+
+
 @pytest.mark.django_db
 def test_daily_schedule_follows_the_setting_off_by_default(old_issue, settings):
     assert settings.AUDIT_RETENTION_DAYS == 0
-    retention.sync_schedule()
-    assert not Schedule.objects.filter(name=retention.SCHEDULE_NAME).exists()
+    ensure_schedules(SCHEDULES)
+    assert not Schedule.objects.filter(name=PRUNE.name).exists()
     assert retention.prune_scheduled().startswith("retention off")
     assert content(old_issue)[0] is not None
 
     settings.AUDIT_RETENTION_DAYS = 30
-    retention.sync_schedule()
-    retention.sync_schedule()
-    schedule = Schedule.objects.get(name=retention.SCHEDULE_NAME)
-    assert (schedule.func, schedule.schedule_type) == (retention.SCHEDULE_FUNC, Schedule.DAILY)
+    ensure_schedules(SCHEDULES)
+    ensure_schedules(SCHEDULES)
+    schedule = Schedule.objects.get(name=PRUNE.name)
+    assert (schedule.func, schedule.schedule_type) == ("audit.retention.prune_scheduled", Schedule.DAILY)
     assert retention.prune_scheduled().startswith("pruned 1 event(s)")
     assert content(old_issue)[0] is None
 
     settings.AUDIT_RETENTION_DAYS = 0
-    retention.sync_schedule()
-    assert not Schedule.objects.filter(name=retention.SCHEDULE_NAME).exists()
+    ensure_schedules(SCHEDULES)
+    assert not Schedule.objects.filter(name=PRUNE.name).exists()
 
 
 @pytest.mark.django_db

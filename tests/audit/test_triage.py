@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from audit.models import Event, ReplayBatch
 from connector import replay
+from connector.schedules import REPLAY_BATCH
 from tests.processing import make_event, queued, run_queued
 
 URL = "/admin/audit/failedevent/"
@@ -82,10 +83,10 @@ def test_replaying_a_large_group_is_one_background_task_with_progress(
     assert f"Replaying {replay_limit() + 20} event(s) in the background" in page
     assert set(Event.objects.values_list("status", flat=True)) == {"failed"}  # nothing done in the request
     (batch,) = ReplayBatch.objects.all()
-    assert queued() == [(replay.BATCH_TASK, (batch.pk,))]
+    assert queued() == [(REPLAY_BATCH, (batch.pk,))]
     assert "0 of 120 (0 %)" in staff_client.get(URL).content.decode()  # the list shows the batch
 
-    assert run_queued(replay.BATCH_TASK) == ["finished"]
+    assert run_queued(REPLAY_BATCH) == ["finished"]
 
     batch.refresh_from_db()
     assert (batch.state, batch.done, batch.queued, batch.refused) == ("finished", 120, 120, 0)
@@ -116,14 +117,14 @@ def test_a_batch_goes_on_in_slices_from_where_it_stopped(
     with django_capture_on_commit_callbacks(execute=True):
         batch = replay.start_batch(Event.objects.all(), actor="admin:ann", description="five")
     monkeypatch.setattr(replay, "BATCH_SLICE_SECONDS", 0)
-    assert run_queued(replay.BATCH_TASK) == ["running"]  # one event, then it queues itself again
+    assert run_queued(REPLAY_BATCH) == ["running"]  # one event, then it queues itself again
     batch.refresh_from_db()
     assert (batch.state, batch.done) == ("running", 1)
-    assert queued(replay.BATCH_TASK) == [(replay.BATCH_TASK, (batch.pk,))]
+    assert queued(REPLAY_BATCH) == [(REPLAY_BATCH, (batch.pk,))]
     for _ in range(10):  # bounded
-        if not queued(replay.BATCH_TASK):
+        if not queued(REPLAY_BATCH):
             break
-        run_queued(replay.BATCH_TASK)
+        run_queued(REPLAY_BATCH)
     batch.refresh_from_db()
     assert (batch.state, batch.done, batch.queued) == ("finished", 5, 5)
 
@@ -214,3 +215,17 @@ def test_a_rolled_back_event_shows_a_word_and_offers_no_replay_or_rollback(tenan
     failed_event = failed(tenant, 6)
     page = staff_client.get(reverse("admin:audit_event_change", args=[failed_event.pk])).content.decode()
     assert 'id="replay-event"' in page and 'id="rollback-event"' in page
+
+
+@pytest.mark.django_db
+def test_replay_events_selects_a_reason_group(tenant):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    bulk_failed(tenant, 3)
+    other = failed(tenant, 99, GONE)
+    out = StringIO()
+    call_command("replay_events", "--reason", ISSUE_TYPE, stdout=out)
+    assert "Queued 3 event(s), refused 0." in out.getvalue()
+    assert Event.objects.get(pk=other.pk).status == "failed"

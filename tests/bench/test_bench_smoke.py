@@ -61,6 +61,13 @@ def test_ingest(tmp_path):
     assert "floor " in out and "webhook " in out and "trivial " in out
 
 
+def test_ingest_compares_with_another_build(tmp_path):
+    """--compare serves the webhook of a git ref (here this very commit) beside this build's, in the same rounds."""
+    options = ["--requests", "40", "--rounds", "1", "--concurrency", "4", "--workers", "1", "--redis-url", ""]
+    out = bench(tmp_path, "ingest", *options, "--database", "mlc_bench_smoke_compare", "--compare", "HEAD")
+    headline(out, r"  ORM: webhook/webhook@HEAD \d+\.\d\d .*")
+
+
 def test_e2e(tmp_path):
     out = bench(tmp_path, "e2e", "--rate", "10", "--seconds", "2", "--database", "mlc_bench_smoke_e2e")
     headline(out, r"e2e p99: \d+ ms")

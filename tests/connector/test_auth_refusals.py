@@ -13,7 +13,7 @@ from connector.jira.client import JiraClient
 from connector.sandbox.jira import API_TOKEN, EMAIL
 from tenants.checks import check_jira
 from tenants.models import ConnectionStatus, JiraSite
-from tests.processing import process
+from tests.processing import process, run_queued
 
 BASE = "https://jira.example.com"
 
@@ -47,6 +47,7 @@ def test_an_expired_api_token_marks_the_site_and_stops_calls(
     site.refresh_from_db()
     assert site.status == ConnectionStatus.NEEDS_RECONNECT and "API token" in site.last_error
     assert len(responses.calls) == 1  # stopped: the next calls were not made
+    run_queued("audit.tasks.mail_alert")  # the worker mails alerts
     assert reconnect_alerts().count() == 1 and len(mailoutbox) == 1
     assert "API token" in mailoutbox[0].body and "tok" not in mailoutbox[0].body.split()
 

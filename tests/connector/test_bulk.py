@@ -118,9 +118,9 @@ def test_tenants_take_turns_and_live_deliveries_are_never_behind_more_than_one_b
 
     assert len(queued_batches()) == 1  # one batch in flight (Q_WORKERS 2: one worker left for live work)
     live = make_event(connected, "invoice.create", 130)
-    from connector.tasks import enqueue
+    from connector.tasks import queue_event
 
-    enqueue(live.pk)  # a live delivery: straight to the broker, behind at most that one batch
+    queue_event(live.pk)  # a live delivery: straight to the broker, behind at most that one batch
     order = []
     for _ in range(10):
         ids = queued_batches()

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.models import WorklogRule
 from connector.sandbox.freshbooks_callbacks import install_callback_routes
 from connector.sandbox.jira import API_TOKEN, EMAIL
@@ -45,7 +45,9 @@ def test_a_default_tenant_registers_time_entry_callbacks_and_logs_a_named_issue(
     install_callback_routes(fb)
     connected_account(tenant)
     call_command("register_webhooks", "--tenant", "globex", stdout=io.StringIO())
-    registered = {c["event"] for c in fb.state["callbacks"].values() if c["uri"] == callbacks.webhook_uri()}
+    registered = {
+        c["event"] for c in fb.state["callbacks"].values() if c["uri"] == registration.webhook_uri()
+    }
     assert registered >= TIME_EVENTS
 
     add_issue(jira, "FIN-7")
@@ -60,7 +62,7 @@ def test_a_default_tenant_registers_time_entry_callbacks_and_logs_a_named_issue(
 def test_the_rule_can_be_turned_off(jira, tty_less):
     tenant, _ = create_tenant(jira, "--no-worklog-rule")
     assert not WorklogRule.objects.filter(tenant=tenant).exists()
-    assert not TIME_EVENTS & callbacks.needed_events(tenant)
+    assert not TIME_EVENTS & registration.needed_events(tenant)
 
 
 def admin_add_form(staff_client, **fields):

@@ -51,7 +51,14 @@ def fake_jira(pool, **kwargs):
 
 @pytest.fixture
 def pool(clock):
-    return Quota(points=6, clock=clock)
+    return Quota(points=1000, clock=clock)
+
+
+def warm_then_leave(pool, clock, tenant, left):
+    """Process a first event (what is kept once asked, e.g. the issue type id, is asked then), then shrink the
+    pool so that `left` points remain this hour."""
+    process_event(make_event(tenant, "invoice.create", 99).pk)
+    pool.points = pool.spent[pool.hour(clock())] + left
 
 
 @pytest.fixture
@@ -154,12 +161,14 @@ def test_api_token_sites_keep_going_while_the_oauth_pool_is_paused(fb, gateway, 
 
 @pytest.mark.django_db
 def test_a_tenant_quota_pauses_that_site_only(fb, settings, clock, tenant):
-    pool = Quota(points=1000, site_points=2, clock=clock)
+    pool = Quota(points=1000, site_points=1000, clock=clock)
     jira = fake_jira(pool, cloud_id=CLOUD_ID, bearer_tokens={ACCESS})
     settings.ATLASSIAN_API_URL = jira.url
     try:
         acme = oauth_tenant("acme-oauth", "7001")
-        for n in (1, 2, 3):
+        process_event(make_event(acme, "invoice.create", 1).pk)
+        pool.site_points = pool.spent[(id(jira), pool.hour(clock()))] + 1
+        for n in (2, 3):
             process_event(make_event(acme, "invoice.create", n).pk)
         assert list(Event.objects.values_list("status", flat=True).order_by("id")) == [
             "succeeded", "succeeded", "waiting",
@@ -257,19 +266,21 @@ def test_a_burst_429_slows_that_endpoint_and_method_only(tenant, clock):
 @pytest.mark.django_db
 def test_points_are_counted_per_tenant_and_pool_with_jiras_remaining_figure(fb, gateway, pool, clock):
     acme = oauth_tenant("acme-oauth", "7001")
-    for n in (1, 2, 3, 4, 5):
+    warm_then_leave(pool, clock, acme, 5)
+    for n in (1, 2, 3, 4):
         process_event(make_event(acme, "invoice.create", n).pk)
     usage = QuotaUsage.objects.get(tenant=acme, pool="oauth")
     assert usage.points == pool.spent[pool.hour(clock())] and usage.requests >= 5
     assert usage.hour == moment(int(clock()) // 3600 * 3600)
     kept = QuotaState.objects.get(scope="pool:oauth")
-    assert (kept.remaining, kept.limit) == (pool.left(), 6)  # sent by Jira once below 20% left
+    assert (kept.remaining, kept.limit) == (pool.left(), pool.points)  # sent by Jira once below 20% left
 
 
 @pytest.mark.django_db
 def test_below_a_fifth_left_bulk_work_waits_for_the_reset_and_live_work_goes_on(fb, gateway, pool, clock):
     acme = oauth_tenant("acme-oauth", "7001")
-    for n in (1, 2, 3, 4, 5):
+    warm_then_leave(pool, clock, acme, 5)
+    for n in (1, 2, 3, 4):
         process_event(make_event(acme, "invoice.create", n).pk)
     assert pool.left() == 1
     bulk = Event.objects.create(tenant=acme, source="reconcile", name="invoice.create", object_id="6",
@@ -327,12 +338,16 @@ def test_the_health_panel_shows_points_spent_and_the_pause_while_events_wait(
     fb, gateway, pool, clock, staff_client
 ):
     acme = oauth_tenant("acme-oauth", "7001")
-    for n in (1, 2, 3, 4, 5, 6, 7):
+    warm_then_leave(pool, clock, acme, 5)
+    for n in (1, 2, 3, 4, 5, 6):
         process_event(make_event(acme, "invoice.create", n).pk)
     assert Event.objects.filter(status="waiting").count() == 1
     reset = moment((int(clock()) // 3600 + 1) * 3600)
     page = staff_client.get("/admin/").content.decode()
-    assert "Jira's OAuth pool this hour:\n        6 points spent, Jira reports 0 of 6 left" in page
+    assert (
+        f"Jira's OAuth pool this hour:\n        {pool.points} points spent, Jira reports 0 of {pool.points} left"
+        in page
+    )
     assert f"paused until {reset:%H:%M} UTC (jira-quota-global-based)</strong>: events wait" in page
     row = page.split('data-tenant="acme-oauth"')[1].split("</tr>")[0]
-    assert "6 (oauth)" in row and f"waiting for Jira's quota until {reset:%H:%M} UTC" in row
+    assert f"{pool.points} (oauth)" in row and f"waiting for Jira's quota until {reset:%H:%M} UTC" in row

@@ -244,7 +244,7 @@ def test_admin_shows_the_watermark_and_result_and_reconciles_now(staff_client, c
 
     page = staff_client.get(url).content.decode()
 
-    assert "Acme Corp" in page and "May 1, 2024" in page and "FreshBooks GET → 403" in page
+    assert "Acme Corp" in page and "2024-05-01" in page and "FreshBooks GET → 403" in page
     response = staff_client.post(
         url, {"action": "reconcile_now", "_selected_action": [connected.reconcile.pk]}, follow=True
     )

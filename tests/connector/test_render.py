@@ -98,7 +98,7 @@ def test_cloud_fields():
         site("cloud"),
         reporter_id="acc-1",
         assignee_id="acc-2",
-        kinds={"customfield_10071": "string", "customfield_10072": "number", "customfield_10073": "option"},
+        types={"customfield_10071": "string", "customfield_10072": "number", "customfield_10073": "option"},
     )
     assert fields["project"] == {"key": "FIN"}
     assert fields["issuetype"] == {"name": "Task"}

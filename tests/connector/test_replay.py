@@ -83,7 +83,7 @@ def test_command_queues_for_the_worker_by_default(connected, fb, jira):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((), "Select events with --tenant, --status, --event, --since/--until and/or --id"),
+        ((), "Select events with --tenant, --status, --event, --reason, --since/--until and/or --id"),
         (("--since", "last week"), "--since 'last week' is not an ISO 8601 date"),
         (("--tenant", "nope"), "No tenant with slug 'nope'."),
         (("--id", "424242", "424243"), "No event with id 424242, 424243."),

@@ -21,13 +21,22 @@ def web(tmp_path, tenant):
     import os
 
     JiraSite.objects.create(
-        tenant=tenant, uuid=SITE_UUID, base_url="https://acme.atlassian.net", email="ops@acme.test",
-        api_token="t", status=ConnectionStatus.CONNECTED, webhook_secret="hook-secret-0123456789",
-    )  # fmt: skip
+        tenant=tenant,
+        uuid=SITE_UUID,
+        base_url="https://acme.atlassian.net",
+        email="ops@acme.test",
+        api_token="t",
+        status=ConnectionStatus.CONNECTED,
+        webhook_secret="hook-secret-0123456789",
+    )
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(), "DEBUG": "0",
-        "CONN_MAX_AGE": "0", "WEBHOOK_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    }  # fmt: skip
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "DEBUG": "0",
+        "CONN_MAX_AGE": "0",
+        "WEBHOOK_BODY_TIMEOUT": str(BODY_TIMEOUT),
+    }
     port = free_port()
     process = start_web(env, tmp_path / "web.log", port, workers=2)
     yield port

@@ -23,7 +23,7 @@ from django_q.models import OrmQ
 
 from audit.models import Alert, Attempt, Event, ReplayBatch
 from connector.defaults import create_default_mappings
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
 from connector.sandbox.freshbooks import ACCOUNT_ID, BUSINESS_ID, make_fake_freshbooks
 from connector.sandbox.freshbooks_auth import install_auth_routes
@@ -33,7 +33,7 @@ from connector.sandbox.jira_issues import install_issue_routes
 from connector.sandbox.jira_webhooks import install_webhook_routes
 from tenants.api_tokens import issue
 from tenants.models import ApiToken, ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite
-from tenants.secrets import MASK
+from tenants.secret_fields import MASK
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +107,7 @@ def vendors(settings):
 def world(tenant, vendors, django_user_model):
     """One object of every model in the admin, holding every kind of secret and sensitive value."""
     fb, jira = vendors
-    add_callback(fb, "invoice.create", callbacks.webhook_uri(), callback_id=1001)  # kept by "register"
+    add_callback(fb, "invoice.create", registration.webhook_uri(), callback_id=1001)  # kept by "register"
     owner = django_user_model.objects.create_user("token-owner", password="pass-123456789", is_staff=True)
     token, SECRETS["api_token"] = issue(owner, "owner's script")
     account = FreshBooksAccount.objects.create(
@@ -116,7 +116,7 @@ def world(tenant, vendors, django_user_model):
         token_expires_at=timezone.now() + timedelta(hours=1),
     )  # fmt: skip
     hook = FreshBooksWebhook.objects.create(
-        account=account, callback_id=1001, event="invoice.create", uri=callbacks.webhook_uri(),
+        account=account, callback_id=1001, event="invoice.create", uri=registration.webhook_uri(),
         verifier=SECRETS["verifier"],
     )  # fmt: skip
     site = JiraSite.objects.create(

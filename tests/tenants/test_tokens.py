@@ -250,7 +250,10 @@ def test_scheduled_task_refreshes_idle_connections_only(tenant, fb_auth, atl):
 def test_refresh_schedule_is_registered_once():
     from django_q.models import Schedule
 
-    tasks.ensure_schedule()
-    tasks.ensure_schedule()
-    schedule = Schedule.objects.get(name=tasks.SCHEDULE_NAME)
+    from config.queueing import ensure_schedules
+    from tenants.schedules import SCHEDULES
+
+    ensure_schedules(SCHEDULES)
+    ensure_schedules(SCHEDULES)
+    schedule = Schedule.objects.get(name="Refresh idle OAuth tokens")
     assert schedule.func == "tenants.tasks.refresh_idle_tokens" and schedule.schedule_type == Schedule.DAILY

@@ -1,18 +1,7 @@
-import argparse
-
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from audit.retention import prune
-
-
-def days(value):
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of days, at least 1, is needed (got {value!r})")
-    return number
+from config.arguments import BATCH_MAX, DAYS_MAX, batch_size, days
 
 
 class Command(BaseCommand):
@@ -26,19 +15,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--older-than", metavar="DAYS", required=True, type=days,
-            help="Prune events that finished more than DAYS days ago (at least 1).",
+            help=f"Prune events that finished more than DAYS days ago (1 to {DAYS_MAX}).",
         )  # fmt: skip
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be pruned; change nothing."
         )
         parser.add_argument(
-            "--batch-size", type=int, default=500, help="Events per transaction (default 500)."
+            "--batch-size",
+            type=batch_size,
+            default=500,
+            help=f"Events per transaction (1 to {BATCH_MAX}, default 500).",
         )
 
     def handle(self, *args, older_than, dry_run, batch_size, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
-
         def progress(done):
             self.stdout.write(f"  … {done.events} event(s), {done.attempts} attempt(s) pruned so far")
 

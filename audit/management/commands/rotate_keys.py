@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from audit.fields import encrypted_fields
+from config.arguments import BATCH_MAX, batch_size
 
 
 class Command(BaseCommand):
@@ -13,11 +14,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=500, help="Rows per transaction (default 500).")
+        parser.add_argument(
+            "--batch-size",
+            type=batch_size,
+            default=500,
+            help=f"Rows per transaction (1 to {BATCH_MAX}, default 500).",
+        )
 
     def handle(self, *args, batch_size, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
         unreadable = []
         for model, names in encrypted_fields():
             label = model._meta.label

@@ -1,23 +1,16 @@
 """manage.py reconcile: list FreshBooks records updated since the watermark and process those never seen."""
 
-from datetime import UTC, datetime
-
 from django.core.management.base import BaseCommand, CommandError
 
+from config.arguments import moment
 from connector.kinds import KINDS
 from connector.reconcile import ReconcileBusy, reconcile
 from tenants.models import Tenant
 
 
 def parse_since(text, option="--since"):
-    """An ISO 8601 date or datetime (naive means UTC) → aware datetime; CommandError when unreadable."""
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise CommandError(
-            f"{option} {text!r} is not an ISO 8601 date or datetime (e.g. 2024-01-31)."
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """An ISO 8601 date or datetime (naive means UTC) from 1970 on → aware datetime; CommandError otherwise."""
+    return moment(text, option)
 
 
 def parse_kinds(text):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from connector.errors import VendorError
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from tenants.models import Tenant
 
 
@@ -47,11 +47,11 @@ class Command(BaseCommand):
             for account in accounts:
                 label = f"{each.slug} {account.account_id}"
                 try:
-                    result = callbacks.register(account, actor="command")
+                    result = registration.register(account, actor="command")
                     self.stdout.write(f"{label}: {result.summary()}")
                     if resend_verification:
                         for hook in account.webhooks.filter(verified=False).order_by("event"):
-                            callbacks.resend_verification(hook, actor="command")
+                            registration.resend_verification(hook, actor="command")
                             self.stdout.write(f"{label}: asked FreshBooks to resend verification of {hook}")
                 except VendorError as exc:
                     failures.append(f"{label}: {exc}")

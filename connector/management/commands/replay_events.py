@@ -5,7 +5,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import Event
-from connector.management.commands.reconcile import parse_since
+from config.arguments import event_id, moment
 from connector.replay import replay
 from tenants.models import Tenant
 
@@ -35,19 +35,27 @@ class Command(BaseCommand):
             help="Only events in this status.",
         )
         parser.add_argument("--event", metavar="NAME", help="Only events of this name, e.g. invoice.create.")
+        parser.add_argument(
+            "--reason",
+            metavar="TEXT",
+            help="Only failed events of this reason, as the Failed events list shows it "
+            "(e.g. 'Jira PUT /rest/api/3/issue/<issue> → 404: Issue does not exist').",
+        )
         parser.add_argument("--since", metavar="ISO", help="Only events received at or after this time.")
         parser.add_argument("--until", metavar="ISO", help="Only events received before this time.")
-        parser.add_argument("--id", type=int, nargs="+", dest="ids", metavar="N", help="These event ids.")
+        parser.add_argument(
+            "--id", type=event_id, nargs="+", dest="ids", metavar="N", help="These event ids."
+        )
         parser.add_argument("--sync", action="store_true", help="Process here and now instead of queueing.")
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed; change nothing."
         )
 
     def handle(self, *args, tenant=None, status=None, event=None, since=None, until=None, ids=None,
-               sync=False, dry_run=False, **options):  # fmt: skip
-        if not (tenant or status or ids or event or since or until):
+               sync=False, dry_run=False, reason=None, **options):  # fmt: skip
+        if not (tenant or status or ids or event or since or until or reason):
             raise CommandError(
-                "Select events with --tenant, --status, --event, --since/--until and/or --id "
+                "Select events with --tenant, --status, --event, --reason, --since/--until and/or --id "
                 "(refusing to replay everything)."
             )
         events = Event.objects.exclude(source=Event.Source.JIRA).order_by("received_at", "id")
@@ -65,10 +73,15 @@ class Command(BaseCommand):
             events = events.filter(status=status)
         if event:
             events = events.filter(name=event)
+        if reason is not None:  # the stored, indexed reason of failed events (audit.reasons)
+            events = events.filter(status=Event.Status.FAILED, failure_reason=reason.strip())
+        since, until = (moment(since) if since else None), (moment(until, "--until") if until else None)
+        if since and until and since >= until:
+            raise CommandError("--since must be before --until.")
         if since:
-            events = events.filter(received_at__gte=parse_since(since))
+            events = events.filter(received_at__gte=since)
         if until:
-            events = events.filter(received_at__lt=parse_since(until, "--until"))
+            events = events.filter(received_at__lt=until)
         events = list(events.only("pk"))
         if not events:
             self.stdout.write("No events match.")

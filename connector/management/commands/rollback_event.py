@@ -5,6 +5,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import Event
+from config.arguments import event_id
 from connector.management.commands.replay_events import operator
 from connector.rollback import RollbackConflict, RollbackFailed, RollbackRefused, rollback
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("ids", type=int, nargs="+", metavar="ID", help="Event ids.")
+        parser.add_argument("ids", type=event_id, nargs="+", metavar="ID", help="Event ids.")
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         parser.add_argument(
             "--overwrite",

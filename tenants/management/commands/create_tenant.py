@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 
 from connector.defaults import create_default_mappings, create_default_worklog_rule
-from tenants.checks import CheckError, check_jira_project, probe_jira_site
+from tenants.checks import CheckError, check_create_screen, check_jira_project, probe_jira_site
 from tenants.models import ConnectionStatus, JiraSite, Tenant
 from tenants.vendor_urls import check_vendor_url
 
@@ -85,6 +85,8 @@ class Command(BaseCommand):
                 deployment, user = probe_jira_site(jira_url, email, token)
                 probe = JiraSite(base_url=jira_url, email=email, api_token=token, deployment=deployment)
                 check_jira_project(probe, project, {"Task"})
+                # The default mappings send a summary, a description and labels (the connector's own always).
+                check_create_screen(probe, project, "Task", {"description_template": "x", "labels": ["x"]})
             except CheckError as exc:
                 raise CommandError(f"{exc} (use --skip-check to create the tenant anyway)") from exc
             status = ConnectionStatus.CONNECTED

@@ -64,9 +64,13 @@ def accounts(tenant):
     ):
         account = connected_account(owner, account_id, business_id)
         FreshBooksWebhook.objects.create(
-            account=account, callback_id=len(found) + 1, event="invoice", uri="https://x.test/",
-            verifier=verifier, verified=True,
-        )  # fmt: skip
+            account=account,
+            callback_id=len(found) + 1,
+            event="invoice",
+            uri="https://x.test/",
+            verifier=verifier,
+            verified=True,
+        )
         found[key] = account
     return found
 
@@ -124,7 +128,7 @@ def oauth_sites(tenant, settings):
             auth_method=JiraSite.AuthMethod.OAUTH2,
             status=ConnectionStatus.CONNECTED,
             webhook_ids=[ids],
-        )  # fmt: skip
+        )
         for key, owner, ids in (("a", tenant, 1001), ("b", other, 2002))
     }
 
@@ -190,7 +194,7 @@ def basic_sites(tenant):
             api_token="t",
             status=ConnectionStatus.CONNECTED,
             webhook_secret=secret,
-        )  # fmt: skip
+        )
         for key, owner, secret in (("a", tenant, SECRET_A), ("b", other, SECRET_B))
     }
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import Event
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.sandbox.freshbooks import make_fake_freshbooks
 from connector.sandbox.freshbooks_callbacks import (
     add_callback,
@@ -17,6 +17,7 @@ from connector.sandbox.freshbooks_callbacks import (
     signed_delivery,
     verification_delivery,
 )
+from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, Tenant
 from tests.processing import connected_account, queued, run_queued
 
@@ -338,9 +339,9 @@ def fb(settings):
 def pending(fb, tenant):
     """An account with a freshly registered, unverified callback at the fake."""
     account = connected_account(tenant)
-    callback_id = add_callback(fb, "invoice.create", callbacks.webhook_uri())
+    callback_id = add_callback(fb, "invoice.create", registration.webhook_uri())
     hook = FreshBooksWebhook.objects.create(
-        account=account, callback_id=callback_id, event="invoice.create", uri=callbacks.webhook_uri()
+        account=account, callback_id=callback_id, event="invoice.create", uri=registration.webhook_uri()
     )
     return hook
 
@@ -357,8 +358,8 @@ def test_handshake_stores_verifier_encrypted_and_confirms_it(
     with connection.cursor() as cursor:
         cursor.execute("SELECT verifier FROM tenants_freshbookswebhook WHERE id = %s", [pending.pk])
         assert real.encode() not in bytes(cursor.fetchone()[0])
-    assert queued() == [(callbacks.CONFIRM_TASK, (pending.pk,))]  # the id only, never the verifier
-    assert run_queued(callbacks.CONFIRM_TASK) == ["verified"]
+    assert queued() == [(CONFIRM_VERIFICATION, (pending.pk,))]  # the id only, never the verifier
+    assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
     put = fb.calls("PUT", rf"/callbacks/{pending.callback_id}$")[-1]
     assert put.json() == {"callback": {"verifier": real}}
     pending.refresh_from_db()
@@ -374,7 +375,7 @@ def test_forged_handshake_is_refused_by_freshbooks_and_forgotten(
     forged = verification_delivery(fb, pending.callback_id).replace(b"verifier=", b"verifier=forged")
     with django_capture_on_commit_callbacks(execute=True):
         assert post(client, forged).status_code == 200
-    [result] = run_queued(callbacks.CONFIRM_TASK)
+    [result] = run_queued(CONFIRM_VERIFICATION)
     assert result.startswith("refused")
     pending.refresh_from_db()
     assert not pending.verified and pending.verifier == ""

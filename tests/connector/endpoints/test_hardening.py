@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 
 from audit.models import Event
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.models import Link
 from connector.sandbox.freshbooks_callbacks import delivery_fields, signed_delivery, verification_delivery
+from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite
 
 # Fixtures shared with those modules (imported fixtures are used as test arguments: F811 by design).
@@ -57,8 +58,8 @@ def test_forged_handshakes_never_replace_a_pending_verifier(
         for n in range(20):
             response = fb_post(client, forged_handshake(fb, pending.callback_id, n))
             assert response.status_code == 200 and response.json()["status"] == "verification pending"
-    assert queued(callbacks.CONFIRM_TASK) == [(callbacks.CONFIRM_TASK, (pending.pk,))], "one confirmation"
-    assert run_queued(callbacks.CONFIRM_TASK) == ["verified"]
+    assert queued(CONFIRM_VERIFICATION) == [(CONFIRM_VERIFICATION, (pending.pk,))], "one confirmation"
+    assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
     pending.refresh_from_db()
     real = fb.state["callbacks"][pending.callback_id]["verifier"]
     assert pending.verified and pending.verifier == real
@@ -76,11 +77,11 @@ def test_a_forged_first_handshake_is_dropped_and_resend_recovers(
         assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == (
             "verification pending"
         )
-    assert run_queued(callbacks.CONFIRM_TASK)[0].startswith("refused")  # FreshBooks refuses the forgery
-    callbacks.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
+    assert run_queued(CONFIRM_VERIFICATION)[0].startswith("refused")  # FreshBooks refuses the forgery
+    registration.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
     with django_capture_on_commit_callbacks(execute=True):
         assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == "verifying"
-    assert run_queued(callbacks.CONFIRM_TASK) == ["verified"]
+    assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
 
 
 def test_resend_drops_a_pending_verifier_so_the_next_one_is_kept(
@@ -89,7 +90,7 @@ def test_resend_drops_a_pending_verifier_so_the_next_one_is_kept(
     FreshBooksWebhook.objects.filter(pk=pending.pk).update(
         verifier="stuck-forged"
     )  # its confirm task was lost
-    callbacks.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
+    registration.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
     assert fb.state["resends"] == [pending.callback_id]
     with django_capture_on_commit_callbacks(execute=True):
         assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == "verifying"
@@ -236,9 +237,10 @@ def test_a_dynamic_delivery_is_checked_with_jira_before_it_changes_a_link(
 
 def test_a_dynamic_delivery_jira_cannot_confirm_is_refused_for_a_retry(client, tenant, oauth_site, gateway):
     row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="TEST-1")
-    gateway.state["fail_next"] = [("GET", r"issue/10000", 500)] * 3
+    gateway.state["fail_next"] = [("GET", r"issue/10000", 500)]
     response = post_dynamic(client, cloud_issue_deleted() | {"matchedWebhookIds": [1001]})
-    assert response.status_code == 503
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 1
+    assert len(gateway.calls("GET")) == 1, "one try: the sender waits, and sends it again"
     assert Link.objects.get(pk=row.pk).state == "created" and not Event.objects.exists(), "stored nothing"
     assert post_dynamic(client, cloud_issue_deleted() | {"matchedWebhookIds": [1001]}).status_code == 200
     assert Link.objects.get(pk=row.pk).state == "deleted", "Jira confirms on the retry: gone"

@@ -26,7 +26,7 @@ def test_invoice_create_becomes_one_issue(connected, fb, jira):
     fields = only_issue(jira)
     assert event.jira_key == issues(jira)[0]["key"] == "FIN-1"
     assert fields["project"] == {"key": "FIN"}
-    assert fields["issuetype"] == {"name": "Task"}
+    assert fields["issuetype"] == {"id": "10001"}  # FIN's Task, by id from its create metadata
     assert fields["summary"] == "Invoice ACM0002 for Gordon Shumway: 41.94 CAD"
     text = description_text(fields)
     assert "Client: Gordon Shumway (gordon.shumway@AmericanCyanamid.com)" in text
@@ -305,7 +305,7 @@ def test_jira_rejection_fails_the_event_with_jiras_message(connected, fb, jira):
     event = process(connected, "invoice.create", 987654)
 
     assert event.status == "failed"
-    assert "issuetype: Specify a valid issue type" in event.status_detail
+    assert "Project FIN has no issue type “Story” that can be created" in event.status_detail
     assert not Link.objects.exists()  # a rejection leaves nothing claimed: a replay starts afresh
 
 

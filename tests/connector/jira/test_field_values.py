@@ -7,7 +7,7 @@ from connector.jira.dialect import CLOUD, SERVER
 
 
 @pytest.mark.parametrize(
-    ("kind", "text", "expected"),
+    ("field_type", "text", "expected"),
     [
         ("string", "10045", "10045"),
         ("auto", "3.10", "3.10"),
@@ -21,15 +21,15 @@ from connector.jira.dialect import CLOUD, SERVER
         ("strings", "a b", ["a", "b"]),
     ],
 )
-def test_convert(kind, text, expected):
-    assert field_types.convert(kind, text, CLOUD) == expected
+def test_convert(field_type, text, expected):
+    assert field_types.convert(field_type, text, CLOUD) == expected
 
 
-@pytest.mark.parametrize(("kind", "text"), [("number", "1e400"), ("number", "nan"), ("number", "Infinity"),
+@pytest.mark.parametrize(("field_type", "text"), [("number", "1e400"), ("number", "nan"), ("number", "Infinity"),
                                             ("json", "NaN"), ("date", "someday")])  # fmt: skip
-def test_convert_refuses_what_is_not_valid_json_for_the_field(kind, text):
+def test_convert_refuses_what_is_not_valid_json_for_the_field(field_type, text):
     with pytest.raises(field_types.FieldValueError):
-        field_types.convert(kind, text, CLOUD)
+        field_types.convert(field_type, text, CLOUD)
 
 
 def test_user_fields_follow_the_deployment():
@@ -41,7 +41,7 @@ def test_user_fields_follow_the_deployment():
 
 
 @pytest.mark.parametrize(
-    ("schema", "kind"),
+    ("schema", "field_type"),
     [
         ({"type": "string", "custom": field_types.TEXTFIELD}, "string"),
         ({"type": "string", "custom": field_types.TEXTAREA}, "text"),
@@ -52,5 +52,5 @@ def test_user_fields_follow_the_deployment():
         ({}, "auto"),
     ],
 )
-def test_kind_of_jiras_schema(schema, kind):
-    assert field_types.kind_of(schema) == kind
+def test_field_type_of_jiras_schema(schema, field_type):
+    assert field_types.field_type_of(schema) == field_type

@@ -270,16 +270,17 @@ def test_command_errors_are_one_line(basic_site, basic_jira):
 def test_daily_schedule_exists_once(db):
     from django_q.models import Schedule
 
-    from connector.apps import create_schedules
+    from config.queueing import ensure_schedules
+    from connector.schedules import SCHEDULES
 
-    create_schedules()  # migrate already ran it once
+    ensure_schedules(SCHEDULES)  # migrate already ran it once
     schedules = Schedule.objects.filter(name="refresh-jira-webhooks")
     assert schedules.count() == 1
     assert schedules[0].schedule_type == Schedule.DAILY
     # The stored function is what the worker calls: it resolves and refreshes (no site here: nothing to do).
     assert import_string(schedules[0].func)() == {"ok": 0, "failed": []}
     schedules.update(schedule_type=Schedule.HOURLY)  # an operator's choice
-    create_schedules()
+    ensure_schedules(SCHEDULES)
     assert schedules.get().schedule_type == Schedule.HOURLY
 
 

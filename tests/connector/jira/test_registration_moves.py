@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from connector.freshbooks import callbacks
-from connector.jira import registration
+from connector.freshbooks import registration as fb_registration
+from connector.jira import registration as jira_registration
 from connector.sandbox.freshbooks_callbacks import add_callback
 from connector.sandbox.jira_webhooks import THIRTY_DAYS_MS
 from tenants.models import FreshBooksWebhook, JiraSite
-from tests.connector.freshbooks.test_callbacks import account, at_freshbooks, fb, register  # noqa: F401 - fixtures
+from tests.connector.freshbooks.test_registration import account, at_freshbooks, fb, register  # noqa: F401 - fixtures
 from tests.connector.jira.test_registration import (  # noqa: F401 - fixtures
     basic_jira,
     basic_site,
@@ -26,34 +26,36 @@ OLD = "https://old-connector.example.test"
 
 def test_own_dynamic_webhook_at_an_old_url_is_deleted_then_the_current_url_registered(oauth_site, oauth_jira):  # noqa: F811
     oauth_jira.state["dynamic_webhooks"][1001] = {
-        "id": 1001, "url": OLD + "/webhooks/jira/", "events": registration.DYNAMIC_EVENTS,
+        "id": 1001, "url": OLD + "/webhooks/jira/", "events": jira_registration.DYNAMIC_EVENTS,
         "jqlFilter": "project in (FIN)", "expires_ms": int(time.time() * 1000) + THIRTY_DAYS_MS,
     }  # fmt: skip
     oauth_jira.state["next_webhook_id"] = 2000
     JiraSite.objects.filter(pk=oauth_site.pk).update(webhook_ids=[1001])
 
-    assert registration.register(reloaded(oauth_site)), reloaded(oauth_site).webhook_error
+    assert jira_registration.register(reloaded(oauth_site)), reloaded(oauth_site).webhook_error
 
     hooks = list(oauth_jira.state["dynamic_webhooks"].values())
-    assert [h["url"] for h in hooks] == [registration.dynamic_url()]
+    assert [h["url"] for h in hooks] == [jira_registration.dynamic_url()]
     assert reloaded(oauth_site).webhook_ids == [hooks[0]["id"]] != [1001]
     assert [r.json() for r in oauth_jira.calls("DELETE", r"/rest/api/3/webhook$")] == [{"webhookIds": [1001]}]
 
 
 def test_refresh_never_extends_a_webhook_at_an_old_url(oauth_site, oauth_jira):  # noqa: F811
     oauth_jira.state["dynamic_webhooks"][1001] = {
-        "id": 1001, "url": OLD + "/webhooks/jira/", "events": registration.DYNAMIC_EVENTS,
+        "id": 1001, "url": OLD + "/webhooks/jira/", "events": jira_registration.DYNAMIC_EVENTS,
         "jqlFilter": "project in (FIN)", "expires_ms": int(time.time() * 1000) + 3600_000,
     }  # fmt: skip
     oauth_jira.state["next_webhook_id"] = 2000
     JiraSite.objects.filter(pk=oauth_site.pk).update(webhook_ids=[1001])
 
-    assert registration.refresh(reloaded(oauth_site), force=True), reloaded(oauth_site).webhook_error
+    assert jira_registration.refresh(reloaded(oauth_site), force=True), reloaded(oauth_site).webhook_error
 
     for call in oauth_jira.calls("PUT", r"/webhook/refresh$"):
         assert 1001 not in call.json()["webhookIds"]
     assert 1001 not in oauth_jira.state["dynamic_webhooks"]
-    assert [h["url"] for h in oauth_jira.state["dynamic_webhooks"].values()] == [registration.dynamic_url()]
+    assert [h["url"] for h in oauth_jira.state["dynamic_webhooks"].values()] == [
+        jira_registration.dynamic_url()
+    ]
 
 
 def test_anothers_dynamic_webhook_at_another_url_is_left_alone(oauth_site, oauth_jira):  # noqa: F811
@@ -61,7 +63,7 @@ def test_anothers_dynamic_webhook_at_another_url_is_left_alone(oauth_site, oauth
         "id": 1001, "url": "https://someone-else.example/hook", "events": ["jira:issue_created"],
         "jqlFilter": "project in (OPS)", "expires_ms": int(time.time() * 1000) + THIRTY_DAYS_MS,
     }  # fmt: skip
-    registration.register(
+    jira_registration.register(
         reloaded(oauth_site)
     )  # Jira refuses a second URL for the app: that is not ours to fix
     assert 1001 in oauth_jira.state["dynamic_webhooks"]
@@ -69,14 +71,14 @@ def test_anothers_dynamic_webhook_at_another_url_is_left_alone(oauth_site, oauth
 
 
 def test_own_admin_webhook_at_an_old_url_is_moved_not_duplicated(basic_site, basic_jira):  # noqa: F811
-    assert registration.register(basic_site)
+    assert jira_registration.register(basic_site)
     (hook_id,) = basic_jira.state["admin_webhooks"]
     basic_jira.state["admin_webhooks"][hook_id]["url"] = OLD + f"/webhooks/jira/{basic_site.uuid}/"
 
-    assert registration.register(reloaded(basic_site)), reloaded(basic_site).webhook_error
+    assert jira_registration.register(reloaded(basic_site)), reloaded(basic_site).webhook_error
 
     hooks = list(basic_jira.state["admin_webhooks"].values())
-    assert len(hooks) == 1 and hooks[0]["url"] == registration.admin_url(basic_site)
+    assert len(hooks) == 1 and hooks[0]["url"] == jira_registration.admin_url(basic_site)
     assert reloaded(basic_site).webhook_ids == [str(hook_id)]
 
 
@@ -91,5 +93,5 @@ def test_freshbooks_callbacks_we_created_at_an_old_uri_are_replaced(fb, account)
     assert f"invoice.create #{ours}" in output
     assert ours not in fb.state["callbacks"] and theirs in fb.state["callbacks"]
     assert at_freshbooks(fb, old_uri) == []
-    assert ("invoice.create", callbacks.webhook_uri()) in at_freshbooks(fb)
+    assert ("invoice.create", fb_registration.webhook_uri()) in at_freshbooks(fb)
     assert not FreshBooksWebhook.objects.filter(uri=old_uri).exists()

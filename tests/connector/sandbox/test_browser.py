@@ -14,8 +14,8 @@ from django_q.models import OrmQ
 from playwright.sync_api import expect
 
 from audit.models import Event
-from connector.sandbox import setup_tenant
 from connector.sandbox.runtime import Sandbox
+from connector.sandbox.tenant import setup_tenant
 from tenants.models import FreshBooksWebhook
 
 pytestmark = pytest.mark.browser

@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from audit.models import Event
 from connector.reconcile import reconcile
-from connector.sandbox import runtime, samples, setup_tenant
+from connector.sandbox import runtime, samples
 from connector.sandbox import state as saved_state
 from connector.sandbox.jira import API_TOKEN, EMAIL
 from connector.sandbox.runtime import Sandbox
+from connector.sandbox.tenant import setup_tenant
 from tenants.models import JiraSite
 from tests.processing import connected_account
 
@@ -85,12 +86,19 @@ def test_state_survives_a_restart(tmp_path):
 
 
 def test_sample_fields_are_editable_and_payments_have_their_kind(sandbox):
-    fields = {**samples.defaults("payment_refunded"), "amount": "75.50", "client": "Melmac Ltd"}
+    invoice_entry = sandbox.create(
+        "invoice", {**samples.defaults("invoice"), "client": "Melmac Ltd"}, lose=True
+    )
+    fields = {
+        **samples.defaults("payment_refunded"),
+        "amount": "75.50",
+        "invoice": invoice_entry["object_id"],
+    }
     entry = sandbox.create("payment_refunded", fields, lose=True)
     payment = sandbox.fb.state["records"]["payment"][entry["object_id"]]
     invoice = sandbox.fb.state["records"]["invoice"][str(payment["invoiceid"])]
     client = sandbox.fb.state["records"]["client"][str(invoice["customerid"])]
-    assert payment["amount"] == {"amount": "75.50", "code": "USD"} and payment["type"] == "Refund"
+    assert payment["amount"] == {"amount": "-75.50", "code": "USD"} and payment["type"] == "Refund"
     assert client["organization"] == "Melmac Ltd"
     assert payment["updated"][:4] == invoice["updated"][:4] == str(time.gmtime().tm_year), "updated now"
     failed = sandbox.create("payment_failed", samples.defaults("payment_failed"), lose=True)
@@ -119,17 +127,17 @@ def test_sandbox_page_creates_a_record_from_the_form_and_refuses_cross_site_post
 def test_deliveries_are_signed_like_freshbooks_and_accepted(sandbox, live_server, settings, tenant):
     """The sandbox verifies its callback by itself (callback.verify), then a created invoice arrives signed
     with that callback's verifier and is stored; a lost one never arrives."""
-    from connector.freshbooks import callbacks
+    from connector.freshbooks import registration
     from tenants.models import FreshBooksWebhook
 
     settings.PUBLIC_BASE_URL = live_server.url
     settings.FRESHBOOKS_API_URL = sandbox.fb.url
     account = connected_account(tenant)
     create_default_mappings_for(tenant)
-    callbacks.register(account, actor="test")
+    registration.register(account, actor="test")
     hook = FreshBooksWebhook.objects.get(account=account, event="invoice.create")
     wait_for(lambda: FreshBooksWebhook.objects.get(pk=hook.pk).verifier)  # callback.verify arrived
-    callbacks.confirm_verification(hook.pk)  # what the worker does next
+    registration.confirm_verification(hook.pk)  # what the worker does next
     assert sandbox.fb.state["callbacks"][hook.callback_id]["verified"]
 
     entry = sandbox.create("invoice", samples.defaults("invoice"))
@@ -167,17 +175,24 @@ def run_settings(env):
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FRESHBOOKS_", "ATLASSIAN_"))
     } | env
     env.setdefault("DEBUG", "1")
+    show = "from django.conf import settings; print(settings.SANDBOX, 'connector.sandbox' in settings.INSTALLED_APPS)"
     return subprocess.run(
-        [sys.executable, "manage.py", "sandbox", "--check"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", show],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
-    )  # fmt: skip
+    )
 
 
 def test_sandbox_mode_is_on_without_vendor_credentials_and_never_with_them(tmp_path):
     db = {"DATABASE_URL": f"sqlite:///{tmp_path}/x", "SANDBOX": ""}
-    assert run_settings(db).returncode == 0, "no credentials: sandbox mode"
+    assert run_settings(db).stdout.split() == ["True", "True"], (
+        "no credentials: sandbox mode, the app installed"
+    )
     with_credentials = {**db, "FRESHBOOKS_CLIENT_ID": "real-id", "FRESHBOOKS_CLIENT_SECRET": "real-secret"}
-    assert run_settings(with_credentials).returncode == 1, "credentials: no sandbox"
+    assert run_settings(with_credentials).stdout.split() == ["False", "False"], "credentials: no sandbox"
     allowed = subprocess.run(
         [sys.executable, "-c", "from django.conf import settings; print(settings.ALLOW_LOCAL_VENDOR_URLS, "
          "settings.FRESHBOOKS_API_URL)"],
@@ -260,3 +275,32 @@ def test_the_jira_sandbox_page_exhausts_the_quota_for_oauth_calls(sandbox):
 
     requests.post(f"{jira.url}/_sandbox/quota/refill", timeout=5)
     assert requests.get(api, headers=bearer, timeout=5).status_code == 200
+
+
+def test_sandbox_mode_signs_in_with_the_sandbox_oauth_apps(tmp_path):
+    """Settings compute sandbox mode from the environment alone (no sandbox import); the client ids they use
+    in sandbox mode are the ones the sandbox's fake FreshBooks and Atlassian accept."""
+    from connector.sandbox import atlassian, freshbooks_auth
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FRESHBOOKS_", "ATLASSIAN_"))}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path}/x", "SANDBOX": "", "DEBUG": "1"}
+    show = (
+        "import sys; from django.conf import settings; "
+        "print(settings.FRESHBOOKS_CLIENT_ID, settings.FRESHBOOKS_CLIENT_SECRET, settings.ATLASSIAN_CLIENT_ID, "
+        "settings.ATLASSIAN_CLIENT_SECRET, 'connector.sandbox' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", show],
+        cwd=ROOT,
+        env=env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.stdout.split() == [
+        freshbooks_auth.CLIENT_ID,
+        freshbooks_auth.CLIENT_SECRET,
+        atlassian.CLIENT_ID,
+        atlassian.CLIENT_SECRET,
+        "False",
+    ], shown.stderr

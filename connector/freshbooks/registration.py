@@ -28,7 +28,6 @@ from tenants.models import FreshBooksAccount, FreshBooksWebhook
 log = logging.getLogger(__name__)
 
 TIME_ENTRY_EVENTS = KINDS["time_entry"].events  # needed when the tenant has enabled worklog rules
-CONFIRM_TASK = "connector.freshbooks.callbacks.confirm_verification"
 
 
 def webhook_uri():

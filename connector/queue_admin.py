@@ -1,4 +1,4 @@
-"""django-q2's task admin with its one action declaring a permission.
+"""django-q2's task admin (Success, Failure) with its one action declaring a permission.
 
 "Resubmit selected tasks to queue" runs tasks again (processing, confirmations, refreshes); django-q2
 declares no permission for it, so any staff user who may view tasks could run it. Here it needs the change

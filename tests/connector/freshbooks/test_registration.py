@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from connector.defaults import create_default_mappings
-from connector.freshbooks import callbacks
+from connector.freshbooks import registration
 from connector.models import IssueMapping, WorklogRule
 from connector.sandbox.freshbooks import make_fake_freshbooks
 from connector.sandbox.freshbooks_callbacks import (
@@ -13,6 +13,7 @@ from connector.sandbox.freshbooks_callbacks import (
     install_callback_routes,
     verification_delivery,
 )
+from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksWebhook
 from tests.processing import connected_account, run_queued
 
@@ -49,7 +50,7 @@ def register(*args):
 
 
 def test_register_twice_leaves_exactly_one_callback_per_needed_event(fb, account, settings):
-    uri = callbacks.webhook_uri()
+    uri = registration.webhook_uri()
     assert uri == settings.PUBLIC_BASE_URL + "/webhooks/freshbooks/"
     first = register("--tenant", "acme")
     assert "created" in first
@@ -76,7 +77,7 @@ def test_handshake_after_registration_marks_rows_verified(
                 content_type="application/x-www-form-urlencoded",
             )
         assert response.status_code == 200
-    assert set(run_queued(callbacks.CONFIRM_TASK)) == {"verified"}
+    assert set(run_queued(CONFIRM_VERIFICATION)) == {"verified"}
     rows = FreshBooksWebhook.objects.filter(account=account)
     assert rows.count() == 7 and all(r.verified and r.verifier for r in rows)
     assert all(c["verified"] for c in fb.state["callbacks"].values())
@@ -86,7 +87,7 @@ def test_handshake_after_registration_marks_rows_verified(
 
 
 def test_unmapped_events_duplicates_and_foreign_callbacks(fb, account):
-    uri = callbacks.webhook_uri()
+    uri = registration.webhook_uri()
     stale = add_callback(fb, "estimate.create", uri)  # an event no mapping needs any more
     twin_a = add_callback(fb, "invoice.create", uri, verified=True)
     twin_b = add_callback(fb, "invoice.create", uri)  # a duplicate at our URI

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from connector.sandbox import setup_tenant
 from connector.sandbox.runtime import Sandbox
+from connector.sandbox.tenant import setup_tenant
 
 
 def _port(url):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         if not settings.SANDBOX:
             _stop_on_signals(stop)
-            # Under a process manager (honcho stops every process when one exits): idle, run nothing.
+            # Under a process manager that stops every process when one exits: idle, run nothing.
             self.stdout.write("Sandbox mode is off (vendor credentials are set): the sandbox does not run.")
             self.stdout.flush()
             stop.wait()

@@ -1,7 +1,9 @@
-"""Admin support for encrypted secrets: never rendered back, shown as set/not set, replaced on demand."""
+"""Admin support for encrypted secrets (never rendered back, shown as set/not set, replaced on demand) and for
+forms checked against a vendor (checked outside any database transaction)."""
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 
 MASK = "••••••••"
 
@@ -63,3 +65,21 @@ class SecretFieldsAdmin:
         if obj is None or self.has_change_permission(request, obj):
             return fields
         return [f"{name}_masked" if name in self.secret_fields else name for name in fields]
+
+
+class VendorCheckedAdmin:
+    """ModelAdmin mixin for a form whose `clean` asks a vendor (the Jira site's probe, a mapping's createmeta):
+    Django runs a POSTed change form inside one transaction, which would hold the database (on SQLite the whole
+    file) while the vendor answers (connector.transport.guard_transaction refuses that). Here the form is
+    validated outside any transaction; only the saving is atomic."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        with transaction.atomic():
+            super().save_related(request, form, formsets, change)
