@@ -203,6 +203,7 @@ class Alert(models.Model):
         EVENT_FAILED = "event_failed", "Event failed"
         NEEDS_RECONNECT = "needs_reconnect", "Connection needs reconnect"
         WEBHOOK_LAPSED = "webhook_lapsed", "Jira webhook lapsed"
+        TOKEN_EXPIRING = "token_expiring", "Jira token expiring"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -11,6 +11,7 @@ from audit.models import Alert, Event
 from connector.jira import quota
 from connector.jira.quota_store import store
 from connector.models import QuotaUsage, ReconcileState
+from tenants.expiry import EXPIRY_WARNINGS
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 
 
@@ -82,6 +83,18 @@ def jira_pool(now=None):
     }
 
 
+def expiring(site, now):
+    """ "Jira token expires YYYY-MM-DD" when the site's API token or personal access token expires within
+    EXPIRY_WARNINGS[0] days (or has expired), else ""."""
+    expires = site.credentials_expire_on
+    if expires is None or site.auth_method == JiraSite.AuthMethod.OAUTH2:
+        return ""
+    days = (expires - timezone.localdate(now)).days
+    if days > EXPIRY_WARNINGS[0]:
+        return ""
+    return f"Jira token {'expired' if days < 0 else 'expires'} {expires:%Y-%m-%d}"
+
+
 def tenant_health(now=None, tenants=None):
     """[TenantHealth] of `tenants` (default: every active tenant), in nine queries plus one per Jira site (its
     quota pauses) whatever their number."""
@@ -121,6 +134,8 @@ def tenant_health(now=None, tenants=None):
         item.jira_connected = bool(site.webhook_ids)
         if site.status == ConnectionStatus.NEEDS_RECONNECT:
             item.needs_reconnect.append("Jira")
+        elif expiring(site, now):
+            item.needs_reconnect.append(expiring(site, now))
         if site.webhook_expires_at and site.webhook_expires_at <= now:
             item.jira_webhooks = f"lapsed {site.webhook_expires_at:%Y-%m-%d %H:%M}"
         elif site.webhook_error:

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from audit.admin_mixins import FitsScreen
 from config.queueing import enqueue
 from connector import queue_admin  # noqa: F401 - re-registers django-q2's task admin with permissions
-from connector.forms import IssueMappingForm
+from connector.forms import IssueMappingForm, WorklogRuleForm
 from connector.jira.adf import to_text
 from connector.kinds import COMMON_DOCS, CONTEXT_DOCS
 from connector.models import IssueMapping, JiraUserMatch, Link, ReconcileState, WorklogRule
@@ -158,6 +158,7 @@ class IssueMappingAdmin(VendorCheckedAdmin, admin.ModelAdmin):
 
 @admin.register(WorklogRule)
 class WorklogRuleAdmin(admin.ModelAdmin):
+    form = WorklogRuleForm  # the fixed issue key is a Jira key (FIN-12, FIN_OPS-7)
     list_display = ("__str__", "tenant", "match_kind", "match_value", "issue_key", "order", "enabled")
     list_filter = ("match_kind", "enabled", "tenant")
     list_editable = ("order", "enabled")

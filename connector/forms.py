@@ -13,8 +13,9 @@ from connector.errors import JiraError, RenderError, VendorError
 from connector.jira import fields as field_types
 from connector.jira import screens
 from connector.jira.client import JiraClient
+from connector.jira.keys import is_issue_key
 from connector.kinds import mapping_handles
-from connector.models import IssueMapping
+from connector.models import IssueMapping, WorklogRule
 from connector.render import compile_template
 from tenants.models import JiraSite
 
@@ -192,3 +193,20 @@ class IssueMappingForm(forms.ModelForm):
                 f"Saved without checking the project, issue type and fields against Jira: {site} could not be "
                 f"asked ({exc})."
             )
+
+
+class WorklogRuleForm(forms.ModelForm):
+    """A worklog rule: its fixed issue key, when given, is a Jira issue key (``FIN-12``, Data Center's
+    ``FIN_OPS-7``), stored upper-case."""
+
+    class Meta:
+        model = WorklogRule
+        fields = ("tenant", "match_kind", "match_value", "issue_key", "order", "enabled")
+
+    def clean_issue_key(self):
+        key = (self.cleaned_data.get("issue_key") or "").strip().upper()
+        if key and not is_issue_key(key):
+            raise forms.ValidationError(
+                "A Jira issue key: the project key, a dash and a number, e.g. FIN-12 or FIN_OPS-7."
+            )
+        return key

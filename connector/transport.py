@@ -41,13 +41,22 @@ JSON_TYPES = ("/json", "+json")  # application/json, application/vnd.api+json
 
 # (words found in the chain of network exceptions, what they mean in plain words), first match wins.
 NETWORK_REASONS = (
-    (("nameresolution", "name or service not known", "nodename nor servname", "temporary failure in name resolution",
-      "no address associated", "getaddrinfo"), "the name does not resolve"),
+    (
+        (
+            "nameresolution",
+            "name or service not known",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "no address associated",
+            "getaddrinfo",
+        ),
+        "the name does not resolve",
+    ),
     (("connection refused", "connectionrefused"), "nothing accepts connections there (connection refused)"),
     (("certificate", "ssl"), "its TLS certificate could not be verified"),
     (("timed out", "timeout"), "it did not answer in time"),
     (("reset", "aborted", "remotedisconnected", "connection broken"), "the connection was cut"),
-)  # fmt: skip
+)
 
 
 def network_reason(exc):

@@ -248,7 +248,7 @@ class JiraSiteFields:
     """The Jira site page shows what the operator types for an API-token site; everything else is set by the
     checks, the OAuth flow or the webhook registration, and only shown (below SecretFieldsAdmin's masking)."""
 
-    TYPED = ("tenant", "auth_method", "base_url", "email", "api_token")
+    TYPED = ("tenant", "auth_method", "base_url", "email", "api_token", "credentials_expire_on")
     SHOWN = ("site_name", "deployment", "status", "last_error", "cloud_id", "scopes", "token_expires_at",
              "last_refreshed_at", "uuid", "webhook_ids", "webhook_expires_at", "webhook_refreshed_at",
              "webhook_error", "created_at", "updated_at")  # fmt: skip

@@ -15,6 +15,7 @@ from connector.errors import ConnectorError, FreshBooksError, JiraError, VendorE
 from connector.freshbooks.client import FreshBooksClient
 from connector.jira import screens
 from connector.jira.client import JiraClient
+from connector.transport import network_reason
 from tenants.models import ConnectionStatus, JiraSite
 from tenants.vendor_urls import check_vendor_url
 
@@ -26,28 +27,10 @@ class CheckError(ConnectorError):
     """A connection check failed; the message is one line an operator can act on."""
 
 
-# (words found in the chain of network exceptions, what they mean in plain words), first match wins.
-NETWORK_REASONS = (
-    (("nameresolution", "name or service not known", "nodename nor servname", "temporary failure in name resolution",
-      "no address associated", "getaddrinfo"), "the name does not resolve"),
-    (("connection refused", "connectionrefused"), "nothing accepts connections there (connection refused)"),
-    (("certificate", "ssl"), "its TLS certificate could not be verified"),
-    (("timed out", "timeout"), "it did not answer in time"),
-)  # fmt: skip
-
-
 def unreachable(base_url, exc):
     """'<host> could not be reached: <reason in plain words>' for a network failure (`exc` and its causes)."""
     host = urlsplit(base_url).hostname or base_url
-    chain, seen = [], exc
-    while seen is not None and len(chain) < 10:
-        chain.append(f"{type(seen).__name__} {seen}".lower())
-        seen = seen.__cause__ or seen.__context__
-    text = " ".join(chain)
-    reason = next(
-        (why for words, why in NETWORK_REASONS if any(w in text for w in words)), "the connection failed"
-    )
-    return f"{host} could not be reached: {reason}."
+    return f"{host} could not be reached: {network_reason(exc)}."
 
 
 @dataclass
@@ -78,6 +61,8 @@ def failure(exc):
     """What a user is shown of a failed vendor call: the HTTP status (with a hint) or that the vendor could
     not be reached. Never the remote answer: a URL pointed at an internal server must not reveal it."""
     status = getattr(exc, "status", None)
+    if getattr(exc, "needs_reconnect", False):  # our own words: why the credentials are refused
+        return str(exc)
     if isinstance(exc, (JiraError, FreshBooksError)):
         if status is None:
             return "no answer (unreachable, timed out or not a JSON answer)"
@@ -86,8 +71,9 @@ def failure(exc):
     return str(exc)
 
 
-def probe_jira_site(base_url, email, api_token):
-    """Reach an API-token site: returns (deployment, display name) or raises CheckError.
+def probe_jira_site(base_url, email, api_token, auth_method=JiraSite.AuthMethod.BASIC):
+    """Reach a token site (Basic: email or user name + API token; PAT: a Data Center personal access token):
+    returns (deployment, display name) or raises CheckError.
 
     `serverInfo` tells Cloud from Server/Data Center (v3 exists on Cloud only, v2 on both); `myself`
     proves the credentials.
@@ -96,9 +82,8 @@ def probe_jira_site(base_url, email, api_token):
         check_vendor_url(base_url)
     except ValidationError as exc:
         raise CheckError(" ".join(exc.messages)) from exc
-    site = JiraSite(
-        base_url=base_url.rstrip("/"), email=email, api_token=api_token, auth_method=JiraSite.AuthMethod.BASIC
-    )
+    site = JiraSite(base_url=base_url.rstrip("/"), email=email, api_token=api_token, auth_method=auth_method)
+    email = email or "the personal access token"
     info = None
     for deployment in (JiraSite.Deployment.CLOUD, JiraSite.Deployment.SERVER):
         site.deployment = deployment

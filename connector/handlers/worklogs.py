@@ -6,16 +6,14 @@ skipped until the update that stops it. Jira wants `started` as yyyy-MM-dd'T'HH:
 60 seconds (research: Jira worklog API); the note becomes the comment, cut to Jira's 32,767 characters.
 """
 
-import re
-
 from connector import ledger
 from connector.errors import FreshBooksError
 from connector.handlers.job import Skip, fetch_with_related
 from connector.jira import fields as field_types
+from connector.jira.keys import ISSUE_KEY_IN_TEXT
 from connector.models import IssueMapping, Link, WorklogRule
 from connector.render import TEXT_MAX, fit_text
 
-ISSUE_KEY = re.compile(r"\b[A-Z][A-Z0-9]+-[0-9]+\b")
 MAX_NOTE_KEYS = 5  # issue keys of one note looked up in Jira at most
 
 
@@ -79,7 +77,7 @@ def note_issue(job, note, projects):
     Whoever writes a FreshBooks time entry writes its note: a key outside the tenant's projects is ignored
     (never looked up), so a note cannot send worklogs to any issue the connector's Jira user can reach.
     """
-    for number, found in enumerate(ISSUE_KEY.finditer(note)):
+    for number, found in enumerate(ISSUE_KEY_IN_TEXT.finditer(note)):
         if number == MAX_NOTE_KEYS:
             break
         key = found.group()

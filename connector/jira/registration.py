@@ -28,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from audit import alerts
 from connector.errors import ConnectorError, JiraError, ReconnectRequired, TokenRefreshError
 from connector.jira.client import JiraClient
+from connector.jira.keys import is_project_key
 from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
 
@@ -44,7 +45,6 @@ ADMIN_EVENTS = ["jira:issue_updated", "jira:issue_deleted", "worklog_deleted"]
 LIFETIME = timedelta(days=30)  # dynamic webhooks expire 30 days after registration or refresh
 REFRESH_WITHIN = timedelta(days=7)
 PAGE_SIZE = 100
-PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 ASCII_ID = re.compile(r"[0-9]{1,18}")
 ODD_ANSWER = (ValueError, TypeError, AttributeError, KeyError)  # Jira answered in a shape it should not
 
@@ -88,7 +88,7 @@ def admin_url(site):
 def project_keys(tenant):
     """The projects the tenant's enabled mappings write to (valid Jira keys only: they go into JQL)."""
     keys = tenant.mappings.filter(enabled=True).values_list("project_key", flat=True)
-    return sorted({k.strip().upper() for k in keys if PROJECT_KEY.match(k.strip().upper())})
+    return sorted({k.strip().upper() for k in keys if is_project_key(k.strip().upper())})
 
 
 def jql_for(keys):

@@ -21,9 +21,13 @@ BASE = "https://jira.example.com"
 @pytest.fixture
 def site(tenant):
     return JiraSite.objects.create(
-        tenant=tenant, base_url=BASE, deployment=JiraSite.Deployment.SERVER, email="ops", api_token="tok",
+        tenant=tenant,
+        base_url=BASE,
+        deployment=JiraSite.Deployment.SERVER,
+        email="ops",
+        api_token="tok",
         status=ConnectionStatus.CONNECTED,
-    )  # fmt: skip
+    )
 
 
 def reconnect_alerts():

@@ -127,9 +127,13 @@ def test_every_request_of_an_event_goes_through_the_transport(connected, fb, jir
 @pytest.fixture
 def dc_site(tenant):
     return JiraSite.objects.create(
-        tenant=tenant, base_url=BASE, deployment=JiraSite.Deployment.SERVER, email="ops", api_token="tok",
+        tenant=tenant,
+        base_url=BASE,
+        deployment=JiraSite.Deployment.SERVER,
+        email="ops",
+        api_token="tok",
         status=ConnectionStatus.CONNECTED,
-    )  # fmt: skip
+    )
 
 
 @responses.activate

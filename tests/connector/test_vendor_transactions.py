@@ -54,10 +54,16 @@ def oauth_site(tenant, atl, settings):
     settings.ATLASSIAN_CLIENT_SECRET = CLIENT_SECRET
     atl.state["refresh_tokens"].add("atl-refresh-0")
     return JiraSite.objects.create(  # the site of the webhook samples (their "self" links)
-        tenant=tenant, base_url="https://zulipp.atlassian.net", cloud_id=CLOUD_ID,
-        auth_method=JiraSite.AuthMethod.OAUTH2, status=ConnectionStatus.CONNECTED, webhook_ids=[1001],
-        access_token="expired", refresh_token="atl-refresh-0", token_expires_at=timezone.now() - timedelta(minutes=1),
-    )  # fmt: skip
+        tenant=tenant,
+        base_url="https://zulipp.atlassian.net",
+        cloud_id=CLOUD_ID,
+        auth_method=JiraSite.AuthMethod.OAUTH2,
+        status=ConnectionStatus.CONNECTED,
+        webhook_ids=[1001],
+        access_token="expired",
+        refresh_token="atl-refresh-0",
+        token_expires_at=timezone.now() - timedelta(minutes=1),
+    )
 
 
 def test_a_dynamic_delivery_keeps_the_rotated_refresh_token_when_jira_answers_503(
@@ -108,8 +114,13 @@ def test_the_admin_site_form_probes_jira_outside_a_transaction(staff_client, ten
     (serverInfo, myself) must not wait inside it."""
     jira = install_core_routes(FakeJira())
     try:
-        form = {"tenant": tenant.pk, "base_url": jira.url, "auth_method": "basic", "email": "ops@acme.test",
-                "api_token": "jira-api-token"}  # fmt: skip
+        form = {
+            "tenant": tenant.pk,
+            "base_url": jira.url,
+            "auth_method": "basic",
+            "email": "ops@acme.test",
+            "api_token": "jira-api-token",
+        }
         response = staff_client.post(reverse("admin:tenants_jirasite_add"), form)
         assert response.status_code == 302, response.content.decode()[:2000]
     finally:
@@ -135,8 +146,13 @@ def test_the_dynamic_delivery_check_is_one_try_and_passes_jiras_retry_after_on(
 @responses.activate
 def test_the_transport_refuses_a_vendor_call_inside_a_web_requests_transaction(tenant):
     """The guard: in a web request, a vendor call made while a transaction is open fails loudly."""
-    site = JiraSite.objects.create(tenant=tenant, base_url="https://acme.atlassian.net", email="a@b.test",
-                                   api_token="t", status=ConnectionStatus.CONNECTED)  # fmt: skip
+    site = JiraSite.objects.create(
+        tenant=tenant,
+        base_url="https://acme.atlassian.net",
+        email="a@b.test",
+        api_token="t",
+        status=ConnectionStatus.CONNECTED,
+    )
     responses.get("https://acme.atlassian.net/rest/api/3/myself", json={"accountId": "a"})
     request_started.send(sender=None)
     try:

@@ -1,8 +1,11 @@
-"""Create a tenant with its API-token Jira site and default mappings, then print the next steps."""
+"""Create a tenant with its token Jira site (API token, or a Data Center personal access token) and default
+mappings, then print the next steps."""
 
+import argparse
 import os
 import re
 import sys
+from datetime import date
 from getpass import getpass
 
 from django.conf import settings
@@ -13,17 +16,26 @@ from django.urls import reverse
 from django.utils.text import slugify
 
 from connector.defaults import create_default_mappings, create_default_worklog_rule
+from connector.jira.keys import is_project_key
 from tenants.checks import CheckError, check_create_screen, check_jira_project, probe_jira_site
 from tenants.models import ConnectionStatus, JiraSite, Tenant
 from tenants.vendor_urls import check_vendor_url
 
-PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+AUTH_METHODS = {"api-token": JiraSite.AuthMethod.BASIC, "pat": JiraSite.AuthMethod.PAT}
+
+
+def _date(text):
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 class Command(BaseCommand):
     help = (
-        "Create a tenant: its Jira site (email + API token; the token is read from the JIRA_API_TOKEN "
-        "environment variable or prompted for, never passed as an argument), the default mappings to "
+        "Create a tenant: its Jira site (--jira-auth api-token: email or user name + API token; --jira-auth pat: "
+        "a Data Center personal access token; the token is read from the JIRA_API_TOKEN environment variable or "
+        "prompted for, never passed as an argument), the default mappings to "
         '--jira-project and the worklog rule "Jira issue key in the entry\'s note" (--no-worklog-rule: none). The site is checked first (serverInfo decides Cloud or Server/Data Center; '
         "myself proves the credentials; the project must exist) unless --skip-check is given. Prints the URL "
         "at which to connect the tenant's FreshBooks business."
@@ -36,7 +48,21 @@ class Command(BaseCommand):
             "--jira-url", required=True, help="Jira site URL, e.g. https://acme.atlassian.net"
         )
         parser.add_argument(
-            "--jira-email", required=True, help="Email (Cloud) or user name (Server) of the Jira user."
+            "--jira-auth",
+            choices=sorted(AUTH_METHODS),
+            default="api-token",
+            help="api-token (default): Basic with --jira-email and an API token (Cloud) or password (Server); "
+            "pat: a Data Center personal access token (Bearer), no --jira-email.",
+        )
+        parser.add_argument(
+            "--jira-email",
+            default="",
+            help="Email (Cloud) or user name (Server / Data Center) of the Jira user.",
+        )
+        parser.add_argument(
+            "--expires-on",
+            type=_date,
+            help="When the token expires (YYYY-MM-DD): operators are warned 30 and 7 days before.",
         )
         parser.add_argument(
             "--jira-project", required=True, help="Project key the default mappings write to."
@@ -57,6 +83,11 @@ class Command(BaseCommand):
         name, slug = options["name"].strip(), options["slug"].strip()
         jira_url = options["jira_url"].strip().rstrip("/")
         email = options["jira_email"].strip()
+        auth_method = AUTH_METHODS[options["jira_auth"]]
+        if auth_method == JiraSite.AuthMethod.PAT:
+            email = ""
+        elif not email:
+            raise CommandError("--jira-email is required with --jira-auth api-token (email or user name).")
         project = options["jira_project"].strip().upper()
         if not name:
             raise CommandError("--name must not be empty.")
@@ -72,7 +103,7 @@ class Command(BaseCommand):
             check_vendor_url(jira_url)
         except ValidationError as exc:
             raise CommandError(f"--jira-url {jira_url!r}: {' '.join(exc.messages)}") from exc
-        if not PROJECT_KEY.match(project):
+        if not is_project_key(project):
             raise CommandError(f"--jira-project {project!r} is not a Jira project key (e.g. FIN).")
         if Tenant.objects.filter(slug=slug).exists():
             raise CommandError(f"A tenant with slug {slug!r} already exists.")
@@ -82,8 +113,14 @@ class Command(BaseCommand):
         deployment, status = JiraSite.Deployment.CLOUD, ConnectionStatus.DISCONNECTED
         if not options["skip_check"]:
             try:
-                deployment, user = probe_jira_site(jira_url, email, token)
-                probe = JiraSite(base_url=jira_url, email=email, api_token=token, deployment=deployment)
+                deployment, user = probe_jira_site(jira_url, email, token, auth_method)
+                probe = JiraSite(
+                    base_url=jira_url,
+                    email=email,
+                    api_token=token,
+                    deployment=deployment,
+                    auth_method=auth_method,
+                )
                 check_jira_project(probe, project, {"Task"})
                 # The default mappings send a summary, a description and labels (the connector's own always).
                 check_create_screen(probe, project, "Task", {"description_template": "x", "labels": ["x"]})
@@ -98,7 +135,7 @@ class Command(BaseCommand):
             tenant = Tenant.objects.create(name=name, slug=slug)
             JiraSite.objects.create(
                 tenant=tenant, base_url=jira_url, email=email, api_token=token, deployment=deployment,
-                auth_method=JiraSite.AuthMethod.BASIC, status=status,
+                auth_method=auth_method, status=status, credentials_expire_on=options["expires_on"],
             )  # fmt: skip
             mappings = create_default_mappings(tenant, project)
             rule = None if options["no_worklog_rule"] else create_default_worklog_rule(tenant)
