@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-faults bench-hosts bench-triage
+.PHONY: run test lint install install-dev bench bench-ingest bench-e2e bench-drain bench-quota bench-faults bench-hosts bench-triage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ lint: install-dev
 # Benchmarks (tests/bench; loopback only; each prints its figures and appends them, dated, to
 # tests/bench/RESULTS.md). PostgreSQL at 127.0.0.1:5432 (BENCH_POSTGRES; databases mlc_bench_* are recreated),
 # Redis at 127.0.0.1:6379/14 (BENCH_REDIS_URL, empty to skip). Options: make bench-drain BENCH_ARGS="--events 2000"
-bench: bench-ingest bench-e2e bench-drain
+bench: bench-ingest bench-e2e bench-drain bench-quota
 
 bench-ingest: install-dev
 	$(BIN)/python -m tests.bench.ingest $(BENCH_ARGS)
@@ -53,6 +53,10 @@ bench-e2e: install-dev
 
 bench-drain: install-dev
 	$(BIN)/python -m tests.bench.drain $(BENCH_ARGS)
+
+# Jira's hourly points quota: points per issue, quota failures, backfill write requests, fairness between tenants.
+bench-quota: install-dev
+	$(BIN)/python -m tests.bench.quota $(BENCH_ARGS)
 
 # Faults and load on a PostgreSQL server of its own (initdb in a temporary directory; nothing else is touched).
 bench-triage: install-dev

@@ -16,6 +16,8 @@ Names (all prefixed `mlc_`; counters end in `_total` in the exposition):
   to jira / freshbooks by HTTP status ("error": no answer).
 - mlc_delivery_to_jira_write_seconds: histogram, from an event's delivery to its first Jira write.
 - mlc_alerts_total{kind}: alerts raised (audit.alerts), one per tenant, kind, subject and hour.
+- mlc_jira_points_total{pool, tenant}: Jira points spent, estimated per call (connector.jira.quota); the hourly
+  figure per tenant is on the health panel. mlc_jira_quota_pauses_total{scope}: quota 429s that paused calls.
 - mlc_reconcile_passes_total{result}, mlc_reconcile_events_found_total: reconcile passes (see `reconcile_pass`).
 - mlc_queue_backlog, mlc_queue_oldest_age_seconds, mlc_broker_backlog: read at scrape time.
 
@@ -64,6 +66,16 @@ ALERTS = Counter(
 )
 RECONCILE_PASSES = Counter("mlc_reconcile_passes", "Reconcile passes by result (ok, failed).", ["result"])
 RECONCILE_FOUND = Counter("mlc_reconcile_events_found", "Events created by reconcile for missed records.")
+JIRA_POINTS = Counter(
+    "mlc_jira_points",
+    "Jira points spent (estimated from Jira's cost model), by pool (oauth, api_token, data_center) and tenant.",
+    ["pool", "tenant"],
+)
+JIRA_QUOTA_PAUSES = Counter(
+    "mlc_jira_quota_pauses",
+    "Quota 429s that paused Jira calls, by scope (pool: every OAuth site; site).",
+    ["scope"],
+)
 
 # Why an inbound endpoint refused a delivery, by HTTP status (the endpoints' documented answers).
 REASONS = {
@@ -157,6 +169,15 @@ def vendor_of(url):
     if url.startswith((settings.FRESHBOOKS_API_URL + "/", settings.FRESHBOOKS_AUTH_URL + "/")):
         return "freshbooks"
     return "jira"
+
+
+def jira_points(pool, tenant, points):
+    """Count `points` spent by tenant (slug) in pool (oauth, api_token, data_center)."""
+    JIRA_POINTS.labels(pool, tenant).inc(points)
+
+
+def jira_quota_pause(scope):
+    JIRA_QUOTA_PAUSES.labels(scope).inc()
 
 
 def reconcile_pass(ok, found):

@@ -8,7 +8,9 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from audit.models import Alert, Event
-from connector.models import ReconcileState
+from connector.jira import quota
+from connector.jira.quota_store import store
+from connector.models import QuotaUsage, ReconcileState
 from tenants.expiry import EXPIRY_WARNINGS
 from tenants.models import ConnectionStatus, FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 
@@ -30,6 +32,9 @@ class TenantHealth:
     waiting: int = 0  # events waiting (a paused tenant's held events, Jira's quota…)
     jira_connected: bool = False  # a Jira site is set up (not "Not connected")
     callbacks: int = 0  # FreshBooks callbacks registered
+    jira_points: int = 0  # Jira points spent this UTC hour (estimated, connector.jira.quota)
+    jira_pool: str = ""  # oauth (the app's hourly pool), api_token or data_center
+    jira_paused: str = ""  # "until 14:00 UTC (jira-quota-global-based)" while Jira's quota pauses its calls
 
     @property
     def paused_since(self):
@@ -61,6 +66,23 @@ def last_reconcile(state):
     return f"{state.get_last_result_display().lower()} at {when:%Y-%m-%d %H:%M}"
 
 
+def jira_pool(now=None):
+    """The OAuth app's hourly pool, for the panel's caption: {"points": spent this UTC hour (estimated, every
+    tenant), "remaining": Jira's last remaining figure this hour or None, "limit", "paused": "until 14:00 UTC"
+    or ""}."""
+    now = (now or timezone.now()).timestamp()
+    spent = QuotaUsage.objects.filter(hour=quota.hour_of(now), pool="oauth").values_list("points", flat=True)
+    kept = store().remaining(quota.POOL)
+    fresh = kept and int(kept[2]) // 3600 == int(now) // 3600
+    paused = store().paused([quota.POOL], now)
+    return {
+        "points": sum(spent),
+        "remaining": kept[0] if fresh else None,
+        "limit": kept[1] if fresh else None,
+        "paused": f"until {quota.when(paused[0])} ({paused[1]})" if paused else "",
+    }
+
+
 def expiring(site, now):
     """ "Jira token expires YYYY-MM-DD" when the site's API token or personal access token expires within
     EXPIRY_WARNINGS[0] days (or has expired), else ""."""
@@ -74,7 +96,8 @@ def expiring(site, now):
 
 
 def tenant_health(now=None, tenants=None):
-    """[TenantHealth] of `tenants` (default: every active tenant), in seven queries whatever their number."""
+    """[TenantHealth] of `tenants` (default: every active tenant), in nine queries plus one per Jira site (its
+    quota pauses) whatever their number."""
     now = now or timezone.now()
     day_ago = now - timedelta(hours=24)
     tenants = Tenant.objects.filter(active=True) if tenants is None else tenants
@@ -121,6 +144,15 @@ def tenant_health(now=None, tenants=None):
     for row in hooks.annotate(n=Count("id"), unverified=Count("id", filter=Q(verified=False))):
         item = health[row["account__tenant"]]
         item.callbacks, item.callbacks_unverified = row["n"], row["unverified"]
+    hour = quota.hour_of(now.timestamp())
+    for row in QuotaUsage.objects.filter(tenant__in=health, hour=hour):
+        health[row.tenant_id].jira_points += row.points
+        health[row.tenant_id].jira_pool = row.pool
+    for site in JiraSite.objects.filter(tenant__in=health).exclude(status=ConnectionStatus.DISCONNECTED):
+        limits = quota.Policy(site)
+        paused = store().paused(limits.quota_scopes(), now.timestamp())
+        if paused:
+            health[site.tenant_id].jira_paused = f"until {quota.when(paused[0])} ({paused[1]})"
     states = {state.tenant_id: state for state in ReconcileState.objects.filter(tenant__in=health)}
     for item in health.values():
         item.reconcile = states.get(item.tenant.pk)

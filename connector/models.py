@@ -200,3 +200,43 @@ class ReconcileState(models.Model):
 
     def __str__(self):
         return f"Reconcile of {self.tenant}"
+
+
+class QuotaState(models.Model):
+    """Shared state of one Jira rate limit, seen by every worker process on every host (connector.jira.quota;
+    kept in Redis instead when REDIS_URL is set). `scope` names the limit: "pool:oauth" (the OAuth app's hourly
+    pool, every OAuth site), "site:<id>" (one site's quota), "burst:<site id>:<METHOD> <endpoint>",
+    "issue:<site id>:<issue key>" (per-issue write pacing)."""
+
+    scope = models.CharField(max_length=200, unique=True)
+    until = models.DateTimeField(
+        null=True, blank=True, help_text="No call under this scope before this time."
+    )
+    reason = models.CharField(max_length=100, blank=True, default="", help_text="Jira's RateLimit-Reason.")
+    slots = models.JSONField(default=list, blank=True, help_text="Epoch seconds of recent calls (pacing).")
+    remaining = models.PositiveIntegerField(null=True, blank=True, help_text="Jira's last remaining points.")
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="Jira's quota, points per window.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.scope
+
+
+class QuotaUsage(models.Model):
+    """Jira points spent (estimated from Jira's published cost model) by one tenant in one pool in one UTC hour."""
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="quota_usage")
+    pool = models.CharField(
+        max_length=20, help_text="oauth (the app's hourly pool), api_token or data_center."
+    )
+    points = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "tenant", "pool"], name="uniq_quota_usage_per_hour")
+        ]
+
+    def __str__(self):
+        return f"{self.tenant_id} {self.pool} {self.hour:%Y-%m-%d %H}:00 {self.points} points"

@@ -33,7 +33,7 @@ from django.utils import timezone
 from audit import metrics
 from audit.models import Event
 from config.queueing import enqueue
-from connector import retry
+from connector import bulk, retry, waiting
 from connector.errors import ConnectorError, FreshBooksError, ReconnectRequired
 from connector.freshbooks.client import FreshBooksClient
 from connector.handlers import Job, worklog_issue
@@ -219,13 +219,18 @@ def describe(job, kind, name, record):
 
 
 def create_event(tenant, account, name, record, sync, actor):
+    """The event for a record found missing: processed here (sync), or held in the bulk lane (connector.bulk:
+    behind live deliveries, tenants in turns, issues created 50 at a time)."""
     object_id = str(record.get("id"))
     event = Event.objects.create(
         source=Event.Source.RECONCILE, tenant=tenant, name=name, object_id=object_id,
-        account_id=account.account_id, business_id=account.business_id, status=Event.Status.QUEUED,
+        account_id=account.account_id, business_id=account.business_id,
+        status=Event.Status.QUEUED if sync else Event.Status.WAITING, wait_reason="" if sync else waiting.BULK,
+        status_detail="" if sync else "Waiting for its turn (bulk work)",
         payload={"name": name, "object_id": object_id, "updated": str(record.get("updated") or "")},
     )  # fmt: skip
-    run_or_enqueue(event, actor=actor, sync=sync)
+    if sync:
+        run_or_enqueue(event, actor=actor, sync=sync)
     return event
 
 
@@ -316,6 +321,8 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
                     result.created.append((name, str(record.get("id")), describe(job, kind, name, record)))
                 else:
                     result.created.append(create_event(tenant, account, name, record, sync, actor))
+            if not dry_run and not sync:
+                bulk.feed()
             progress(f"{tenant.slug}: {kind} page {page}/{pages}: {len(records)} listed, {len(new)} new "
                      f"({result.listed} listed, {len(result.created)} new so far)")  # fmt: skip
 

@@ -7,6 +7,8 @@ Replayable: received, queued, failed, skipped, succeeded and duplicate events, a
 Who asked is kept on the event (`replay_requested_by`/`_at`) and on every attempt the replay makes.
 A large group (the Failed events list) is replayed by one background task with its progress on an
 audit.ReplayBatch (`start_batch`, `run_batch`), never inside a web request.
+Bulk replays — a batch, or a queued replay of more than BULK_REPLAY events — are bulk work: the events wait in
+the bulk lane behind live deliveries (connector.bulk), their issue creates sent 50 at a time.
 """
 
 import logging
@@ -18,10 +20,12 @@ from django.utils import timezone
 
 from audit.models import Event, ReplayBatch
 from config.queueing import enqueue
+from connector import bulk, waiting
 from connector.schedules import REPLAY_BATCH
 from connector.tasks import run_or_enqueue
 
 log = logging.getLogger(__name__)
+BULK_REPLAY = bulk.BATCH  # a replay of more events than this goes through the bulk lane (connector.bulk)
 
 REPLAYABLE = {
     Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
@@ -54,6 +58,7 @@ def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100
     `progress(done, total)` is called after every `every` events and after the last. Returns a ReplayResult."""
     result = ReplayResult()
     pks = [event.pk for event in events]
+    in_lane = not sync and len(pks) > BULK_REPLAY
     for done, pk in enumerate(pks, start=1):
         if dry_run:
             event = Event.objects.filter(pk=pk).first()
@@ -63,13 +68,15 @@ def replay(events, actor, *, sync=False, dry_run=False, progress=None, every=100
             elif event is not None:
                 result.queued.append(event)
         else:
-            _replay_one(pk, actor, sync, result)
+            _replay_one(pk, actor, sync, result, in_lane)
         if progress and (done % every == 0 or done == len(pks)):
             progress(done, len(pks))
+    if in_lane and not dry_run:
+        bulk.feed()
     return result
 
 
-def _replay_one(pk, actor, sync, result):
+def _replay_one(pk, actor, sync, result, in_lane=False):
     with transaction.atomic():
         event = Event.objects.select_for_update().filter(pk=pk).first()
         if event is None:
@@ -79,12 +86,15 @@ def _replay_one(pk, actor, sync, result):
             result.refused.append((event, reason))
             return
         previous = event.get_status_display().lower()
-        event.status = Event.Status.QUEUED
+        event.status = Event.Status.WAITING if in_lane else Event.Status.QUEUED
+        event.wait_until, event.wait_reason = None, waiting.BULK if in_lane else ""
         event.status_detail = f"Replay requested by {actor} (was {previous})."
         event.replay_requested_by, event.replay_requested_at = actor[:150], timezone.now()
-        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at"])
+        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at",
+                                  "wait_until", "wait_reason"])  # fmt: skip
     result.queued.append(event)
-    run_or_enqueue(event, actor=actor, sync=sync)
+    if not in_lane:
+        run_or_enqueue(event, actor=actor, sync=sync)
 
 
 BATCH_SLICE_SECONDS = 60  # one run of the batch task, well inside Q_TIMEOUT; the rest goes on in the next run
@@ -116,7 +126,7 @@ def run_batch(batch_id, slice_seconds=None):
     try:
         for pk in batch.event_ids[batch.done :]:
             result = ReplayResult()
-            _replay_one(pk, batch.requested_by, False, result)
+            _replay_one(pk, batch.requested_by, False, result, in_lane=True)
             batch.done += 1
             batch.queued += len(result.queued)
             batch.refused += len(result.refused)
@@ -125,6 +135,8 @@ def run_batch(batch_id, slice_seconds=None):
                     batch.detail += f"#{event.pk}: {reason}\n"
             if batch.done % BATCH_SAVE_EVERY == 0:
                 batch.save(update_fields=fields)
+            if batch.done % bulk.BATCH == 0:
+                bulk.feed()
             if time.monotonic() > deadline and batch.done < batch.total:
                 batch.save(update_fields=fields)
                 enqueue(REPLAY_BATCH, batch.pk)
@@ -139,5 +151,6 @@ def run_batch(batch_id, slice_seconds=None):
         raise
     batch.state, batch.finished_at = ReplayBatch.State.FINISHED, timezone.now()
     batch.save(update_fields=fields)
+    bulk.feed()
     log.info("Replay batch %s finished: %d queued, %d refused", batch.pk, batch.queued, batch.refused)
     return batch.state

@@ -7,6 +7,7 @@ from config.queueing import Every
 PROCESS_EVENT = "connector.tasks.process_event"  # (event id, actor=...): fetch, render, write to Jira
 CONFIRM_VERIFICATION = "connector.freshbooks.registration.confirm_verification"  # (FreshBooksWebhook id)
 RECONCILE = "connector.reconcile.reconcile_task"  # (tenant id, actor=...): one reconcile pass
+PROCESS_BATCH = "connector.bulk.process_batch"  # (event ids): one batch of bulk work (connector.bulk)
 REPLAY_BATCH = "connector.replay.run_batch"  # (ReplayBatch id): a slice of a large replay, then the next
 
 SCHEDULES = [
@@ -18,4 +19,6 @@ SCHEDULES = [
     Every("reconcile-tenants", "connector.reconcile.reconcile_due", minutes=5),
     # Events waiting for a vendor (quota, rate limit) resume when their time has come.
     Every("resume-waiting-events", "connector.tasks.resume_waiting", minutes=1),
+    # Bulk work (backfill, reconcile catch-up, bulk replay) is released in turns behind live deliveries.
+    Every("feed-bulk-work", "connector.bulk.feed", minutes=1),
 ]

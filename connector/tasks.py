@@ -211,7 +211,15 @@ def process_event(event_id, actor="worker"):
         log.exception("Processing event %s failed", event_id)
         finish(event, Outcome("failed", detail=f"Internal error: {type(exc).__name__}: {exc}"))
         raise
-    if outcome.status == "waiting" and waiting.wait(event, outcome.wait_until, outcome.wait_reason):
+    return settle(event, outcome, transient, actor)
+
+
+def settle(event, outcome, transient, actor="worker"):
+    """Record the outcome of a processing run of `event` (claimed): waiting, an automatic retry, or final.
+    Returns the status. Also used by connector.bulk for the events of a bulk create."""
+    if outcome.status == "waiting" and waiting.wait(
+        event, outcome.wait_until, outcome.wait_reason, outcome.detail
+    ):
         Event.objects.filter(pk=event.pk).update(record=event.record)
         log.info("Event %s %s", event.pk, waiting.describe(event))
         return outcome.status

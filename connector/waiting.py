@@ -11,11 +11,12 @@ An event in status ``waiting`` (audit.Event.Status.WAITING) is not processed and
 uses are the constants below. The admin shows `describe(event)`: "waiting for Jira's quota until 14:00 UTC".
 
 Shapes:
-- ``wait(event, until=None, reason="")`` → bool: puts a received, queued, processing or waiting event into
+- ``wait(event, until=None, reason="", detail="")`` → bool: puts a received, queued, processing or waiting event into
   waiting (one conditional UPDATE; False when the event had already finished, e.g. succeeded meanwhile).
   ``until``: an aware datetime or None. The event instance is updated too.
 - ``release_due(now=None, limit=500)`` → list of event ids moved from waiting to queued because their time has
-  come (oldest ``wait_until`` first). The caller queues them (connector.tasks.resume_waiting does).
+  come (oldest ``wait_until`` first). The caller queues them (connector.tasks.resume_waiting does). Bulk work
+  (reason BULK) is left to its own lane, connector.bulk.feed, which releases it in turns.
 - ``release(events)`` → list of ids of the waiting events in the ``events`` queryset moved to queued now,
   whatever their time (connector.tasks.resume queues them).
 
@@ -33,9 +34,10 @@ from audit.models import Event
 QUOTA = "Jira's quota"  # the hourly points quota (global pool or the tenant's), connector.jira.quota
 RETRY_AFTER = "Jira's Retry-After"  # a 429 asking for longer than one call may wait
 TENANT_PAUSED = "tenant paused"  # an operator paused the tenant (no until: resumed by hand)
+BULK = "its turn (bulk work)"  # reconcile, backfill, bulk replay: released in turns by connector.bulk.feed
 
 # Reasons that name what is awaited read "waiting for Jira's quota"; others "waiting: tenant paused".
-AWAITED = (QUOTA, RETRY_AFTER)
+AWAITED = (QUOTA, RETRY_AFTER, BULK)
 WAITABLE = (Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING, Event.Status.WAITING)
 
 
@@ -53,8 +55,9 @@ def describe(event):
     return text
 
 
-def wait(event, until=None, reason=""):
-    """Put `event` into waiting until `until` (aware datetime, or None: until released) for `reason`.
+def wait(event, until=None, reason="", detail=""):
+    """Put `event` into waiting until `until` (aware datetime, or None: until released) for `reason`; its status
+    detail says so (`describe`), followed by `detail` when given (e.g. Jira's answer).
 
     Returns False, changing nothing, when the event is no longer received, queued, processing or waiting.
     """
@@ -69,8 +72,8 @@ def wait(event, until=None, reason=""):
             reason,
             None,
         )
-        detail = describe(event)
-        event.status_detail = detail[:1].upper() + detail[1:]
+        text = describe(event)
+        event.status_detail = " — ".join(filter(None, [text[:1].upper() + text[1:], detail]))[:5000]
         Event.objects.filter(pk=event.pk).update(status_detail=event.status_detail)
     return bool(updated)
 
@@ -85,7 +88,8 @@ def _to_queued(ids):
 def release_due(now=None, limit=500):
     """Ids of the waiting events whose `wait_until` has passed, now queued (oldest first, at most `limit`)."""
     now = now or timezone.now()
-    due = Event.objects.filter(status=Event.Status.WAITING, wait_until__lte=now).order_by("wait_until", "id")
+    due = Event.objects.filter(status=Event.Status.WAITING, wait_until__lte=now).exclude(wait_reason=BULK)
+    due = due.order_by("wait_until", "id")
     return _to_queued(list(due.values_list("pk", flat=True)[:limit]))
 
 

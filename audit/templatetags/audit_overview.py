@@ -2,7 +2,7 @@ from django import template
 from django.template.loader import render_to_string
 
 from audit.flow import flows
-from audit.overview import tenant_health
+from audit.overview import jira_pool, tenant_health
 
 register = template.Library()
 
@@ -25,6 +25,7 @@ def tenant_health_panel(context):
         "show_reconcile": any(row.last_reconcile is not None for row in rows),
         "charts": charts,
         "more_tenants": len(rows) - len(charted),
+        "pool": jira_pool(),
     }
 
 

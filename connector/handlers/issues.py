@@ -34,8 +34,9 @@ def choose_mapping(mappings, context):
     return None
 
 
-def write_issue(job, mappings, record, related):
-    """Render the first applicable mapping and create (or, for *.update, update) the object's issue."""
+def render_issue(job, mappings, record, related):
+    """(mapping, fields, types, notes, users, context): the first applicable mapping rendered into Jira fields.
+    Raises Skip when no mapping applies; a JiraError from a field-schema or user look-up."""
     context = build_context(
         job.kind, record, related=related, tenant=job.tenant, account=job.account, event_name=job.event.name
     )
@@ -51,6 +52,12 @@ def write_issue(job, mappings, record, related):
     types = field_types.field_types_for(mapping, job.jira.site, job.jira)
     notes = []
     fields = render_fields(mapping, context, job.site, **users, types=types, notes=notes)
+    return mapping, fields, types, notes, users, context
+
+
+def write_issue(job, mappings, record, related):
+    """Render the first applicable mapping and create (or, for *.update, update) the object's issue."""
+    mapping, fields, types, notes, users, context = render_issue(job, mappings, record, related)
     try:
         outcome = _write(job, mapping, fields)
     except JiraError as exc:

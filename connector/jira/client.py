@@ -13,6 +13,7 @@ import time
 from requests.auth import HTTPBasicAuth
 
 from connector.errors import JiraError
+from connector.jira import quota
 from connector.jira.dialect import dialect_for
 from connector.transport import VendorClient
 from tenants import tokens
@@ -24,6 +25,7 @@ PROJECT = "project/{key}"
 CREATEMETA_ISSUETYPES = "issue/createmeta/{project}/issuetypes"
 CREATEMETA_FIELDS = "issue/createmeta/{project}/issuetypes/{issuetype_id}"
 ISSUES = "issue"
+ISSUES_BULK = "issue/bulk"
 ISSUE = "issue/{key}"
 ISSUE_PROPERTY = "issue/{key}/properties/{property}"
 WORKLOGS = "issue/{key}/worklog"
@@ -89,10 +91,13 @@ class JiraClient(VendorClient):
     vendor = "Jira"
     error_class = JiraError
     redirect_advice = "update the Jira site URL to where it moved"
+    rate_limit = quota.JiraRateLimit()  # Jira's quota, burst and per-issue limits (connector.jira.quota)
 
-    def __init__(self, site, event=None, actor="worker", sleep=time.sleep):
+    def __init__(self, site, event=None, actor="worker", sleep=time.sleep, bulk=None):
         super().__init__(event=event, actor=actor, sleep=sleep)
         self.site = site
+        # Bulk work (reconcile, backfill) yields to live events when Jira's quota runs low (connector.jira.quota).
+        self.bulk = bulk if bulk is not None else getattr(event, "source", "") == "reconcile"
 
     @property
     def dialect(self):
@@ -177,6 +182,12 @@ class JiraClient(VendorClient):
         if properties:
             body["properties"] = self._properties(properties)
         return self.request("POST", ISSUES, json=body)
+
+    def create_issues(self, issue_updates):
+        """POST /issue/bulk (Cloud v3 and Server/DC v2): up to 50 create bodies ({"fields", "properties"}) in one
+        request. Returns {"issues": [{id, key, …} in request order, the failed ones left out], "errors":
+        [{"failedElementNumber": n, "elementErrors": {…}, "status": …}]}; 400 only when every element failed."""
+        return self.request("POST", ISSUES_BULK, json={"issueUpdates": list(issue_updates)})
 
     def update_issue(self, key, fields):
         self.request("PUT", ISSUE.format(key=key), json={"fields": fields})

@@ -24,6 +24,7 @@ from connector.sandbox.jira import (
     resolve_issue_type,
     screen_fields,
 )
+from connector.sandbox.jira_quota import install_bulk_route
 from connector.sandbox.jql import parse_jql
 from connector.sandbox.server import Response
 
@@ -146,7 +147,10 @@ def install_issue_routes(jira):
 
     @jira.api("POST", "issue")
     def create_issue(request):
-        body = request.json() or {}
+        return create_one(request.json() or {}, request.path)
+
+    def create_one(body, path):
+        """One issue from a create body (also each element of POST issue/bulk, connector.sandbox.jira_quota)."""
         fields = body.get("fields") or {}
         problems, project = check_fields(fields, creating=True)
         if problems:
@@ -164,7 +168,10 @@ def install_issue_routes(jira):
                 "hidden_searches": jira.state["search_lag"],
                 "created": time.time(),
             }
-        return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{request.path}/{issue_id}"})
+        return Response(201, {"id": issue_id, "key": key, "self": f"{jira.url}{path}/{issue_id}"})
+
+    jira.create_one = create_one
+    install_bulk_route(jira)
 
     def subtasks(issue):
         """The issue's sub-tasks as Jira lists them in ``fields.subtasks``."""

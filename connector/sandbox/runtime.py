@@ -36,6 +36,7 @@ from connector.sandbox.freshbooks_lists import install_list_routes
 from connector.sandbox.freshbooks_records import install_record_routes, put
 from connector.sandbox.jira import BEHAVIOURS, FakeJira, behaviour, install_core_routes, set_behaviour
 from connector.sandbox.jira_issues import install_issue_routes
+from connector.sandbox.jira_quota import Quota, install_quota
 from connector.sandbox.jira_webhooks import install_webhook_routes
 from connector.sandbox.server import Response
 
@@ -100,6 +101,7 @@ class Sandbox:
         self.jira.keep_requests = False
         self.jira.open_paths = re.compile(r"/\Z|/browse/|" + PAGES + "/")
         install_webhook_routes(install_issue_routes(install_core_routes(self.jira)))
+        install_quota(self.jira, Quota())  # Tier 1's hourly points pool; "exhaust the quota" on its page
         self.auth = make_fake_atlassian(
             self.jira, sites=[site(name="sandbox", url=self.jira.url)], port=auth_port
         )
@@ -363,6 +365,8 @@ class Sandbox:
                     "issues": shown, "key": key, "projects": list(jira.state["projects"].values()),
                     "webhooks": len(jira.state.get("dynamic_webhooks") or {}), "pages": PAGES,
                     "behaviours": BEHAVIOURS, "behaviour": behaviour(jira),
+                    "quota": {"left": jira.quota.left(), "points": jira.quota.points,
+                              "reset_in": jira.quota.reset_in(jira.quota.clock())},
                 }  # fmt: skip
             if key and not shown:
                 return Response(404, render_to_string("sandbox/jira.html", context))
@@ -378,6 +382,18 @@ class Sandbox:
                 return Response(403, "<h1>Forbidden: cross-site form</h1>")
             set_behaviour(jira, dict(parse_qsl(request.body.decode())).get("behaviour", ""))
             return Response(303, "", {"Location": "/#behaviour"})
+
+        @jira.route("POST", PAGES + r"/quota/(?P<what>exhaust|refill)")
+        def quota(request):
+            """Spend what is left of this hour's points (OAuth calls then answer 429 until the reset), or refill."""
+            if not _same_origin(jira, request):
+                return Response(403, "<h1>Forbidden: cross-site form</h1>")
+            if request.match["what"] == "exhaust":
+                jira.quota.exhaust()
+            else:
+                with jira.quota.lock:
+                    jira.quota.spent.clear()
+            return Response(303, "", {"Location": "/#quota"})
 
         @jira.route("GET", r"/browse/(?P<key>[A-Z][A-Z0-9_]*-\d+)")
         def browse(request):

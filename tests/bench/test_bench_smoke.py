@@ -84,3 +84,12 @@ def test_faults(tmp_path):
                 "--senders", "16", "--kills", "1")  # fmt: skip
     headline(out, "lost: 0")
     headline(out, "duplicates: 0")
+
+
+def test_quota(tmp_path):
+    out = bench(tmp_path, "quota", "--events", "20", "--window", "8", "--backfill", "60", "--live", "10",
+                "--backlog", "100", "--database", "mlc_bench_smoke_quota")  # fmt: skip
+    headline(out, "quota failures: 0")
+    headline(out, r"points per issue: \d+\.\d\d")
+    headline(out, r"backfill requests per 1000: \d+")
+    headline(out, r"fairness p99 ratio: \d+\.\d\d")

@@ -9,6 +9,7 @@ import responses
 from django.conf import settings
 from django.utils import timezone
 
+from connector.errors import MustWait
 from connector.jira.client import JiraClient, JiraError
 from tenants.models import ConnectionStatus, JiraSite
 
@@ -64,22 +65,27 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter(client, sle
 
 
 @responses.activate
-def test_endless_429_gives_up_as_transient_not_ambiguous(client, sleeps):
+def test_endless_429_backs_off_then_the_event_waits_instead_of_failing(client, sleeps):
+    """No reason header (a per-second limit): ≥ 1 s doubling with jitter within the call's 60 s budget; past it
+    the call raises MustWait (the event waits until Jira's asked time), not a failure. Nothing was written."""
     responses.post(f"{API}/issue", status=429, headers={"Retry-After": "1"}, json={})
-    with pytest.raises(JiraError) as raised:
+    with pytest.raises(MustWait) as raised:
         client.create_issue(ISSUE["fields"])
-    assert raised.value.status == 429 and raised.value.transient and not raised.value.ambiguous
-    assert len(sleeps) == 6
+    assert raised.value.transient and not raised.value.ambiguous and raised.value.until > timezone.now()
+    assert len(sleeps) == 5 and sum(sleeps) <= 60 and sleeps[1] >= 2 * sleeps[0] * 2 / 3
 
 
 @responses.activate
-def test_rate_limit_waits_stay_within_the_task_budget(client, sleeps):
-    """Long Retry-After answers: the call gives up (transient) before the django-q2 task timeout would kill it."""
+def test_a_retry_after_longer_than_the_call_budget_defers_instead_of_failing(client, sleeps):
+    """Old main: Retry-After 50 → three POSTs inside the window, then the event failed as transient. Now: one wait
+    that fits, then MustWait until Jira's time: two POSTs, and the event will wait."""
     responses.post(f"{API}/issue", status=429, headers={"Retry-After": "50"}, json={})
-    with pytest.raises(JiraError) as raised:
+    with pytest.raises(MustWait) as raised:
         client.create_issue(ISSUE["fields"])
-    assert raised.value.transient and raised.value.status == 429
-    assert sum(sleeps) <= 120 and sleeps == [50.0, 50.0, 20.0]
+    assert sleeps == [50.0] and len(responses.calls) == 2
+    assert (
+        49 <= (raised.value.until - timezone.now()).total_seconds() <= 101
+    )  # 50 s after the (fake) first wait
 
 
 @responses.activate

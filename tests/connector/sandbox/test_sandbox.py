@@ -252,6 +252,31 @@ def test_a_lost_sandbox_delivery_is_found_by_reconcile(sandbox, settings, tenant
     assert [(e.name, e.object_id) for e in result.created] == [("invoice.create", lost["object_id"])]
 
 
+def test_the_jira_sandbox_page_exhausts_the_quota_for_oauth_calls(sandbox):
+    """The operator's button: OAuth calls answer a quota 429 until the reset (or a refill); the page says so."""
+    jira = sandbox.jira
+    token = "sandbox-oauth-token"
+    jira.credentials["bearer"].add(token)
+    api = f"{jira.url}/ex/jira/{jira.cloud_id}/rest/api/3/myself"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(api, headers=bearer, timeout=5).status_code == 200
+    assert "Exhaust the quota" in requests.get(f"{jira.url}/", timeout=5).text
+
+    assert requests.post(f"{jira.url}/_sandbox/quota/exhaust", headers={"Origin": "https://evil.test"},
+                         timeout=5).status_code == 403  # fmt: skip
+    page = requests.post(f"{jira.url}/_sandbox/quota/exhaust", timeout=5)
+    assert "<strong>0</strong> of 65000 points left" in page.text
+    refused = requests.get(api, headers=bearer, timeout=5)
+    assert refused.status_code == 429 and refused.headers["RateLimit-Reason"] == "jira-quota-global-based"
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert (
+        requests.get(f"{jira.url}/rest/api/3/myself", auth=(EMAIL, API_TOKEN), timeout=5).status_code == 200
+    )
+
+    requests.post(f"{jira.url}/_sandbox/quota/refill", timeout=5)
+    assert requests.get(api, headers=bearer, timeout=5).status_code == 200
+
+
 def test_sandbox_mode_signs_in_with_the_sandbox_oauth_apps(tmp_path):
     """Settings compute sandbox mode from the environment alone (no sandbox import); the client ids they use
     in sandbox mode are the ones the sandbox's fake FreshBooks and Atlassian accept."""
