@@ -172,6 +172,32 @@ def misbehaviour(jira, request):
     return None
 
 
+# What an operator can make the sandbox's Jira do (its page's "Jira misbehaves" form): name → label.
+BEHAVIOURS = {
+    "": "answers normally",
+    "moved": "moved under /jira (every REST call answers 301)",
+    "login_page": "behind SSO (every REST call answers 200 with a sign-in page)",
+    "token_expired": "the API token has expired (401: the site turns Needs reconnect)",
+}
+
+
+def behaviour(jira):
+    """The behaviour switched on in `jira.state` (a key of BEHAVIOURS)."""
+    if jira.state.get("moved_to"):
+        return "moved"
+    if jira.state.get("login_page"):
+        return "login_page"
+    return "token_expired" if jira.state.get("token_expires_at") is not None else ""
+
+
+def set_behaviour(jira, name):
+    """Switch the fake to one of BEHAVIOURS (the others off)."""
+    with jira.lock:
+        jira.state["moved_to"] = f"{jira.url}/jira" if name == "moved" else None
+        jira.state["login_page"] = name == "login_page"
+        jira.state["token_expires_at"] = 0 if name == "token_expired" else None
+
+
 TEXTFIELD = {"type": "string", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:textfield"}
 # The site's shared (company-managed) issue types, id → name. A project lists the names it uses in
 # "issueTypes"; a team-managed project has its own types instead ("ownTypes": {id: name}), so its "Task" has

@@ -34,7 +34,7 @@ from connector.sandbox.freshbooks_auth import install_auth_routes
 from connector.sandbox.freshbooks_callbacks import install_callback_routes, signed_delivery
 from connector.sandbox.freshbooks_lists import install_list_routes
 from connector.sandbox.freshbooks_records import install_record_routes, put
-from connector.sandbox.jira import FakeJira, install_core_routes
+from connector.sandbox.jira import BEHAVIOURS, FakeJira, behaviour, install_core_routes, set_behaviour
 from connector.sandbox.jira_issues import install_issue_routes
 from connector.sandbox.jira_quota import Quota, install_quota
 from connector.sandbox.jira_webhooks import install_webhook_routes
@@ -363,7 +363,8 @@ class Sandbox:
                     })  # fmt: skip
                 context = {
                     "issues": shown, "key": key, "projects": list(jira.state["projects"].values()),
-                    "webhooks": len(jira.state.get("dynamic_webhooks") or {}),
+                    "webhooks": len(jira.state.get("dynamic_webhooks") or {}), "pages": PAGES,
+                    "behaviours": BEHAVIOURS, "behaviour": behaviour(jira),
                     "quota": {"left": jira.quota.left(), "points": jira.quota.points,
                               "reset_in": jira.quota.reset_in(jira.quota.clock())},
                 }  # fmt: skip
@@ -374,6 +375,13 @@ class Sandbox:
         @jira.route("GET", r"/")
         def home(request):
             return page(request)
+
+        @jira.route("POST", PAGES + r"/behaviour")
+        def misbehave(request):  # the page's "Jira misbehaves" form (connector/sandbox/jira.py BEHAVIOURS)
+            if not _same_origin(jira, request):
+                return Response(403, "<h1>Forbidden: cross-site form</h1>")
+            set_behaviour(jira, dict(parse_qsl(request.body.decode())).get("behaviour", ""))
+            return Response(303, "", {"Location": "/#behaviour"})
 
         @jira.route("POST", PAGES + r"/quota/(?P<what>exhaust|refill)")
         def quota(request):

@@ -304,3 +304,32 @@ def test_sandbox_mode_signs_in_with_the_sandbox_oauth_apps(tmp_path):
         atlassian.CLIENT_SECRET,
         "False",
     ], shown.stderr
+
+
+def test_the_jira_page_makes_jira_misbehave_and_the_connector_says_so_plainly(sandbox, tenant):
+    """An operator switches the sandbox's Jira to what real sites do (moved, behind SSO, token expired) and sees
+    the connector's reason; cross-site posts are refused."""
+    from connector.errors import JiraError
+    from connector.jira.client import JiraClient
+
+    site = JiraSite.objects.create(tenant=tenant, base_url=sandbox.jira.url, email=EMAIL, api_token=API_TOKEN)
+    page = requests.get(sandbox.jira.url + "/", timeout=5).text
+    assert 'id="behaviour"' in page and "behind SSO" in page
+    url = sandbox.jira.url + "/_sandbox/behaviour"
+    forged = requests.post(
+        url, data={"behaviour": "moved"}, headers={"Origin": "https://evil.example"}, timeout=5
+    )
+    assert forged.status_code == 403 and not sandbox.jira.state.get("moved_to")
+    expected = {
+        "moved": "redirect to " + sandbox.jira.url + "/jira/rest/api/3/myself",
+        "login_page": "not the JSON asked for",
+        "token_expired": "Jira refused the API token",
+    }
+    for name, reason in expected.items():
+        assert (
+            requests.post(url, data={"behaviour": name}, allow_redirects=False, timeout=5).status_code == 303
+        )
+        with pytest.raises(JiraError, match=reason):
+            JiraClient(site, actor="check", sleep=lambda s: None).myself()
+    requests.post(url, data={"behaviour": ""}, timeout=5)
+    assert JiraClient(site, actor="check").myself()["displayName"]
