@@ -1,6 +1,5 @@
 """Exactly-once Jira writes through the ledger, against the loopback fake Jira Cloud (spec-validated)."""
 
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from connector.models import IssueMapping, Link
 from connector.render import render_fields
 from tenants.models import JiraSite, Tenant
 from tests.factories import EventFactory, JiraSiteFactory
+from tests.threads import run_in_threads
 
 FIELDS = {"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "Invoice 0042",
           "labels": ["freshbooks", "invoice"]}  # fmt: skip
@@ -355,35 +355,13 @@ def test_other_tenants_worklog_is_not_adopted(jira_client, tenant, issue_key, fa
 # Concurrency (PostgreSQL)
 
 
-def run_in_threads(count, target):
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def work():
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-    return results
-
-
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_create_one_issue(tenant, fake_jira, sleeps):
     site = JiraSiteFactory(tenant=tenant, base_url=fake_jira.url)
     fake_jira.state["create_delay"] = 0.5  # both workers are inside ensure_issue while Jira works
 
-    links = run_in_threads(2, lambda: ensure(JiraClient(site, sleep=sleeps), tenant))
+    links = run_in_threads(lambda: ensure(JiraClient(site, sleep=sleeps), tenant), 2, together=True)
     assert {link.jira_issue_key for link in links} == {"FIN-1"}
     assert len(issues(fake_jira)) == 1 and len(creates(fake_jira)) == 1
 
@@ -393,7 +371,9 @@ def test_two_workers_at_once_create_one_issue(tenant, fake_jira, sleeps):
 def test_two_workers_at_once_add_one_worklog(tenant, fake_jira, sleeps):
     site = JiraSiteFactory(tenant=tenant, base_url=fake_jira.url)
     key = JiraClient(site).create_issue(FIELDS)["key"]
-    links = run_in_threads(3, lambda: ensure_worklog(JiraClient(site, sleep=sleeps), tenant, key))
+    links = run_in_threads(
+        lambda: ensure_worklog(JiraClient(site, sleep=sleeps), tenant, key), 3, together=True
+    )
     assert len({link.jira_worklog_id for link in links}) == 1
     assert len(JiraClient(site).list_worklogs(key)) == 1
 
@@ -410,7 +390,7 @@ def test_a_worker_arriving_during_an_in_doubt_create_adopts(tenant, fake_jira, s
         except JiraError as exc:
             return exc
 
-    results = run_in_threads(2, work)
+    results = run_in_threads(work, 2, together=True)
     assert sum(isinstance(r, JiraError) for r in results) == 1
     assert len(issues(fake_jira)) == 1 and len(creates(fake_jira)) == 1
     assert Link.objects.get().state == Link.State.CREATED
