@@ -267,9 +267,10 @@ def update_issue(*, client, link, fields, event=None, notes=None):
     before = snapshots.issue_fields(client, key, list(fields)) if client.event else None
     screens.update_issue(client, key, fields, notes)
     snapshots.keep(
-        client, {"kind": "issue", "key": key, "before": before},
+        client,
+        {"kind": "issue", "key": key, "before": before},
         after=lambda: snapshots.issue_fields(client, key, list(fields)),
-    )  # fmt: skip
+    )
     return link
 
 
@@ -329,9 +330,10 @@ def update_worklog(*, client, link, body, event=None):
     before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
     client.update_worklog(key, worklog_id, body)
     snapshots.keep(
-        client, {"kind": "worklog", "key": key, "worklog_id": worklog_id, "before": before},
+        client,
+        {"kind": "worklog", "key": key, "worklog_id": worklog_id, "before": before},
         after=lambda: snapshots.worklog_fields(client, key, worklog_id),
-    )  # fmt: skip
+    )
     return link
 
 
@@ -347,68 +349,18 @@ def delete_worklog(*, client, link, event=None):
         key, worklog_id = link.jira_issue_key, link.jira_worklog_id
         before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
         if client.delete_worklog(key, worklog_id) and before:
-            snapshots.keep(client, {"kind": "worklog_delete", "key": key, "worklog_id": worklog_id,
-                                    "time_entry": link.object_id, "before": before})  # fmt: skip
+            snapshots.keep(
+                client,
+                {
+                    "kind": "worklog_delete",
+                    "key": key,
+                    "worklog_id": worklog_id,
+                    "time_entry": link.object_id,
+                    "before": before,
+                },
+            )
     link.state = Link.State.DELETED
     link.event = event or link.event
     if Link.objects.filter(pk=link.pk).exists():  # a rejected create released it: nothing to record
         link.save(update_fields=["state", "event", "updated_at"])
     return link
-
-
-def describe(link):
-    """What a link stands for in Jira, e.g. "issue FIN-1" or "worklog 10001 on FIN-7"."""
-    if link.purpose == Link.Purpose.WORKLOG:
-        return f"worklog {link.jira_worklog_id} on {link.jira_issue_key}"
-    return f"issue {link.jira_issue_key or link.jira_issue_id}"
-
-
-def restore_worklog(*, client, link, body, event=None):
-    """Re-create the deleted worklog of a time entry (a rollback of its time_entry.delete) under the
-    link's row lock, marked like any worklog we add; the link is created again. Returns the link.
-    A worklog for the entry already in Jira (found by its property) is adopted instead."""
-    _ready(client)
-    with _Durable(), transport.locked_write(LOCKED):
-        link = Link.objects.select_for_update().get(pk=link.pk)
-        if link.state != Link.State.DELETED:
-            raise LedgerError(f"{describe(link)} is {link.get_state_display().lower()}: nothing to re-create")
-        found = find_worklog(client, link.tenant, link.jira_issue_key, link.object_id)
-        if found is None:
-            found = client.add_worklog(
-                link.jira_issue_key,
-                body,
-                properties={PROPERTY_KEY: worklog_marker(link.tenant, link.object_id)},
-            )
-        link.jira_worklog_id, link.state = str(found["id"]), Link.State.CREATED
-        link.event = event or link.event
-        link.save(update_fields=["jira_worklog_id", "state", "event", "updated_at"])
-    return link
-
-
-def rollback_link(*, client, link, event=None, delete_subtasks=False):
-    """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
-    rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
-    `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
-    A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
-    _ready(client)
-    with _Durable(), transport.locked_write(LOCKED):
-        locked = Link.objects.select_for_update().filter(pk=link.pk).first()
-        if locked is None or locked.state != Link.State.CREATED:
-            state = "released" if locked is None else locked.get_state_display().lower()
-            raise LedgerError(f"{describe(link)} is {state} now: nothing to roll back")
-        link = locked
-        try:
-            if link.purpose == Link.Purpose.WORKLOG:
-                removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
-            else:
-                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id, delete_subtasks)
-        except VendorError as exc:
-            error = exc  # raised after the commit, so the failed attempt stays in the audit trail
-        else:
-            error = None
-            link.state = Link.State.ROLLED_BACK
-            link.event = event or link.event
-            link.save(update_fields=["state", "event", "updated_at"])
-    if error is not None:
-        raise error
-    return link, removed

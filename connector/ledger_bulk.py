@@ -79,15 +79,21 @@ def create_issues(*, client, tenant, object_type, items):
         return results
     error = None
     with _Durable():
-        locked = {lk.object_id: lk for lk in Link.objects.select_for_update().filter(
-            pk__in=[link.pk for link, _, _ in claimed.values()], state=Link.State.PENDING)}  # fmt: skip
+        locked = {
+            lk.object_id: lk
+            for lk in Link.objects.select_for_update().filter(
+                pk__in=[link.pk for link, _, _ in claimed.values()], state=Link.State.PENDING
+            )
+        }
         order = [object_id for object_id in claimed if object_id in locked]
         results.update({object_id: ("single", None) for object_id in claimed if object_id not in locked})
         updates = [
-            {"fields": with_label(claimed[oid][1], issue_label(tenant, object_type, oid)),
-             "properties": [{"key": PROPERTY_KEY, "value": marker(tenant, object_type, oid)}]}
+            {
+                "fields": with_label(claimed[oid][1], issue_label(tenant, object_type, oid)),
+                "properties": [{"key": PROPERTY_KEY, "value": marker(tenant, object_type, oid)}],
+            }
             for oid in order
-        ]  # fmt: skip
+        ]
         answer, failures = None, {}
         if order:
             try:

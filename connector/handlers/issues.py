@@ -97,9 +97,14 @@ def _write(job, mapping, fields):
         ledger.update_issue(client=job.jira, link=link, fields=fields, event=job.event, notes=job.notes)
         return job.done(link.jira_issue_key, f"updated {link.jira_issue_key} (mapping “{mapping.name}”)")
     link = ledger.ensure_issue(
-        client=job.jira, tenant=job.tenant, object_type=job.kind, object_id=job.event.object_id,
-        fields=fields, event=job.event, notes=job.notes,
-    )  # fmt: skip
+        client=job.jira,
+        tenant=job.tenant,
+        object_type=job.kind,
+        object_id=job.event.object_id,
+        fields=fields,
+        event=job.event,
+        notes=job.notes,
+    )
     if not ledger.is_created(link):
         raise Skip(
             f"the Jira issue {link.jira_issue_key} of this {job.kind} was {link.get_state_display().lower()}: not re-created"

@@ -114,9 +114,13 @@ def handle_time_entry(job):
         raise Skip("no matching issue")
     existed = link is not None
     link = ledger.ensure_worklog(
-        client=job.jira, tenant=job.tenant, time_entry_id=job.event.object_id, issue_key=issue_key,
-        body=body, event=job.event,
-    )  # fmt: skip
+        client=job.jira,
+        tenant=job.tenant,
+        time_entry_id=job.event.object_id,
+        issue_key=issue_key,
+        body=body,
+        event=job.event,
+    )
     if not ledger.is_created(link):  # deleted in Jira or rolled back: never re-created
         raise Skip(f"the worklog of this time entry was {link.get_state_display().lower()}: not re-created")
     if existed and job.action == "update":  # an in-doubt create was resolved: bring it up to date

@@ -32,13 +32,23 @@ class Dialect:
 
 
 CLOUD = Dialect(
-    label="Cloud (REST v3, ADF)", api_version="3", rich_text=True, user_field="accountId",
-    user_search_param="query", search_path="search/jql", search_by_token=True,
-)  # fmt: skip
+    label="Cloud (REST v3, ADF)",
+    api_version="3",
+    rich_text=True,
+    user_field="accountId",
+    user_search_param="query",
+    search_path="search/jql",
+    search_by_token=True,
+)
 SERVER = Dialect(
-    label="Server / Data Center (REST v2, plain text)", api_version="2", rich_text=False, user_field="name",
-    user_search_param="username", search_path="search", search_by_token=False,
-)  # fmt: skip
+    label="Server / Data Center (REST v2, plain text)",
+    api_version="2",
+    rich_text=False,
+    user_field="name",
+    user_search_param="username",
+    search_path="search",
+    search_by_token=False,
+)
 
 
 def dialect_for(site):

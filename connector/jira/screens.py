@@ -21,8 +21,14 @@ from connector.errors import ConnectorError, JiraError
 CREATEMETA_MAX = 200  # Jira's largest createmeta page
 REQUIRED = ("project", "issuetype", "summary")  # never dropped: without them there is no issue
 SCREEN_WORDS = ("cannot be set", "not on the appropriate screen")
-NAMES = {"summary": "Summary", "labels": "Labels", "description": "Description", "parent": "Parent",
-         "reporter": "Reporter", "assignee": "Assignee"}  # fmt: skip
+NAMES = {
+    "summary": "Summary",
+    "labels": "Labels",
+    "description": "Description",
+    "parent": "Parent",
+    "reporter": "Reporter",
+    "assignee": "Assignee",
+}
 
 
 def needed_fields(mapping):
