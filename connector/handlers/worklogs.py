@@ -3,7 +3,7 @@
 The issue comes from the tenant's WorklogRules, tried in order: a Jira issue key in the entry's note (used only
 if the issue exists), then rules matching the FreshBooks project, client or service id. A running timer is
 skipped until the update that stops it. Jira wants `started` as yyyy-MM-dd'T'HH:mm:ss.SSS+0000 and at least
-60 seconds (research: Jira worklog API); the note becomes the comment, cut to Jira's 32,767 characters.
+60 seconds (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-worklogs/); the note becomes the comment, cut to Jira's 32,767 characters.
 """
 
 from connector import ledger

@@ -3,7 +3,8 @@
 Cloud speaks REST v3: descriptions and worklog comments in Atlassian Document Format, users by `accountId`
 (user search by `query`), issue search at `/search/jql` paged by `nextPageToken` (the old `/search` answers
 410 there). Server / Data Center speaks REST v2: plain text, users by `name` (user search by `username`),
-issue search at `/search` paged by `startAt`. Sources: ../shared/research/jira-api.md.
+issue search at `/search` paged by `startAt`. Sources: https://developer.atlassian.com/cloud/jira/platform/rest/v3/
+(and the changelog's removal of /rest/api/3/search), https://docs.atlassian.com/software/jira/docs/api/REST/latest/.
 """
 
 from dataclasses import dataclass
