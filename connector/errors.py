@@ -13,6 +13,8 @@ Every expected failure derives from `ConnectorError` and says, by three attribut
 The retry and back-off rules that read these attributes live in connector.retry.
 """
 
+import json
+
 
 class ConnectorError(Exception):
     """Base of every expected failure. Class attributes give the defaults; the constructor may override."""
@@ -49,6 +51,17 @@ class VendorError(ConnectorError):
 
 class JiraError(VendorError):
     """A failed Jira call (connector.jira.client). `body`: Jira's answer, shortened."""
+
+    def field_errors(self):
+        """{field id: Jira's message} from a 400 answer's ``errors`` object; {} for any other answer."""
+        if self.status != 400:
+            return {}
+        try:
+            body = json.loads(self.body or "{}")
+        except ValueError:
+            return {}
+        errors = body.get("errors") if isinstance(body, dict) else None
+        return errors if isinstance(errors, dict) else {}
 
 
 class FreshBooksError(VendorError):

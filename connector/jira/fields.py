@@ -15,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils.dateparse import parse_date, parse_datetime
 
+from connector.errors import JiraError
+
 FIELDS = "field"
 TEXTFIELD = "com.atlassian.jira.plugin.system.customfieldtypes:textfield"
 TEXTAREA = "com.atlassian.jira.plugin.system.customfieldtypes:textarea"
@@ -212,11 +214,5 @@ def convert(field_type, rendered, dialect):
 
 def refused(error):
     """The custom field ids Jira named in a 400 answer's per-field ``errors`` (a JiraError), as a set."""
-    if getattr(error, "status", None) != 400:
-        return set()
-    try:
-        body = json.loads(error.body or "{}")
-    except ValueError:
-        return set()
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return {key for key in (errors or {}) if str(key).startswith("customfield_")}
+    errors = error.field_errors() if isinstance(error, JiraError) else {}
+    return {key for key in errors if str(key).startswith("customfield_")}

@@ -118,14 +118,8 @@ def forget_issue_type(client, mapping):
 def not_on_screen(error):
     """The field ids a 400 from Jira refuses as not on the screen, when every field error is of that kind (else
     an empty set: the request has other problems)."""
-    if getattr(error, "status", None) != 400:
-        return set()
-    try:
-        body = json.loads(error.body or "{}")
-    except ValueError:
-        return set()
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, dict) or not errors:
+    errors = error.field_errors() if isinstance(error, JiraError) else {}
+    if not errors:
         return set()
     refused = {f for f, message in errors.items() if any(w in str(message).lower() for w in SCREEN_WORDS)}
     return refused if refused == set(errors) else set()
