@@ -64,14 +64,40 @@ class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin
     inlines = [AttemptInline]
     actions = ["replay_selected", "rollback_selected"]
     fieldsets = (
-        (None, {"fields": ("source_help", "tenant", "source", "name", "object_id", "account_id", "business_id",
-                           "delivery_id", "status_shown", "status_detail", "jira_issue", "processing_runs",
-                           "duplicate_of", "replay_requested_by", "replay_requested_at", "received_at", "started_at",
-                           "finished_at")}),
-        ("Triage", {"fields": ("assigned_to", "failure_reason", "resolved_by", "resolved_at", "resolution_note")}),
-        ("Payload and fetched record (decrypted)", {"classes": ("collapse",),
-                                                    "fields": ("payload_pretty", "record_pretty")}),
-    )  # fmt: skip
+        (
+            None,
+            {
+                "fields": (
+                    "source_help",
+                    "tenant",
+                    "source",
+                    "name",
+                    "object_id",
+                    "account_id",
+                    "business_id",
+                    "delivery_id",
+                    "status_shown",
+                    "status_detail",
+                    "jira_issue",
+                    "processing_runs",
+                    "duplicate_of",
+                    "replay_requested_by",
+                    "replay_requested_at",
+                    "received_at",
+                    "started_at",
+                    "finished_at",
+                )
+            },
+        ),
+        (
+            "Triage",
+            {"fields": ("assigned_to", "failure_reason", "resolved_by", "resolved_at", "resolution_note")},
+        ),
+        (
+            "Payload and fetched record (decrypted)",
+            {"classes": ("collapse",), "fields": ("payload_pretty", "record_pretty")},
+        ),
+    )
     sensitive_fields = ("payload_pretty", "record_pretty")
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
@@ -209,8 +235,12 @@ class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin
         url = getattr(obj, "site_url", None)
         if not url:
             return obj.jira_key
-        return format_html('<a href="{}/browse/{}" target="_blank" rel="noopener">{}</a>', url.rstrip("/"),
-                           obj.jira_key, obj.jira_key)  # fmt: skip
+        return format_html(
+            '<a href="{}/browse/{}" target="_blank" rel="noopener">{}</a>',
+            url.rstrip("/"),
+            obj.jira_key,
+            obj.jira_key,
+        )
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, obj):

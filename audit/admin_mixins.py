@@ -49,8 +49,10 @@ class SensitiveFieldsHidden:
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.has_perm(SENSITIVE):
             return fieldsets
-        kept = [(title, {**options, "fields": [f for f in options["fields"] if f not in self.sensitive_fields]})
-                for title, options in fieldsets]  # fmt: skip
+        kept = [
+            (title, {**options, "fields": [f for f in options["fields"] if f not in self.sensitive_fields]})
+            for title, options in fieldsets
+        ]
         return [(title, options) for title, options in kept if options["fields"]]
 
 

@@ -43,9 +43,14 @@ def raise_alert(tenant, kind, subject, message, *, once=False):
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
-                tenant=tenant, kind=kind, subject=subject[:100], hour=hour, first_at=now, last_at=now,
+                tenant=tenant,
+                kind=kind,
+                subject=subject[:100],
+                hour=hour,
+                first_at=now,
+                last_at=now,
                 mailed=first and bool(settings.ADMINS),
-            )  # fmt: skip
+            )
     except IntegrityError:  # another process counted the first occurrence of this hour a moment ago
         same.filter(hour=hour).update(occurrences=F("occurrences") + 1, last_at=now)
         return False

@@ -147,8 +147,18 @@ class FailedEventAdmin(FitsScreen, TriageActions, AppendOnly, admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_select_related = ("tenant", "assigned_to")
     actions = ["replay_selected", "resolve_selected", "assign_selected"]
-    fields = ("tenant", "source", "name", "object_id", "status_detail", "failure_reason", "assigned_to",
-              "attempts", "received_at", "finished_at")  # fmt: skip
+    fields = (
+        "tenant",
+        "source",
+        "name",
+        "object_id",
+        "status_detail",
+        "failure_reason",
+        "assigned_to",
+        "attempts",
+        "received_at",
+        "finished_at",
+    )
     readonly_fields = fields
     change_list_template = "admin/audit/failedevent/change_list.html"
     show_full_result_count = False  # one COUNT less over every failure
@@ -173,7 +183,7 @@ class FailedEventAdmin(FitsScreen, TriageActions, AppendOnly, admin.ModelAdmin):
                 f"{count:,}",
                 url,
                 batch.pk,
-            ),  # fmt: skip
+            ),
             messages.SUCCESS,
         )
 
@@ -225,8 +235,18 @@ class ReplayBatchAdmin(AppendOnly, admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("state",)
-    fields = ("description", "requested_by", "state", "progress", "queued", "refused", "detail", "created_at",
-              "started_at", "finished_at")  # fmt: skip
+    fields = (
+        "description",
+        "requested_by",
+        "state",
+        "progress",
+        "queued",
+        "refused",
+        "detail",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     readonly_fields = fields
 
     @admin.display(description="Progress")

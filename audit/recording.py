@@ -4,8 +4,9 @@ from audit.models import Attempt
 
 
 def record_call(call):
-    """Store a connector.http.Call as an audit.Attempt (request and response encrypted by their fields)."""
-    Attempt.objects.create(
+    """Store a connector.http.Call as an audit.Attempt (request and response encrypted by their fields); the
+    call keeps the attempt's id (`call.stored["attempt"]`)."""
+    attempt = Attempt.objects.create(
         event=call.event,
         actor=call.actor,
         action=call.action,
@@ -15,3 +16,4 @@ def record_call(call):
         error=call.error,
         duration_ms=call.duration_ms,
     )
+    call.stored["attempt"] = attempt.pk

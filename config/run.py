@@ -73,8 +73,10 @@ def main(names):
         command = entries[name]  # ${WEB_BIND:-…} needs a shell: run it through sh
         processes[name] = subprocess.Popen(  # noqa: S603 - the commands are this repository's Procfile
             ["/bin/sh", "-c", "exec " + command if not command.startswith("exec ") else command],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         threading.Thread(target=_pump, args=(name, width, processes[name].stdout), daemon=True).start()
         print(f"{time.strftime('%H:%M:%S')} {'system':<{width}} | {name} started (pid {processes[name].pid})")
     ended = None

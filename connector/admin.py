@@ -203,9 +203,18 @@ class LinkAdmin(admin.ModelAdmin):
 
     # The ledger writes links; an operator may only correct a state (e.g. mark a link deleted in Jira).
     readonly_fields = (
-        "dedupe_key", "tenant", "purpose", "object_type", "object_id", "jira_issue_id", "jira_issue_key",
-        "jira_worklog_id", "event", "created_at", "updated_at",
-    )  # fmt: skip
+        "dedupe_key",
+        "tenant",
+        "purpose",
+        "object_type",
+        "object_id",
+        "jira_issue_id",
+        "jira_issue_key",
+        "jira_worklog_id",
+        "event",
+        "created_at",
+        "updated_at",
+    )
     list_select_related = ("tenant",)
 
     def has_add_permission(self, request):  # a hand-made link would block the real write
@@ -220,15 +229,28 @@ class ReconcileStateAdmin(FitsScreen, admin.ModelAdmin):
     """Each tenant's reconcile: watermark, last pass and its result; interval and "Reconcile now"."""
 
     list_display = (
-        "tenant", "enabled", "interval_minutes", "watermark", "last_started_at", "last_finished_at",
-        "last_result", "last_detail", "last_actor",
-    )  # fmt: skip
+        "tenant",
+        "enabled",
+        "interval_minutes",
+        "watermark",
+        "last_started_at",
+        "last_finished_at",
+        "last_result",
+        "last_detail",
+        "last_actor",
+    )
     list_editable = ("enabled", "interval_minutes")
     list_filter = ("last_result", "enabled")
     list_select_related = ("tenant",)
     readonly_fields = (
-        "tenant", "watermark", "last_started_at", "last_finished_at", "last_result", "last_detail", "last_actor",
-    )  # fmt: skip
+        "tenant",
+        "watermark",
+        "last_started_at",
+        "last_finished_at",
+        "last_result",
+        "last_detail",
+        "last_actor",
+    )
     actions = ["reconcile_now"]
 
     def has_add_permission(self, request):  # one per tenant, made by the connector

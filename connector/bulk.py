@@ -180,9 +180,11 @@ def _send(items, actor):
     kind = first.kind
     try:
         results = create_issues(
-            client=client, tenant=first.tenant, object_type=kind,
+            client=client,
+            tenant=first.tenant,
+            object_type=kind,
             items=[(job.event.object_id, fields, job.event) for job, _, fields, _ in items],
-        )  # fmt: skip
+        )
     except MustWait as exc:
         for job, *_ in items:
             yield _back_in_lane(job.event, exc)
@@ -197,8 +199,11 @@ def _send(items, actor):
         event = job.event
         if result == "created":
             job.notes.extend(notes)
-            outcome = job.done(value.jira_issue_key, f"issue {value.jira_issue_key} (mapping “{mapping.name}”, "
-                                                     f"bulk create of {size} by event #{first.event.pk})")  # fmt: skip
+            outcome = job.done(
+                value.jira_issue_key,
+                f"issue {value.jira_issue_key} (mapping “{mapping.name}”, "
+                f"bulk create of {size} by event #{first.event.pk})",
+            )
             finish(event, outcome)
             yield outcome.status
         elif result == "failed":

@@ -42,10 +42,24 @@ class IssueMappingForm(forms.ModelForm):
     class Meta:
         model = IssueMapping
         fields = [
-            "tenant", "name", "event", "payment_kind", "condition", "project_key", "issue_type",
-            "summary_template", "description_template", "labels", "parent_key", "custom_fields",
-            "custom_field_types", "reporter_from", "assignee_from", "enabled", "order",
-        ]  # fmt: skip
+            "tenant",
+            "name",
+            "event",
+            "payment_kind",
+            "condition",
+            "project_key",
+            "issue_type",
+            "summary_template",
+            "description_template",
+            "labels",
+            "parent_key",
+            "custom_fields",
+            "custom_field_types",
+            "reporter_from",
+            "assignee_from",
+            "enabled",
+            "order",
+        ]
 
     jira_warning = ""
     check_against_jira = True  # off for the preview of unsaved values

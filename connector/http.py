@@ -9,7 +9,7 @@ stores them encrypted).
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
@@ -45,6 +45,9 @@ class Call:
     http_status: int | None
     error: str  # the network error, or "HTTP <status>" for a 4xx/5xx answer
     duration_ms: int
+    # What the hooks stored it as, e.g. {"attempt": <audit.Attempt id>}: a write's snapshot is kept on its own
+    # attempt (connector.snapshots). The response carries its Call as `response.call`.
+    stored: dict = field(default_factory=dict)
 
 
 def on_call(hook):
@@ -71,7 +74,7 @@ def send(method, url, *, event=None, actor="worker", action=None, **kwargs):
     except requests.RequestException as exc:
         _report(event, actor, action, method, url, kwargs, None, f"{type(exc).__name__}: {exc}", started)
         raise
-    _report(event, actor, action, method, url, kwargs, response, "", started)
+    response.call = _report(event, actor, action, method, url, kwargs, response, "", started)
     return response
 
 
@@ -98,3 +101,4 @@ def _report(event, actor, action, method, url, kwargs, response, error, started)
     )
     for hook in _hooks:
         hook(call)
+    return call

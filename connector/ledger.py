@@ -20,7 +20,7 @@ import functools
 import logging
 import re
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from connector import snapshots, transport
 from connector.errors import LedgerError, VendorError
@@ -52,24 +52,67 @@ def marker(tenant, object_type, object_id):
     return {"tenant": tenant.slug, "object_type": object_type, "object_id": str(object_id)}
 
 
+def is_created(link):
+    """True when the link's Jira issue or worklog exists as we wrote it (not in doubt, deleted, rolled back)."""
+    return link.state == Link.State.CREATED
+
+
+def issue_link(tenant, object_type, object_id):
+    """The link of the object's issue that an update may use: created, or in doubt or pending (resolved in Jira
+    before the update); None when there is none (never written, deleted in Jira or rolled back)."""
+    usable = [Link.State.CREATED, Link.State.IN_DOUBT, Link.State.PENDING]
+    return Link.objects.filter(
+        tenant=tenant,
+        purpose=Link.Purpose.ISSUE,
+        object_type=object_type,
+        object_id=str(object_id),
+        state__in=usable,
+    ).first()
+
+
+def worklog_link(tenant, time_entry_id):
+    """The link of the time entry's worklog unless it was deleted or rolled back, or None."""
+    return (
+        Link.objects.filter(tenant=tenant, purpose=Link.Purpose.WORKLOG, object_id=str(time_entry_id))
+        .exclude(state__in=[Link.State.DELETED, Link.State.ROLLED_BACK])
+        .first()
+    )
+
+
+class _Durable(transaction.Atomic):
+    """transaction.atomic(durable=True): what it holds commits when it ends, never undone by a caller's rollback
+    (which would lose an in-doubt state and let a replay write twice). Inside a caller's transaction Django
+    refuses to start it; that refusal is a LedgerError here."""
+
+    def __init__(self):
+        super().__init__(using=None, savepoint=True, durable=True)
+
+    def __enter__(self):
+        try:
+            return super().__enter__()
+        except RuntimeError as exc:  # Django: "A durable atomic block cannot be nested ..."
+            raise LedgerError(
+                "The ledger was called inside a database transaction; Jira writes must run outside one."
+            ) from exc
+
+
 def claim(tenant, object_type, object_id, purpose, event=None):
-    """The Link for this object and purpose, created if missing. Returns (link, claimed_now)."""
+    """The Link for this object and purpose, created (and committed) if missing. Returns (link, claimed_now)."""
     key = dedupe_key(tenant, object_type, object_id, purpose)
-    defaults = {"tenant": tenant, "purpose": purpose, "object_type": object_type,
-                "object_id": str(object_id), "event": event}  # fmt: skip
+    defaults = {
+        "tenant": tenant,
+        "purpose": purpose,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "event": event,
+    }
     for _ in range(3):
         try:
-            return Link.objects.get_or_create(dedupe_key=key, defaults=defaults)
+            with _Durable():
+                return Link.objects.get_or_create(dedupe_key=key, defaults=defaults)
         except IntegrityError:  # lost a race between get and create on a backend that raced oddly
             continue
     return Link.objects.get(dedupe_key=key), False
-
-
-def _outside_transaction():
-    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
-        raise LedgerError(  # a rollback would lose the in-doubt state and let a replay write twice
-            "The ledger was called inside a database transaction; Jira writes must run outside one."
-        )
 
 
 def _ready(client):
@@ -87,14 +130,13 @@ def _write_once(claim_args, event, find, write, client=None):
     `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
     `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
     """
-    _outside_transaction()
     _ready(client)
     for _ in range(3):
         link, claimed_now = claim(*claim_args, event=event)
         if link.state == Link.State.CREATED:
             return link
         error = None
-        with transaction.atomic(), transport.locked_write(LOCKED):
+        with _Durable(), transport.locked_write(LOCKED):
             locked = Link.objects.select_for_update().filter(pk=link.pk).first()
             if locked is None:  # released by a worker whose write was rejected: claim again
                 continue
@@ -190,7 +232,7 @@ def _resolve(link, find, client=None):
         return link
     if link.state in (Link.State.IN_DOUBT, Link.State.PENDING):
         _ready(client)
-        with transaction.atomic(), transport.locked_write(LOCKED):
+        with _Durable(), transport.locked_write(LOCKED):
             locked = Link.objects.select_for_update().filter(pk=link.pk).first()
             if locked is None:  # released meanwhile: the create was rejected, nothing is in Jira
                 raise LedgerError(
@@ -225,9 +267,10 @@ def update_issue(*, client, link, fields, event=None, notes=None):
     before = snapshots.issue_fields(client, key, list(fields)) if client.event else None
     screens.update_issue(client, key, fields, notes)
     snapshots.keep(
-        client, {"kind": "issue", "key": key, "before": before},
+        client,
+        {"kind": "issue", "key": key, "before": before},
         after=lambda: snapshots.issue_fields(client, key, list(fields)),
-    )  # fmt: skip
+    )
     return link
 
 
@@ -287,9 +330,10 @@ def update_worklog(*, client, link, body, event=None):
     before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
     client.update_worklog(key, worklog_id, body)
     snapshots.keep(
-        client, {"kind": "worklog", "key": key, "worklog_id": worklog_id, "before": before},
+        client,
+        {"kind": "worklog", "key": key, "worklog_id": worklog_id, "before": before},
         after=lambda: snapshots.worklog_fields(client, key, worklog_id),
-    )  # fmt: skip
+    )
     return link
 
 
@@ -305,70 +349,18 @@ def delete_worklog(*, client, link, event=None):
         key, worklog_id = link.jira_issue_key, link.jira_worklog_id
         before = snapshots.worklog_fields(client, key, worklog_id) if client.event else None
         if client.delete_worklog(key, worklog_id) and before:
-            snapshots.keep(client, {"kind": "worklog_delete", "key": key, "worklog_id": worklog_id,
-                                    "time_entry": link.object_id, "before": before})  # fmt: skip
+            snapshots.keep(
+                client,
+                {
+                    "kind": "worklog_delete",
+                    "key": key,
+                    "worklog_id": worklog_id,
+                    "time_entry": link.object_id,
+                    "before": before,
+                },
+            )
     link.state = Link.State.DELETED
     link.event = event or link.event
     if Link.objects.filter(pk=link.pk).exists():  # a rejected create released it: nothing to record
         link.save(update_fields=["state", "event", "updated_at"])
     return link
-
-
-def describe(link):
-    """What a link stands for in Jira, e.g. "issue FIN-1" or "worklog 10001 on FIN-7"."""
-    if link.purpose == Link.Purpose.WORKLOG:
-        return f"worklog {link.jira_worklog_id} on {link.jira_issue_key}"
-    return f"issue {link.jira_issue_key or link.jira_issue_id}"
-
-
-def restore_worklog(*, client, link, body, event=None):
-    """Re-create the deleted worklog of a time entry (a rollback of its time_entry.delete) under the
-    link's row lock, marked like any worklog we add; the link is created again. Returns the link.
-    A worklog for the entry already in Jira (found by its property) is adopted instead."""
-    _outside_transaction()
-    _ready(client)
-    with transaction.atomic(), transport.locked_write(LOCKED):
-        link = Link.objects.select_for_update().get(pk=link.pk)
-        if link.state != Link.State.DELETED:
-            raise LedgerError(f"{describe(link)} is {link.get_state_display().lower()}: nothing to re-create")
-        found = find_worklog(client, link.tenant, link.jira_issue_key, link.object_id)
-        if found is None:
-            found = client.add_worklog(
-                link.jira_issue_key,
-                body,
-                properties={PROPERTY_KEY: worklog_marker(link.tenant, link.object_id)},
-            )
-        link.jira_worklog_id, link.state = str(found["id"]), Link.State.CREATED
-        link.event = event or link.event
-        link.save(update_fields=["jira_worklog_id", "state", "event", "updated_at"])
-    return link
-
-
-def rollback_link(*, client, link, event=None, delete_subtasks=False):
-    """Undo a created link: delete its issue or worklog in Jira under the link's row lock; the link ends
-    rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
-    `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
-    A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
-    _outside_transaction()
-    _ready(client)
-    with transaction.atomic(), transport.locked_write(LOCKED):
-        locked = Link.objects.select_for_update().filter(pk=link.pk).first()
-        if locked is None or locked.state != Link.State.CREATED:
-            state = "released" if locked is None else locked.get_state_display().lower()
-            raise LedgerError(f"{describe(link)} is {state} now: nothing to roll back")
-        link = locked
-        try:
-            if link.purpose == Link.Purpose.WORKLOG:
-                removed = client.delete_worklog(link.jira_issue_key, link.jira_worklog_id)
-            else:
-                removed = client.delete_issue(link.jira_issue_key or link.jira_issue_id, delete_subtasks)
-        except VendorError as exc:
-            error = exc  # raised after the commit, so the failed attempt stays in the audit trail
-        else:
-            error = None
-            link.state = Link.State.ROLLED_BACK
-            link.event = event or link.event
-            link.save(update_fields=["state", "event", "updated_at"])
-    if error is not None:
-        raise error
-    return link, removed

@@ -17,13 +17,11 @@ Call outside any transaction.
 import json
 import logging
 
-from django.db import transaction
-
 from connector.errors import JiraError, VendorError
 from connector.ledger import (
     PROPERTY_KEY,
+    _Durable,
     _issue_ids,
-    _outside_transaction,
     claim,
     issue_label,
     marker,
@@ -67,7 +65,6 @@ def create_issues(*, client, tenant, object_type, items):
     """
     if len(items) > BULK_MAX:
         raise ValueError(f"at most {BULK_MAX} issues per bulk create")
-    _outside_transaction()
     results, claimed = {}, {}
     for object_id, fields, event in items:
         object_id = str(object_id)
@@ -81,16 +78,22 @@ def create_issues(*, client, tenant, object_type, items):
     if not claimed:
         return results
     error = None
-    with transaction.atomic():
-        locked = {lk.object_id: lk for lk in Link.objects.select_for_update().filter(
-            pk__in=[link.pk for link, _, _ in claimed.values()], state=Link.State.PENDING)}  # fmt: skip
+    with _Durable():
+        locked = {
+            lk.object_id: lk
+            for lk in Link.objects.select_for_update().filter(
+                pk__in=[link.pk for link, _, _ in claimed.values()], state=Link.State.PENDING
+            )
+        }
         order = [object_id for object_id in claimed if object_id in locked]
         results.update({object_id: ("single", None) for object_id in claimed if object_id not in locked})
         updates = [
-            {"fields": with_label(claimed[oid][1], issue_label(tenant, object_type, oid)),
-             "properties": [{"key": PROPERTY_KEY, "value": marker(tenant, object_type, oid)}]}
+            {
+                "fields": with_label(claimed[oid][1], issue_label(tenant, object_type, oid)),
+                "properties": [{"key": PROPERTY_KEY, "value": marker(tenant, object_type, oid)}],
+            }
             for oid in order
-        ]  # fmt: skip
+        ]
         answer, failures = None, {}
         if order:
             try:

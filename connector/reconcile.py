@@ -223,12 +223,17 @@ def create_event(tenant, account, name, record, sync, actor):
     behind live deliveries, tenants in turns, issues created 50 at a time)."""
     object_id = str(record.get("id"))
     event = Event.objects.create(
-        source=Event.Source.RECONCILE, tenant=tenant, name=name, object_id=object_id,
-        account_id=account.account_id, business_id=account.business_id,
-        status=Event.Status.QUEUED if sync else Event.Status.WAITING, wait_reason="" if sync else waiting.BULK,
+        source=Event.Source.RECONCILE,
+        tenant=tenant,
+        name=name,
+        object_id=object_id,
+        account_id=account.account_id,
+        business_id=account.business_id,
+        status=Event.Status.QUEUED if sync else Event.Status.WAITING,
+        wait_reason="" if sync else waiting.BULK,
         status_detail="" if sync else "Waiting for its turn (bulk work)",
         payload={"name": name, "object_id": object_id, "updated": str(record.get("updated") or "")},
-    )  # fmt: skip
+    )
     if sync:
         run_or_enqueue(event, actor=actor, sync=sync)
     return event
@@ -259,8 +264,17 @@ def _finish(state, result, started):
     state.save()
 
 
-def reconcile(tenant, *, since=None, kinds=None, dry_run=False, sync=False, actor="schedule",
-              progress=None, sleep=time.sleep):  # fmt: skip
+def reconcile(
+    tenant,
+    *,
+    since=None,
+    kinds=None,
+    dry_run=False,
+    sync=False,
+    actor="schedule",
+    progress=None,
+    sleep=time.sleep,
+):
     """One pass for `tenant` (see the module docstring); returns a PassResult.
 
     `kinds` narrows the mapped kinds; `sync` processes each new event here instead of queueing it;
@@ -293,9 +307,11 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
     site = JiraSite.objects.filter(tenant=tenant).first()
     if site is None:
         raise ReconnectRequired(f"tenant {tenant.slug} has no Jira site connected")
-    watermark = state.watermark if state else ReconcileState.objects.filter(tenant=tenant).values_list(
-        "watermark", flat=True
-    ).first()  # fmt: skip
+    watermark = (
+        state.watermark
+        if state
+        else ReconcileState.objects.filter(tenant=tenant).values_list("watermark", flat=True).first()
+    )
     start = (watermark or account.created_at) - OVERLAP
     since = since or start
     creates, updates = mapped_kinds(tenant), updated_kinds(tenant)
@@ -306,10 +322,13 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
         targets = {kind: names for kind, names in targets.items() if kind in kinds}
     result.complete = since <= start and set(targets) == set(creates) | set(updates)
     fb = FreshBooksClient(account, actor=actor, sleep=sleep)
-    job = Job(event=None, tenant=tenant, account=account, site=site, fb=fb,
-                       jira=JiraClient(site, actor=actor))  # fmt: skip
-    progress(f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
-             f"{since:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
+    job = Job(
+        event=None, tenant=tenant, account=account, site=site, fb=fb, jira=JiraClient(site, actor=actor)
+    )
+    progress(
+        f"{tenant.slug}: listing {', '.join(targets) or 'nothing (no kind is mapped)'} updated since "
+        f"{since:%Y-%m-%d %H:%M:%S} UTC"
+    )
     for kind, (create, update) in targets.items():
         for page, pages, records in list_pages(fb, kind, since, sleep):
             records = [record for record in records if wanted(kind, record)]
@@ -323,8 +342,10 @@ def _pass(tenant, result, since, kinds, dry_run, sync, actor, progress, sleep, s
                     result.created.append(create_event(tenant, account, name, record, sync, actor))
             if not dry_run and not sync:
                 bulk.feed()
-            progress(f"{tenant.slug}: {kind} page {page}/{pages}: {len(records)} listed, {len(new)} new "
-                     f"({result.listed} listed, {len(result.created)} new so far)")  # fmt: skip
+            progress(
+                f"{tenant.slug}: {kind} page {page}/{pages}: {len(records)} listed, {len(new)} new "
+                f"({result.listed} listed, {len(result.created)} new so far)"
+            )
 
 
 def reconcile_task(tenant_id, actor="schedule"):

@@ -136,8 +136,13 @@ def _render_value(field_id, template, context, field_type, dialect, notes):
             f"{field_id}: {field_types.FIELD_TYPES.get(field_type, field_type)} field: {exc}"
         ) from exc
     if field_type == "string" and value:
-        return fit_text(WHITESPACE.sub(" ", value).strip(), field_types.SINGLE_LINE_MAX, notes, field_id,
-                        ELLIPSIS + TRUNCATED)  # fmt: skip
+        return fit_text(
+            WHITESPACE.sub(" ", value).strip(),
+            field_types.SINGLE_LINE_MAX,
+            notes,
+            field_id,
+            ELLIPSIS + TRUNCATED,
+        )
     if field_type == "text" and value.strip():
         value = fit_text(value.strip(), TEXT_MAX, notes, field_id)
         return dialect.text(value)

@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 BULK_REPLAY = bulk.BATCH  # a replay of more events than this goes through the bulk lane (connector.bulk)
 
 REPLAYABLE = {
-    Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.FAILED, Event.Status.SKIPPED,
-    Event.Status.SUCCEEDED, Event.Status.DUPLICATE, Event.Status.RESOLVED,
-}  # fmt: skip
+    Event.Status.RECEIVED,
+    Event.Status.QUEUED,
+    Event.Status.FAILED,
+    Event.Status.SKIPPED,
+    Event.Status.SUCCEEDED,
+    Event.Status.DUPLICATE,
+    Event.Status.RESOLVED,
+}
 
 
 @dataclass
@@ -90,8 +95,16 @@ def _replay_one(pk, actor, sync, result, in_lane=False):
         event.wait_until, event.wait_reason = None, waiting.BULK if in_lane else ""
         event.status_detail = f"Replay requested by {actor} (was {previous})."
         event.replay_requested_by, event.replay_requested_at = actor[:150], timezone.now()
-        event.save(update_fields=["status", "status_detail", "replay_requested_by", "replay_requested_at",
-                                  "wait_until", "wait_reason"])  # fmt: skip
+        event.save(
+            update_fields=[
+                "status",
+                "status_detail",
+                "replay_requested_by",
+                "replay_requested_at",
+                "wait_until",
+                "wait_reason",
+            ]
+        )
     result.queued.append(event)
     if not in_lane:
         run_or_enqueue(event, actor=actor, sync=sync)

@@ -1,7 +1,7 @@
 """Rollback: undo in Jira what one stored event's processing did.
 
 What it created: every Link whose `event` is the event and whose state is created is undone through the
-ledger (`connector.ledger.rollback_link`): its worklog or issue is deleted in Jira (already gone counts as
+ledger (`connector.ledger_undo.rollback_link`): its worklog or issue is deleted in Jira (already gone counts as
 removed) and the link becomes rolled_back, so no replay or later delivery re-creates it. When people have
 changed it in Jira since (`created_changes`: an issue renamed, worked on, given sub-tasks; a worklog edited),
 nothing is deleted and RollbackConflict lists the changes; confirmed (`overwrite=True`), an issue is deleted
@@ -22,7 +22,7 @@ import json
 from django.db import transaction
 
 from audit.models import Event
-from connector import ledger, snapshots
+from connector import ledger, ledger_undo, snapshots
 from connector.errors import ConnectorError
 from connector.jira.client import JiraClient
 from connector.models import Link
@@ -81,7 +81,7 @@ def plan(event):
     """What a rollback of `event` would do, one line per write (for the confirmation pages)."""
     links = created_links(event)
     if links:
-        return [f"deletes {ledger.describe(link)}" for link in links]
+        return [f"deletes {ledger_undo.describe(link)}" for link in links]
     return [describe_undo(previous, done=False) for previous in kept_writes(event)]
 
 
@@ -122,15 +122,17 @@ def rollback(event, actor, *, overwrite=False):
     removed = []
     for link in created_links(event):
         try:
-            _, deleted = ledger.rollback_link(
+            _, deleted = ledger_undo.rollback_link(
                 client=client, link=link, event=event, delete_subtasks=overwrite
             )
         except ConnectorError as exc:
             done = f" (already: {', '.join(removed)})" if removed else ""
-            detail = f"Rollback by {actor} failed at {ledger.describe(link)}: {exc}{done}"
+            detail = f"Rollback by {actor} failed at {ledger_undo.describe(link)}: {exc}{done}"
             _save(event, None, detail)
             raise RollbackFailed(detail) from exc
-        removed.append(f"deleted {ledger.describe(link)}" + ("" if deleted else " (already gone from Jira)"))
+        removed.append(
+            f"deleted {ledger_undo.describe(link)}" + ("" if deleted else " (already gone from Jira)")
+        )
     _save(event, Event.Status.ROLLED_BACK, f"Rolled back by {actor}: {', '.join(removed)}.")
     return removed
 
@@ -234,9 +236,12 @@ def _conflicts(client, writes):
 
 def _deleted_worklog_link(previous):
     return Link.objects.filter(
-        purpose=Link.Purpose.WORKLOG, object_type="time_entry", object_id=previous["time_entry"],
-        jira_issue_key=previous["key"], state=Link.State.DELETED,
-    ).first()  # fmt: skip
+        purpose=Link.Purpose.WORKLOG,
+        object_type="time_entry",
+        object_id=previous["time_entry"],
+        jira_issue_key=previous["key"],
+        state=Link.State.DELETED,
+    ).first()
 
 
 def _undo_changes(event, client, actor, overwrite):
@@ -254,7 +259,9 @@ def _undo_changes(event, client, actor, overwrite):
             else:
                 link = _deleted_worklog_link(previous)
                 if link is not None:
-                    ledger.restore_worklog(client=client, link=link, body=previous["before"], event=event)
+                    ledger_undo.restore_worklog(
+                        client=client, link=link, body=previous["before"], event=event
+                    )
             done.append(describe_undo(previous))
     except ConnectorError as exc:
         so_far = f" (already done: {'; '.join(done)})" if done else ""

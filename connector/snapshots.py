@@ -34,15 +34,14 @@ def worklog_fields(client, key, worklog_id):
 
 
 def keep(client, previous, after=None):
-    """Store `previous` on the attempt just recorded for the client's write (with `after()` taken now).
-
-    The write's attempt is the event's latest: one worker processes an event at a time (connector.tasks)."""
-    if client.event is None:
+    """Store `previous` on the attempt of the client's write, its last call (with `after()` taken now)."""
+    call = client.last_call
+    attempt_id = call.stored.get("attempt") if call is not None else None
+    if client.event is None or attempt_id is None:
         return
-    attempt = Attempt.objects.filter(event=client.event).order_by("-id").first()
     if after is not None:
         previous = {**previous, "after": after()}
-    Attempt.objects.filter(pk=attempt.pk).update(previous=previous)
+    Attempt.objects.filter(pk=attempt_id).update(previous=previous)
 
 
 def writable(value):

@@ -165,6 +165,8 @@ class VendorClient:
         self.event = event
         self.actor = actor
         self.sleep = sleep
+        # The connector.http.Call of the latest answer: its attempt keeps a write's snapshot (connector.snapshots).
+        self.last_call = None
 
     # --- what a vendor client provides -------------------------------------------------------------------
 
@@ -247,6 +249,7 @@ class VendorClient:
                     transient=True,
                     ambiguous=method not in retry.IDEMPOTENT,
                 ) from exc
+            self.last_call = response.call
             self.rate_limit.after_response(self, method, url, response)
             status = response.status_code
             if status == 401 and not refreshed:

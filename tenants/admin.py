@@ -249,9 +249,23 @@ class JiraSiteFields:
     checks, the OAuth flow or the webhook registration, and only shown (below SecretFieldsAdmin's masking)."""
 
     TYPED = ("tenant", "auth_method", "base_url", "email", "api_token", "credentials_expire_on")
-    SHOWN = ("site_name", "deployment", "status", "last_error", "cloud_id", "scopes", "token_expires_at",
-             "last_refreshed_at", "uuid", "webhook_ids", "webhook_expires_at", "webhook_refreshed_at",
-             "webhook_error", "created_at", "updated_at")  # fmt: skip
+    SHOWN = (
+        "site_name",
+        "deployment",
+        "status",
+        "last_error",
+        "cloud_id",
+        "scopes",
+        "token_expires_at",
+        "last_refreshed_at",
+        "uuid",
+        "webhook_ids",
+        "webhook_expires_at",
+        "webhook_refreshed_at",
+        "webhook_error",
+        "created_at",
+        "updated_at",
+    )
 
     def get_fields(self, request, obj=None):
         if obj is None:

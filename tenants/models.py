@@ -176,9 +176,11 @@ class JiraSite(OAuthTokens):
         null=True, blank=True, editable=False, help_text="A webhook registration holds the site until then."
     )
     field_schemas = models.JSONField(
-        default=dict, blank=True, editable=False,
+        default=dict,
+        blank=True,
+        editable=False,
         help_text="Jira's schema of each field ({field id: {type, items, custom}}), kept to type custom field values.",
-    )  # fmt: skip
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

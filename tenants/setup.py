@@ -14,11 +14,21 @@ from audit.models import Event
 from tenants.models import FreshBooksWebhook
 
 VENDORS = {
-    "freshbooks": ("FreshBooks", "FRESHBOOKS_CLIENT_ID", "FRESHBOOKS_CLIENT_SECRET", "FRESHBOOKS_AUTH_URL",
-                   "a FreshBooks app (my.freshbooks.com → Developer Portal)"),
-    "jira": ("Jira", "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET", "ATLASSIAN_AUTH_URL",
-             "an Atlassian OAuth 2.0 (3LO) app (developer.atlassian.com → My apps)"),
-}  # fmt: skip
+    "freshbooks": (
+        "FreshBooks",
+        "FRESHBOOKS_CLIENT_ID",
+        "FRESHBOOKS_CLIENT_SECRET",
+        "FRESHBOOKS_AUTH_URL",
+        "a FreshBooks app (my.freshbooks.com → Developer Portal)",
+    ),
+    "jira": (
+        "Jira",
+        "ATLASSIAN_CLIENT_ID",
+        "ATLASSIAN_CLIENT_SECRET",
+        "ATLASSIAN_AUTH_URL",
+        "an Atlassian OAuth 2.0 (3LO) app (developer.atlassian.com → My apps)",
+    ),
+}
 
 
 def connect_blocker(vendor):

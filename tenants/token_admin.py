@@ -41,8 +41,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ("name", "prefix", "user__username")
     list_select_related = ("user",)
     actions = ["revoke_selected"]
-    SHOWN = ("user", "name", "shown_prefix", "state", "created_at", "expires_at", "last_used_at", "revoked_at",
-             "revoked_by")  # fmt: skip
+    SHOWN = (
+        "user",
+        "name",
+        "shown_prefix",
+        "state",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    )
 
     def manages_all(self, request):
         return request.user.has_perm(MANAGE)

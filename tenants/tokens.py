@@ -93,10 +93,16 @@ def _save_token(conn, token, provider):
     conn.token_url = provider.token_url
     conn.save(
         update_fields=[
-            "access_token", "refresh_token", "token_expires_at", "scopes", "status", "last_error",
-            "last_refreshed_at", "token_url",
+            "access_token",
+            "refresh_token",
+            "token_expires_at",
+            "scopes",
+            "status",
+            "last_error",
+            "last_refreshed_at",
+            "token_url",
         ]
-    )  # fmt: skip
+    )
 
 
 def _adopt(conn, row):

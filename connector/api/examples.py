@@ -11,16 +11,28 @@ HEALTH = {
     "backlog": {"queued": 12, "waiting": 0, "oldest_queued_seconds": 4.2},
     "last_reconcile": "clean at 2026-12-05 08:00",
     "reconcile": {
-        "result": "ok", "started_at": "2026-12-05T08:00:00Z", "finished_at": "2026-12-05T08:00:09Z",
-        "detail": "listed 40 record(s), 40 already known, created 0 event(s)", "actor": "schedule",
-        "watermark": "2026-12-05T08:00:00Z", "enabled": True, "interval_minutes": 60,
+        "result": "ok",
+        "started_at": "2026-12-05T08:00:00Z",
+        "finished_at": "2026-12-05T08:00:09Z",
+        "detail": "listed 40 record(s), 40 already known, created 0 event(s)",
+        "actor": "schedule",
+        "watermark": "2026-12-05T08:00:00Z",
+        "enabled": True,
+        "interval_minutes": 60,
     },
-}  # fmt: skip
+}
 TENANT_BODY = {
-    "slug": "acme", "name": "Acme Corp", "active": True, "auto_retry": False, "paused_at": None, "paused_by": "",
+    "slug": "acme",
+    "name": "Acme Corp",
+    "active": True,
+    "auto_retry": False,
+    "paused_at": None,
+    "paused_by": "",
     "pause_note": "",
-    "created_at": "2026-11-01T09:00:00Z", "updated_at": "2026-11-20T10:00:00Z", "health": HEALTH,
-}  # fmt: skip
+    "created_at": "2026-11-01T09:00:00Z",
+    "updated_at": "2026-11-20T10:00:00Z",
+    "health": HEALTH,
+}
 TENANT = OpenApiExample("Acme", value=TENANT_BODY, response_only=True)
 TENANT_PAGE = OpenApiExample(
     "A page of tenants",
@@ -28,25 +40,48 @@ TENANT_PAGE = OpenApiExample(
     response_only=True,
 )
 EVENT_BODY = {
-    "id": 4711, "tenant": "acme", "source": "freshbooks", "name": "invoice.create", "kind": "invoice",
-    "object_id": "98765", "account_id": "6BApk", "business_id": "77", "delivery_id": "", "status": "failed",
+    "id": 4711,
+    "tenant": "acme",
+    "source": "freshbooks",
+    "name": "invoice.create",
+    "kind": "invoice",
+    "object_id": "98765",
+    "account_id": "6BApk",
+    "business_id": "77",
+    "delivery_id": "",
+    "status": "failed",
     "status_detail": "Jira answered 400: summary is required",
-    "failure_reason": "Jira answered 400: summary is required", "wait_reason": "", "wait_until": None,
-    "jira_key": "", "processing_runs": 1, "duplicate_of": None, "replay_requested_by": "",
-    "replay_requested_at": None, "assigned_to": "alice", "resolved_by": "", "resolved_at": None,
+    "failure_reason": "Jira answered 400: summary is required",
+    "wait_reason": "",
+    "wait_until": None,
+    "jira_key": "",
+    "processing_runs": 1,
+    "duplicate_of": None,
+    "replay_requested_by": "",
+    "replay_requested_at": None,
+    "assigned_to": "alice",
+    "resolved_by": "",
+    "resolved_at": None,
     "resolution_note": "",
-    "received_at": "2026-12-05T08:12:01Z", "started_at": "2026-12-05T08:12:01Z",
-    "finished_at": "2026-12-05T08:12:02Z", "pruned_at": None,
-}  # fmt: skip
+    "received_at": "2026-12-05T08:12:01Z",
+    "started_at": "2026-12-05T08:12:01Z",
+    "finished_at": "2026-12-05T08:12:02Z",
+    "pruned_at": None,
+}
 EVENT_PAGE = OpenApiExample(
     "Failed invoices of one tenant (?tenant=acme&status=failed&kind=invoice)",
     value={"count": 1, "next": None, "previous": None, "results": [EVENT_BODY]},
     response_only=True,
 )
 ATTEMPT = {
-    "id": 9001, "created_at": "2026-12-05T08:12:02Z", "actor": "worker", "action": "POST /rest/api/3/issue",
-    "http_status": 400, "duration_ms": 212, "error": "Jira answered 400: summary is required",
-}  # fmt: skip
+    "id": 9001,
+    "created_at": "2026-12-05T08:12:02Z",
+    "actor": "worker",
+    "action": "POST /rest/api/3/issue",
+    "http_status": 400,
+    "duration_ms": 212,
+    "error": "Jira answered 400: summary is required",
+}
 EVENT_DETAIL = OpenApiExample(
     "With audit.view_sensitive_data",
     value={
@@ -62,7 +97,7 @@ EVENT_DETAIL = OpenApiExample(
                 "previous": None,
             }
         ],
-    },  # fmt: skip
+    },
     response_only=True,
 )
 EVENT_DETAIL_MASKED = OpenApiExample(
@@ -73,12 +108,13 @@ EVENT_DETAIL_MASKED = OpenApiExample(
         "payload": None,
         "record": None,
         "attempts": [{**ATTEMPT, "request": None, "response": None, "previous": None}],
-    },  # fmt: skip
+    },
     response_only=True,
 )
 REPLAY_REQUEST = OpenApiExample("Replay", value={"dry_run": False}, request_only=True)
-BULK_REPLAY_REQUEST = OpenApiExample("Dry run of three", value={"ids": [4711, 4712, 4713], "dry_run": True},
-                                     request_only=True)  # fmt: skip
+BULK_REPLAY_REQUEST = OpenApiExample(
+    "Dry run of three", value={"ids": [4711, 4712, 4713], "dry_run": True}, request_only=True
+)
 REPLAY_RESULT = OpenApiExample(
     "Queued and refused",
     value={
@@ -86,7 +122,7 @@ REPLAY_RESULT = OpenApiExample(
         "queued": [4711, 4712],
         "refused": [{"id": 4713, "reason": "it is rolled back"}],
         "not_found": [],
-    },  # fmt: skip
+    },
     response_only=True,
 )
 ROLLBACK_DRY_RUN = OpenApiExample("1. Dry run (the default)", value={"dry_run": True}, request_only=True)
@@ -102,7 +138,7 @@ ROLLBACK_PLAN = OpenApiExample(
         "refused": "",
         "done": [],
         "status": "succeeded",
-    },  # fmt: skip
+    },
     response_only=True,
 )
 ROLLBACK_CONFLICT = OpenApiExample(
@@ -113,14 +149,16 @@ ROLLBACK_CONFLICT = OpenApiExample(
         "differences": [
             {"object": "FIN-12", "field": "summary", "ours": "Invoice 42", "now": "Invoice 42 (checked)"}
         ],
-    },  # fmt: skip
+    },
     response_only=True,
     status_codes=["409"],
 )
 RECONCILE_QUEUED = OpenApiExample(
-    "Queued", value={"tenant": "acme", "task_id": "5d8c0e7a1f2b4c3d9e8f7a6b5c4d3e2f"}, response_only=True,
+    "Queued",
+    value={"tenant": "acme", "task_id": "5d8c0e7a1f2b4c3d9e8f7a6b5c4d3e2f"},
+    response_only=True,
     status_codes=["202"],
-)  # fmt: skip
+)
 ME = OpenApiExample(
     "An operator",
     value={
@@ -140,7 +178,7 @@ ME = OpenApiExample(
             "created_at": "2026-12-01T09:00:00Z",
             "expires_at": None,
         },
-    },  # fmt: skip
+    },
     response_only=True,
 )
 PAUSE_REQUEST = OpenApiExample("With a note", value={"note": "Jira migration tonight"}, request_only=True)
@@ -154,7 +192,7 @@ PAUSED = OpenApiExample(
         "paused_by": "api:alice",
         "pause_note": "Jira migration tonight",
         "queued": None,
-    },  # fmt: skip
+    },
     response_only=True,
 )
 RESUMED = OpenApiExample(
@@ -167,6 +205,6 @@ RESUMED = OpenApiExample(
         "paused_by": "",
         "pause_note": "",
         "queued": 17,
-    },  # fmt: skip
+    },
     response_only=True,
 )

@@ -61,9 +61,10 @@ class EventFilter(filters.FilterSet):
 
 class TenantFilter(filters.FilterSet):
     active = filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true",
+        choices=[("true", "true"), ("false", "false")],
+        coerce=lambda value: value == "true",
         help_text="Only active (true) or inactive (false) tenants.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Tenant

@@ -33,8 +33,13 @@ def add_error_responses(result, generator, request, public):
             errors = {**ERRORS, **(BODY_ERRORS if method in ("post", "put", "patch") else {})}
             responses = operation.setdefault("responses", {})
             for code, (component, text) in errors.items():
-                responses.setdefault(code, {
-                    "description": text,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}},
-                })  # fmt: skip
+                responses.setdefault(
+                    code,
+                    {
+                        "description": text,
+                        "content": {
+                            "application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}
+                        },
+                    },
+                )
     return result

@@ -60,8 +60,11 @@ class HealthSerializer(serializers.Serializer):
 
     @extend_schema_field(WebhooksSerializer)
     def get_webhooks(self, health):
-        return {"jira": health.jira_webhooks_shown, "freshbooks_callbacks": health.callbacks,
-                "freshbooks_unverified": health.callbacks_unverified}  # fmt: skip
+        return {
+            "jira": health.jira_webhooks_shown,
+            "freshbooks_callbacks": health.callbacks,
+            "freshbooks_unverified": health.callbacks_unverified,
+        }
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -69,8 +72,18 @@ class TenantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tenant
-        fields = ("slug", "name", "active", "auto_retry", "paused_at", "paused_by", "pause_note", "created_at",
-                  "updated_at", "health")  # fmt: skip
+        fields = (
+            "slug",
+            "name",
+            "active",
+            "auto_retry",
+            "paused_at",
+            "paused_by",
+            "pause_note",
+            "created_at",
+            "updated_at",
+            "health",
+        )
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -82,8 +95,18 @@ class AttemptSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Attempt
-        fields = ("id", "created_at", "actor", "action", "http_status", "duration_ms", "error", "request",
-                  "response", "previous")  # fmt: skip
+        fields = (
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "http_status",
+            "duration_ms",
+            "error",
+            "request",
+            "response",
+            "previous",
+        )
 
     def _sensitive(self, attempt, name):
         return getattr(attempt, name) if self.context.get("sensitive") else None
@@ -111,11 +134,35 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ("id", "tenant", "source", "name", "kind", "object_id", "account_id", "business_id", "delivery_id",
-                  "status", "status_detail", "failure_reason", "wait_reason", "wait_until", "jira_key",
-                  "processing_runs", "duplicate_of", "replay_requested_by", "replay_requested_at", "assigned_to",
-                  "resolved_by", "resolved_at", "resolution_note", "received_at", "started_at", "finished_at",
-                  "pruned_at")  # fmt: skip
+        fields = (
+            "id",
+            "tenant",
+            "source",
+            "name",
+            "kind",
+            "object_id",
+            "account_id",
+            "business_id",
+            "delivery_id",
+            "status",
+            "status_detail",
+            "failure_reason",
+            "wait_reason",
+            "wait_until",
+            "jira_key",
+            "processing_runs",
+            "duplicate_of",
+            "replay_requested_by",
+            "replay_requested_at",
+            "assigned_to",
+            "resolved_by",
+            "resolved_at",
+            "resolution_note",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "pruned_at",
+        )
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_kind(self, event):

@@ -72,7 +72,7 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
         responses={
             202: serializers.ReconcileQueuedSerializer,
             409: OpenApiResponse(description="Inactive, or no FreshBooks account connected."),
-        },  # fmt: skip
+        },
         examples=[examples.RECONCILE_QUEUED],
     )
     @action(detail=True, methods=["post"], permission_classes=needs(CanReconcile))
@@ -88,11 +88,17 @@ class TenantViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixi
         return Response({"tenant": tenant.slug, "task_id": task_id}, status=status.HTTP_202_ACCEPTED)
 
     def paused(self, tenant, changed, queued=None):
-        return Response({
-            "tenant": tenant.slug, "paused": tenant.paused_at is not None, "changed": changed,
-            "paused_at": tenant.paused_at, "paused_by": tenant.paused_by, "pause_note": tenant.pause_note,
-            "queued": queued,
-        })  # fmt: skip
+        return Response(
+            {
+                "tenant": tenant.slug,
+                "paused": tenant.paused_at is not None,
+                "changed": changed,
+                "paused_at": tenant.paused_at,
+                "paused_by": tenant.paused_by,
+                "pause_note": tenant.pause_note,
+                "queued": queued,
+            }
+        )
 
     @extend_schema(
         summary="Pause the tenant's sync",
@@ -166,8 +172,10 @@ class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin
     def get_serializer_context(self):
         context = super().get_serializer_context()
         user = self.request.user
-        context.update(sensitive=bool(user and user.has_perm(SENSITIVE)),
-                       attempts=bool(user and user.has_perm("audit.view_attempt")))  # fmt: skip
+        context.update(
+            sensitive=bool(user and user.has_perm(SENSITIVE)),
+            attempts=bool(user and user.has_perm("audit.view_attempt")),
+        )
         return context
 
     def replayed(self, request, ids, dry_run):
@@ -178,12 +186,14 @@ class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin
             for event in result.queued:
                 record(request, event, f"Replay requested by {who}")
         seen = {event.pk for event in found}
-        return Response({
-            "dry_run": dry_run,
-            "queued": [event.pk for event in result.queued],
-            "refused": [{"id": event.pk, "reason": reason} for event, reason in result.refused],
-            "not_found": [pk for pk in dict.fromkeys(ids) if pk not in seen],
-        })  # fmt: skip
+        return Response(
+            {
+                "dry_run": dry_run,
+                "queued": [event.pk for event in result.queued],
+                "refused": [{"id": event.pk, "reason": reason} for event, reason in result.refused],
+                "not_found": [pk for pk in dict.fromkeys(ids) if pk not in seen],
+            }
+        )
 
     @extend_schema(
         summary="Replay one event",
@@ -231,13 +241,13 @@ class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin
                 serializers.RollbackProblemSerializer,
                 description="Jira failed; the event keeps its status, the reason is in its detail.",
             ),
-        },  # fmt: skip
+        },
         examples=[
             examples.ROLLBACK_DRY_RUN,
             examples.ROLLBACK_CONFIRM,
             examples.ROLLBACK_PLAN,
             examples.ROLLBACK_CONFLICT,
-        ],  # fmt: skip
+        ],
     )
     @action(detail=True, methods=["post"], permission_classes=needs(CanRollback))
     def rollback(self, request, *args, **kwargs):
@@ -278,12 +288,18 @@ class MeView(ApiSettings, APIView):
 
     def get(self, request):
         user, token = request.user, request.auth
-        return Response({
-            "username": user.get_username(),
-            "groups": sorted(user.groups.values_list("name", flat=True)),
-            "may": {name: user.has_perms(perms) for name, perms in self.MAY.items()},
-            "token": None if token is None or not hasattr(token, "prefix") else {
-                "name": token.name, "prefix": token.prefix, "created_at": token.created_at,
-                "expires_at": token.expires_at,
-            },
-        })  # fmt: skip
+        return Response(
+            {
+                "username": user.get_username(),
+                "groups": sorted(user.groups.values_list("name", flat=True)),
+                "may": {name: user.has_perms(perms) for name, perms in self.MAY.items()},
+                "token": None
+                if token is None or not hasattr(token, "prefix")
+                else {
+                    "name": token.name,
+                    "prefix": token.prefix,
+                    "created_at": token.created_at,
+                    "expires_at": token.expires_at,
+                },
+            }
+        )

@@ -13,7 +13,7 @@ from connector.handlers.people import forget_auto_match, match_user, users_for
 from connector.jira import fields as field_types
 from connector.jira import screens
 from connector.kinds import build_context
-from connector.models import IssueMapping, Link
+from connector.models import IssueMapping
 from connector.render import condition_holds, render_fields
 
 
@@ -91,22 +91,21 @@ def write_issue(job, mappings, record, related):
 def _write(job, mapping, fields):
     """Create the object's issue, or for *.update update the linked one, with the rendered `fields`."""
     if job.action == "update":
-        link = (
-            Link.objects.filter(
-                tenant=job.tenant, purpose=Link.Purpose.ISSUE, object_type=job.kind,
-                object_id=job.event.object_id,
-                state__in=[Link.State.CREATED, Link.State.IN_DOUBT, Link.State.PENDING],
-            ).first()
-        )  # fmt: skip
+        link = ledger.issue_link(job.tenant, job.kind, job.event.object_id)
         if link is None:
             raise Skip(f"no Jira issue is linked to {job.kind} {job.event.object_id}: nothing to update")
         ledger.update_issue(client=job.jira, link=link, fields=fields, event=job.event, notes=job.notes)
         return job.done(link.jira_issue_key, f"updated {link.jira_issue_key} (mapping “{mapping.name}”)")
     link = ledger.ensure_issue(
-        client=job.jira, tenant=job.tenant, object_type=job.kind, object_id=job.event.object_id,
-        fields=fields, event=job.event, notes=job.notes,
-    )  # fmt: skip
-    if link.state != Link.State.CREATED:
+        client=job.jira,
+        tenant=job.tenant,
+        object_type=job.kind,
+        object_id=job.event.object_id,
+        fields=fields,
+        event=job.event,
+        notes=job.notes,
+    )
+    if not ledger.is_created(link):
         raise Skip(
             f"the Jira issue {link.jira_issue_key} of this {job.kind} was {link.get_state_display().lower()}: not re-created"
         )

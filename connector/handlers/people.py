@@ -23,9 +23,11 @@ def match_user(job, kind, person):
     account_id = job.jira.find_user(email)
     if account_id and fb_id:
         JiraUserMatch.objects.get_or_create(
-            tenant=job.tenant, kind=kind, freshbooks_id=fb_id,
+            tenant=job.tenant,
+            kind=kind,
+            freshbooks_id=fb_id,
             defaults={"jira_account_id": account_id, "note": AUTO_MATCH_NOTE},
-        )  # fmt: skip
+        )
     return account_id
 
 

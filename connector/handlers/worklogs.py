@@ -3,7 +3,7 @@
 The issue comes from the tenant's WorklogRules, tried in order: a Jira issue key in the entry's note (used only
 if the issue exists), then rules matching the FreshBooks project, client or service id. A running timer is
 skipped until the update that stops it. Jira wants `started` as yyyy-MM-dd'T'HH:mm:ss.SSS+0000 and at least
-60 seconds (research: Jira worklog API); the note becomes the comment, cut to Jira's 32,767 characters.
+60 seconds (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-worklogs/); the note becomes the comment, cut to Jira's 32,767 characters.
 """
 
 from connector import ledger
@@ -11,7 +11,7 @@ from connector.errors import FreshBooksError
 from connector.handlers.job import Skip, fetch_with_related
 from connector.jira import fields as field_types
 from connector.jira.keys import ISSUE_KEY_IN_TEXT
-from connector.models import IssueMapping, Link, WorklogRule
+from connector.models import IssueMapping, WorklogRule
 from connector.render import TEXT_MAX, fit_text
 
 MAX_NOTE_KEYS = 5  # issue keys of one note looked up in Jira at most
@@ -90,17 +90,9 @@ def note_issue(job, note, projects):
     return None
 
 
-def worklog_link(job):
-    return (
-        Link.objects.filter(tenant=job.tenant, purpose=Link.Purpose.WORKLOG, object_id=job.event.object_id)
-        .exclude(state__in=[Link.State.DELETED, Link.State.ROLLED_BACK])
-        .first()
-    )
-
-
 def handle_time_entry(job):
     """time_entry.create → a worklog, .update → that worklog updated (created if missing), .delete → deleted."""
-    link = worklog_link(job)
+    link = ledger.worklog_link(job.tenant, job.event.object_id)
     if job.action == "delete":
         if link is None:
             raise Skip(f"no worklog is linked to time entry {job.event.object_id}")
@@ -112,7 +104,7 @@ def handle_time_entry(job):
     if (entry.get("timer") or {}).get("is_running"):
         raise Skip("the timer is still running: the worklog is written when it stops (time_entry.update)")
     body = worklog_body(job, entry)
-    if link is not None and link.state == Link.State.CREATED and job.action == "update":
+    if link is not None and ledger.is_created(link) and job.action == "update":
         ledger.update_worklog(client=job.jira, link=link, body=body, event=job.event)
         return job.done(
             link.jira_issue_key, f"worklog {link.jira_worklog_id} on {link.jira_issue_key} updated"
@@ -122,10 +114,14 @@ def handle_time_entry(job):
         raise Skip("no matching issue")
     existed = link is not None
     link = ledger.ensure_worklog(
-        client=job.jira, tenant=job.tenant, time_entry_id=job.event.object_id, issue_key=issue_key,
-        body=body, event=job.event,
-    )  # fmt: skip
-    if link.state != Link.State.CREATED:  # deleted in Jira or rolled back: never re-created
+        client=job.jira,
+        tenant=job.tenant,
+        time_entry_id=job.event.object_id,
+        issue_key=issue_key,
+        body=body,
+        event=job.event,
+    )
+    if not ledger.is_created(link):  # deleted in Jira or rolled back: never re-created
         raise Skip(f"the worklog of this time entry was {link.get_state_display().lower()}: not re-created")
     if existed and job.action == "update":  # an in-doubt create was resolved: bring it up to date
         ledger.update_worklog(client=job.jira, link=link, body=body, event=job.event)

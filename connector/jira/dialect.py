@@ -3,7 +3,8 @@
 Cloud speaks REST v3: descriptions and worklog comments in Atlassian Document Format, users by `accountId`
 (user search by `query`), issue search at `/search/jql` paged by `nextPageToken` (the old `/search` answers
 410 there). Server / Data Center speaks REST v2: plain text, users by `name` (user search by `username`),
-issue search at `/search` paged by `startAt`. Sources: ../shared/research/jira-api.md.
+issue search at `/search` paged by `startAt`. Sources: https://developer.atlassian.com/cloud/jira/platform/rest/v3/
+(and the changelog's removal of /rest/api/3/search), https://docs.atlassian.com/software/jira/docs/api/REST/latest/.
 """
 
 from dataclasses import dataclass
@@ -31,13 +32,23 @@ class Dialect:
 
 
 CLOUD = Dialect(
-    label="Cloud (REST v3, ADF)", api_version="3", rich_text=True, user_field="accountId",
-    user_search_param="query", search_path="search/jql", search_by_token=True,
-)  # fmt: skip
+    label="Cloud (REST v3, ADF)",
+    api_version="3",
+    rich_text=True,
+    user_field="accountId",
+    user_search_param="query",
+    search_path="search/jql",
+    search_by_token=True,
+)
 SERVER = Dialect(
-    label="Server / Data Center (REST v2, plain text)", api_version="2", rich_text=False, user_field="name",
-    user_search_param="username", search_path="search", search_by_token=False,
-)  # fmt: skip
+    label="Server / Data Center (REST v2, plain text)",
+    api_version="2",
+    rich_text=False,
+    user_field="name",
+    user_search_param="username",
+    search_path="search",
+    search_by_token=False,
+)
 
 
 def dialect_for(site):

@@ -275,8 +275,9 @@ class Policy:
                 if until:
                     raise MustWait(
                         f"Jira's quota is below {LOW_FRACTION:.0%}: bulk work waits for the reset at {when(until)}",
-                        until=datetime.fromtimestamp(until, UTC), reason=waiting.QUOTA,
-                    )  # fmt: skip
+                        until=datetime.fromtimestamp(until, UTC),
+                        reason=waiting.QUOTA,
+                    )
         if key:
             delay = store().reserve(self.issue_scope(key), ISSUE_WINDOWS, now)
             self._wait(

@@ -200,9 +200,15 @@ def _sync(locked, actor, refreshing, force):
     locked.webhook_error = ""
     locked.webhook_refreshed_at = timezone.now()
     locked.save(
-        update_fields=["webhook_ids", "webhook_secret", "webhook_expires_at", "webhook_refreshed_at",
-                       "webhook_error", "updated_at"]
-    )  # fmt: skip
+        update_fields=[
+            "webhook_ids",
+            "webhook_secret",
+            "webhook_expires_at",
+            "webhook_refreshed_at",
+            "webhook_error",
+            "updated_at",
+        ]
+    )
     return True
 
 

@@ -3,7 +3,7 @@ metadata, and what it does when Jira refuses an optional field anyway.
 
 Jira accepts only the fields on the create screen of a project and issue type (and on the edit screen for an
 edit): any other is refused with ``400 {"errors": {"<field>": "Field '<field>' cannot be set. It is not on the
-appropriate screen, or unknown."}}`` (research jira-api.md §7). So:
+appropriate screen, or unknown."}}`` (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/). So:
 
 - `needed_fields(mapping)` lists every field a mapping's creates carry: summary, the connector's own `mlc-`
   label (always: connector.ledger), description, parent, custom fields, reporter and assignee when set;
@@ -21,8 +21,14 @@ from connector.errors import ConnectorError, JiraError
 CREATEMETA_MAX = 200  # Jira's largest createmeta page
 REQUIRED = ("project", "issuetype", "summary")  # never dropped: without them there is no issue
 SCREEN_WORDS = ("cannot be set", "not on the appropriate screen")
-NAMES = {"summary": "Summary", "labels": "Labels", "description": "Description", "parent": "Parent",
-         "reporter": "Reporter", "assignee": "Assignee"}  # fmt: skip
+NAMES = {
+    "summary": "Summary",
+    "labels": "Labels",
+    "description": "Description",
+    "parent": "Parent",
+    "reporter": "Reporter",
+    "assignee": "Assignee",
+}
 
 
 def needed_fields(mapping):

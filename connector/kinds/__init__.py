@@ -16,16 +16,31 @@ from connector.kinds import bill, client, expense, invoice, payment, time_entry
 from connector.kinds.base import COMMON_DOCS, Kind, eastern_to_utc, money, text
 from connector.kinds.payment import payment_kind
 
-KINDS = {kind.name: kind for kind in (invoice.KIND, bill.KIND, payment.KIND, expense.KIND, time_entry.KIND,
-                                      client.KIND)}  # fmt: skip
+KINDS = {
+    kind.name: kind
+    for kind in (invoice.KIND, bill.KIND, payment.KIND, expense.KIND, time_entry.KIND, client.KIND)
+}
 EVENTS = tuple(event for kind in KINDS.values() for event in kind.events)
 _BY_EVENT = {event: kind for kind in KINDS.values() for event in kind.events}
 # Issue mappings apply to the kinds that can become issues (time entries become worklogs through rules).
 MAPPING_EVENTS = tuple(event for kind in KINDS.values() if kind.writes != "worklog" for event in kind.events)
 CONTEXT_DOCS = {name: kind.docs for name, kind in KINDS.items()}
 
-__all__ = ["COMMON_DOCS", "CONTEXT_DOCS", "EVENTS", "KINDS", "MAPPING_EVENTS", "Kind", "build_context",
-           "docs_for", "kind_for", "mapping_event_choices", "mapping_handles", "money", "payment_kind"]  # fmt: skip
+__all__ = [
+    "COMMON_DOCS",
+    "CONTEXT_DOCS",
+    "EVENTS",
+    "KINDS",
+    "MAPPING_EVENTS",
+    "Kind",
+    "build_context",
+    "docs_for",
+    "kind_for",
+    "mapping_event_choices",
+    "mapping_handles",
+    "money",
+    "payment_kind",
+]
 
 
 def kind_for(event_name):

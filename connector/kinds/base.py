@@ -4,7 +4,7 @@ Each kind is declared once in its own module (connector/kinds/<kind>.py) and reg
 connector/kinds/__init__.py, which every reader uses: webhook registration, ingestion, the task, handlers,
 Preview, defaults and the mapping form's event choices.
 
-Vendor facts (research §3): money is `{"amount": "41.94", "code": "CAD"}` with the amount as a string (parsed as
+Vendor facts (https://www.freshbooks.com/api/invoices, .../api/time_entries): money is `{"amount": "41.94", "code": "CAD"}` with the amount as a string (parsed as
 Decimal, shown with two decimals); accounting datetimes are US/Eastern; time tracking uses UTC with `Z`.
 Links back to FreshBooks follow the web app's URL scheme (`https://my.freshbooks.com/#/<kind>/<account>-<id>`);
 FreshBooks does not document these URLs, so they are best effort.
@@ -35,7 +35,7 @@ COMMON_DOCS = {
 
 def vis_state(record):
     """An accounting record's state from its ``vis_state``: 0 active, 1 deleted, 2 archived (FreshBooks deletes
-    by setting it to 1 and keeps serving the record; research §3). ACTIVE when the field is missing."""
+    by setting it to 1 and keeps serving the record; https://www.freshbooks.com/api/active_deleted). ACTIVE when the field is missing."""
     value = str(record.get("vis_state", 0) if isinstance(record, dict) else 0).strip()
     return {"1": DELETED, "2": ARCHIVED}.get(value, ACTIVE)
 

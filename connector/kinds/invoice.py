@@ -4,8 +4,17 @@
 from connector.kinds.base import FRESHBOOKS_WEB, Kind, client_people, money, person_name, text, totals
 
 # Invoice `status` codes (FreshBooks API docs) for records without a `v3_status`.
-INVOICE_STATUS = {0: "disputed", 1: "draft", 2: "sent", 3: "viewed", 4: "paid", 5: "auto-paid", 6: "retry",
-                  7: "failed", 8: "partial"}  # fmt: skip
+INVOICE_STATUS = {
+    0: "disputed",
+    1: "draft",
+    2: "sent",
+    3: "viewed",
+    4: "paid",
+    5: "auto-paid",
+    6: "retry",
+    7: "failed",
+    8: "partial",
+}
 
 DOCS = {
     "invoice_number": "The invoice number, e.g. ACM0002.",

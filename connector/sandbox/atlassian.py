@@ -16,9 +16,13 @@ REQUIRED_SCOPES = {"read:jira-work", "write:jira-work", "offline_access"}
 
 
 def site(cloud_id=CLOUD_ID, name="acme", url="https://acme.atlassian.net"):
-    return {"id": cloud_id, "url": url, "name": name,
-            "scopes": ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook"],
-            "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/flag.png"}  # fmt: skip
+    return {
+        "id": cloud_id,
+        "url": url,
+        "name": name,
+        "scopes": ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook"],
+        "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/flag.png",
+    }
 
 
 def make_fake_atlassian(jira, sites=None, port=0):
@@ -27,17 +31,26 @@ def make_fake_atlassian(jira, sites=None, port=0):
     auth.state["sites"] = sites if sites is not None else [site(cloud_id=jira.cloud_id or CLOUD_ID)]
 
     install_oauth_routes(
-        auth, title="Atlassian: authorize", prefix="atl", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        authorize_path="/authorize", token_path="/oauth/token", deny_description="User did not authorize the request",
-        accept_access_token=jira.credentials["bearer"].add, refused_status=403,
-        token_fields={"expires_in": 3600,
-                      "scope": "read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access"},
+        auth,
+        title="Atlassian: authorize",
+        prefix="atl",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        authorize_path="/authorize",
+        token_path="/oauth/token",
+        deny_description="User did not authorize the request",
+        accept_access_token=jira.credentials["bearer"].add,
+        refused_status=403,
+        token_fields={
+            "expires_in": 3600,
+            "scope": "read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access",
+        },
         authorize_checks=[
             ("audience", lambda r: r.arg("audience") == "api.atlassian.com"),
             ("prompt", lambda r: r.arg("prompt") == "consent"),
             ("scope", lambda r: set(r.arg("scope", "").split()) >= REQUIRED_SCOPES),
         ],
-    )  # fmt: skip
+    )
 
     @jira.route("GET", "/oauth/token/accessible-resources")
     def accessible_resources(request):

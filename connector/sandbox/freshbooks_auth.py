@@ -20,17 +20,28 @@ FIXTURE = Path(__file__).resolve().parent / "data" / "auth_me_response.json"
 
 
 def install_auth_routes(fb, memberships=None, title="FreshBooks: authorize"):
-    fb.state.setdefault("memberships", memberships or [{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID,
-                                                       "name": "Acme Books"}])  # fmt: skip
+    fb.state.setdefault(
+        "memberships",
+        memberships or [{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": "Acme Books"}],
+    )
 
     fb.state.setdefault("refresh_tokens", {REFRESH_TOKEN})
     install_oauth_routes(
-        fb, title=title, prefix="fb", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        authorize_path="/oauth/authorize", token_path="/auth/oauth/token",
+        fb,
+        title=title,
+        prefix="fb",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        authorize_path="/oauth/authorize",
+        token_path="/auth/oauth/token",
         deny_description="The resource owner denied the request.",
         accept_access_token=fb.state["access_tokens"].add,
-        token_fields={"expires_in": 43200, "scope": "user:profile:read user:invoices:read", "created_at": 1700000000},
-    )  # fmt: skip
+        token_fields={
+            "expires_in": 43200,
+            "scope": "user:profile:read user:invoices:read",
+            "created_at": 1700000000,
+        },
+    )
 
     @fb.route("GET", "/auth/api/v1/users/me")
     def me(request):
@@ -40,11 +51,19 @@ def install_auth_routes(fb, memberships=None, title="FreshBooks: authorize"):
         data = json.loads(FIXTURE.read_text())
         template = data["response"]["business_memberships"][0]
         data["response"]["business_memberships"] = [
-            {**template, "id": i + 1, "role": "owner",
-             "business": {**template["business"], "id": int(m["business_id"]), "account_id": m["account_id"],
-                          "name": m["name"]}}
+            {
+                **template,
+                "id": i + 1,
+                "role": "owner",
+                "business": {
+                    **template["business"],
+                    "id": int(m["business_id"]),
+                    "account_id": m["account_id"],
+                    "name": m["name"],
+                },
+            }
             for i, m in enumerate(fb.state["memberships"])
-        ]  # fmt: skip
+        ]
         return data
 
     @fb.route("GET", r"/accounting/account/(?P<account_id>[^/]+)/users/clients")

@@ -21,11 +21,24 @@ from connector.sandbox.server import Response
 FIXTURES = Path(__file__).resolve().parent / "data"  # FreshBooks SDK samples (MIT; see data/README.md)
 BASE = r"/events/account/(?P<account_id>[^/]+)/events/callbacks"
 ONE = BASE + r"/(?P<callback_id>\d+)"
-# Event names FreshBooks accepts (research §1.5): each resource's create/update/delete and the parent.
+# Event names FreshBooks accepts (https://www.freshbooks.com/api/webhooks): each resource's create/update/delete and the parent.
 RESOURCES = (
-    "bill", "bill_vendor", "category", "client", "credit_note", "estimate", "expense", "invoice", "item",
-    "payment", "project", "recurring", "service", "tax", "time_entry",
-)  # fmt: skip
+    "bill",
+    "bill_vendor",
+    "category",
+    "client",
+    "credit_note",
+    "estimate",
+    "expense",
+    "invoice",
+    "item",
+    "payment",
+    "project",
+    "recurring",
+    "service",
+    "tax",
+    "time_entry",
+)
 EVENTS = {f"{r}{suffix}" for r in RESOURCES for suffix in ("", ".create", ".update", ".delete")} | {
     "estimate.sendByEmail",
     "invoice.sendByEmail",

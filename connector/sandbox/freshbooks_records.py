@@ -57,9 +57,20 @@ def served(fb, kind, record, includes):
 def accounting_not_found(kind, object_id):
     return Response(
         404,
-        {"response": {"errors": [{"errno": 1012, "field": "id", "message": f"The requested {kind} could not be found.",
-                                  "object": kind, "value": str(object_id)}]}},
-    )  # fmt: skip
+        {
+            "response": {
+                "errors": [
+                    {
+                        "errno": 1012,
+                        "field": "id",
+                        "message": f"The requested {kind} could not be found.",
+                        "object": kind,
+                        "value": str(object_id),
+                    }
+                ]
+            }
+        },
+    )
 
 
 def install_record_routes(fb):

@@ -19,6 +19,11 @@ EMAIL, API_TOKEN = "ops@acme.test", "jira-api-token"
 JIRA_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}\Z")
 
 
+def errors(status=400, messages=(), **field_errors):
+    """Jira's error answer: {"errorMessages": [...], "errors": {field: message}}."""
+    return Response(status, {"errorMessages": list(messages), "errors": field_errors})
+
+
 class FakeJira(FakeServer):
     """A Jira site. `cloud_id` set → it also answers on /ex/jira/{cloud_id}/... like api.atlassian.com (and on
     the cloud ids in ``state["cloud_ids"]``: the other sites the gateway serves; not those in
@@ -261,8 +266,12 @@ def install_core_routes(jira):
 
     @jira.api("GET", "myself")
     def myself(request):
-        return {"accountId": "5b10a2844c20165700ede21g", "emailAddress": jira.credentials["basic"][0],
-                "displayName": "Ops Bot", "active": True}  # fmt: skip
+        return {
+            "accountId": "5b10a2844c20165700ede21g",
+            "emailAddress": jira.credentials["basic"][0],
+            "displayName": "Ops Bot",
+            "active": True,
+        }
 
     def find_project(key):
         return jira.state["projects"].get(key)
@@ -286,19 +295,49 @@ def install_core_routes(jira):
 
     def all_fields(project=None):
         fields = [
-            {"fieldId": "summary", "key": "summary", "name": "Summary", "required": True,
-             "schema": {"type": "string", "system": "summary"}},
-            {"fieldId": "description", "key": "description", "name": "Description", "required": False,
-             "schema": {"type": "string", "system": "description"}},
-            {"fieldId": "labels", "key": "labels", "name": "Labels", "required": False,
-             "schema": {"type": "array", "items": "string", "system": "labels"}},
-            {"fieldId": "parent", "key": "parent", "name": "Parent", "required": False,
-             "schema": {"type": "issuelink", "system": "parent"}},
-            {"fieldId": "reporter", "key": "reporter", "name": "Reporter", "required": False,
-             "schema": {"type": "user", "system": "reporter"}},
-            {"fieldId": "assignee", "key": "assignee", "name": "Assignee", "required": False,
-             "schema": {"type": "user", "system": "assignee"}},
-        ]  # fmt: skip
+            {
+                "fieldId": "summary",
+                "key": "summary",
+                "name": "Summary",
+                "required": True,
+                "schema": {"type": "string", "system": "summary"},
+            },
+            {
+                "fieldId": "description",
+                "key": "description",
+                "name": "Description",
+                "required": False,
+                "schema": {"type": "string", "system": "description"},
+            },
+            {
+                "fieldId": "labels",
+                "key": "labels",
+                "name": "Labels",
+                "required": False,
+                "schema": {"type": "array", "items": "string", "system": "labels"},
+            },
+            {
+                "fieldId": "parent",
+                "key": "parent",
+                "name": "Parent",
+                "required": False,
+                "schema": {"type": "issuelink", "system": "parent"},
+            },
+            {
+                "fieldId": "reporter",
+                "key": "reporter",
+                "name": "Reporter",
+                "required": False,
+                "schema": {"type": "user", "system": "reporter"},
+            },
+            {
+                "fieldId": "assignee",
+                "key": "assignee",
+                "name": "Assignee",
+                "required": False,
+                "schema": {"type": "user", "system": "assignee"},
+            },
+        ]
         fields += [
             {"fieldId": fid, "key": fid, "name": fid, "required": False, "schema": field_schema(jira, fid)}
             for fid in jira.state.get("custom_fields", [])
@@ -319,10 +358,15 @@ def install_core_routes(jira):
     @jira.api("GET", "field")
     def field_list(request):
         return [
-            {"id": f["fieldId"], "key": f["key"], "name": f["name"], "custom": f["fieldId"].startswith("customfield_"),
-             "schema": f["schema"]}
+            {
+                "id": f["fieldId"],
+                "key": f["key"],
+                "name": f["name"],
+                "custom": f["fieldId"].startswith("customfield_"),
+                "schema": f["schema"],
+            }
             for f in all_fields()
-        ]  # fmt: skip
+        ]
 
     return jira
 

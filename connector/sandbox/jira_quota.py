@@ -107,9 +107,12 @@ class Quota:
         return Response(
             429,
             _body(),
-            {"RateLimit-Reason": reason, "Retry-After": str(self.reset_in(now)),
-             f"{self.prefix}RateLimit": f'"{name}";r=0;t={self.reset_in(now)}'},
-        )  # fmt: skip
+            {
+                "RateLimit-Reason": reason,
+                "Retry-After": str(self.reset_in(now)),
+                f"{self.prefix}RateLimit": f'"{name}";r=0;t={self.reset_in(now)}',
+            },
+        )
 
     def charge(self, site, request, response):
         """Count the points of an answered OAuth request; returns the quota headers to send with it."""
@@ -187,8 +190,9 @@ def install_bulk_route(jira):
             if answer.status == 201:
                 issues.append(answer.body)
             else:
-                failures.append({"status": answer.status, "failedElementNumber": number,
-                                 "elementErrors": answer.body})  # fmt: skip
+                failures.append(
+                    {"status": answer.status, "failedElementNumber": number, "elementErrors": answer.body}
+                )
         return Response(201 if issues else 400, {"issues": issues, "errors": failures})
 
     jira.routes.insert(0, jira.routes.pop())  # before issue/{key}

@@ -25,9 +25,13 @@ def _expiry(jira, ms):
 
 def install_webhook_routes(jira):
     jira.state.update(
-        dynamic_webhooks={}, admin_webhooks={}, next_webhook_id=1000, is_admin=True, expiry_format="ms",
+        dynamic_webhooks={},
+        admin_webhooks={},
+        next_webhook_id=1000,
+        is_admin=True,
+        expiry_format="ms",
         registration_errors=[],
-    )  # fmt: skip
+    )
 
     def next_id():
         with jira.lock:
@@ -46,9 +50,12 @@ def install_webhook_routes(jira):
 
     def shown(hook):
         return {
-            "id": hook["id"], "url": hook["url"], "events": hook["events"], "jqlFilter": hook["jqlFilter"],
+            "id": hook["id"],
+            "url": hook["url"],
+            "events": hook["events"],
+            "jqlFilter": hook["jqlFilter"],
             "expirationDate": _expiry(jira, hook["expires_ms"]),
-        }  # fmt: skip
+        }
 
     @jira.route("GET", r"/rest/api/3/webhook")
     def list_dynamic(request):
@@ -57,8 +64,13 @@ def install_webhook_routes(jira):
         start, size = int(request.arg("startAt", 0)), int(request.arg("maxResults", 100))
         hooks = sorted(jira.state["dynamic_webhooks"].values(), key=lambda h: h["id"])
         page = [shown(h) for h in hooks[start : start + size]]
-        return {"isLast": start + size >= len(hooks), "maxResults": size, "startAt": start,
-                "total": len(hooks), "values": page}  # fmt: skip
+        return {
+            "isLast": start + size >= len(hooks),
+            "maxResults": size,
+            "startAt": start,
+            "total": len(hooks),
+            "values": page,
+        }
 
     @jira.route("POST", r"/rest/api/3/webhook")
     def register(request):
@@ -81,9 +93,12 @@ def install_webhook_routes(jira):
                 continue
             hook_id = next_id()
             jira.state["dynamic_webhooks"][hook_id] = {
-                "id": hook_id, "url": body["url"], "events": item["events"], "jqlFilter": item["jqlFilter"],
+                "id": hook_id,
+                "url": body["url"],
+                "events": item["events"],
+                "jqlFilter": item["jqlFilter"],
                 "expires_ms": now_ms() + THIRTY_DAYS_MS,
-            }  # fmt: skip
+            }
             results.append({"createdWebhookId": hook_id})
         return {"webhookRegistrationResult": results}
 
@@ -127,10 +142,15 @@ def install_webhook_routes(jira):
         body = request.json()
         hook_id = next_id()
         hook = {
-            "self": f"{jira.url}/rest/webhooks/1.0/webhook/{hook_id}", "name": body["name"], "url": body["url"],
-            "events": body.get("events", []), "filters": body.get("filters", {}),
-            "excludeBody": body.get("excludeBody", False), "enabled": True, "secret": body.get("secret"),
-        }  # fmt: skip
+            "self": f"{jira.url}/rest/webhooks/1.0/webhook/{hook_id}",
+            "name": body["name"],
+            "url": body["url"],
+            "events": body.get("events", []),
+            "filters": body.get("filters", {}),
+            "excludeBody": body.get("excludeBody", False),
+            "enabled": True,
+            "secret": body.get("secret"),
+        }
         jira.state["admin_webhooks"][hook_id] = hook
         return Response(201, admin_shown(hook))
 
@@ -142,8 +162,13 @@ def install_webhook_routes(jira):
         if hook is None:
             return Response(404, {"errorMessages": ["Webhook not found."]})
         body = request.json()
-        hook.update({k: body[k] for k in ("name", "url", "events", "filters", "excludeBody", "enabled", "secret")
-                     if k in body})  # fmt: skip
+        hook.update(
+            {
+                k: body[k]
+                for k in ("name", "url", "events", "filters", "excludeBody", "enabled", "secret")
+                if k in body
+            }
+        )
         return admin_shown(hook)
 
     @jira.route("DELETE", r"/rest/webhooks/1.0/webhook/(?P<id>\d+)")

@@ -44,15 +44,31 @@ def authorize_page(title, client_id, scope, redirect_uri, approve, deny):
 
 
 def install_oauth_routes(
-    server, *, title, prefix, client_id, client_secret, authorize_path, token_path, deny_description,
-    accept_access_token, token_fields, refused_status=400, authorize_checks=(),
-):  # fmt: skip
+    server,
+    *,
+    title,
+    prefix,
+    client_id,
+    client_secret,
+    authorize_path,
+    token_path,
+    deny_description,
+    accept_access_token,
+    token_fields,
+    refused_status=400,
+    authorize_checks=(),
+):
     """The authorize page and the token endpoint on `server`. Tokens are named `{prefix}-access-N` and
     `{prefix}-refresh-N`; `accept_access_token(token)` makes the resource server accept a new one;
     `token_fields` (expires_in, scope, ...) complete each token answer; `authorize_checks` are extra
     (name, callable(request) → bool) requirements of the authorize request."""
-    for key, value in (("codes", {}), ("refresh_tokens", set()), ("token_error", None), ("on_refresh", None),
-                       ("authorize_requests", [])):  # fmt: skip
+    for key, value in (
+        ("codes", {}),
+        ("refresh_tokens", set()),
+        ("token_error", None),
+        ("on_refresh", None),
+        ("authorize_requests", []),
+    ):
         server.state.setdefault(key, value)
 
     def issue():

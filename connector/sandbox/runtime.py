@@ -19,13 +19,10 @@ import re
 import threading
 import time
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import requests
-from django.template.loader import render_to_string
-from django.utils.html import escape
 
-from connector.jira.adf import to_text
 from connector.sandbox import samples
 from connector.sandbox import state as saved_state
 from connector.sandbox.atlassian import CLOUD_ID, make_fake_atlassian, site
@@ -34,18 +31,21 @@ from connector.sandbox.freshbooks_auth import install_auth_routes
 from connector.sandbox.freshbooks_callbacks import install_callback_routes, signed_delivery
 from connector.sandbox.freshbooks_lists import install_list_routes
 from connector.sandbox.freshbooks_records import install_record_routes, put
-from connector.sandbox.jira import BEHAVIOURS, FakeJira, behaviour, install_core_routes, set_behaviour
+from connector.sandbox.jira import FakeJira, install_core_routes
 from connector.sandbox.jira_issues import install_issue_routes
 from connector.sandbox.jira_quota import Quota, install_quota
 from connector.sandbox.jira_webhooks import install_webhook_routes
-from connector.sandbox.server import Response
+from connector.sandbox.pages import (
+    BUSINESS_NAME,
+    MAX_FIELD,
+    PAGES,
+    install_freshbooks_pages,
+    install_jira_pages,
+)
 
 log = logging.getLogger(__name__)
 
-BUSINESS_NAME = "Sandbox Bakery"
-PAGES = "/_sandbox"  # the sandbox's own pages and forms (not vendor API)
 MAX_ACTIVITY = 200
-MAX_FIELD = 200  # characters a sample field may have; longer is refused, never cut
 VERIFY_DELAY = (
     1.0  # seconds before the callback.verify delivery: the connector commits its callback row first
 )
@@ -71,12 +71,6 @@ def _shorten(text, limit=MAX_FIELD):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _same_origin(server, request):
-    """Forms posted to the sandbox pages come from those pages (no cross-site posts from other tabs)."""
-    origin = request.headers.get("origin")
-    return origin in (None, server.url)
-
-
 class Sandbox:
     def __init__(self, fb_port=0, auth_port=0, jira_port=0, state_path=None, verify_delay=VERIFY_DELAY):
         self.state_path = state_path
@@ -87,9 +81,10 @@ class Sandbox:
         self.fb = make_fake_freshbooks(port=fb_port)
         self.fb.keep_requests = False
         install_auth_routes(
-            self.fb, memberships=[{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": BUSINESS_NAME}],
+            self.fb,
+            memberships=[{"account_id": ACCOUNT_ID, "business_id": BUSINESS_ID, "name": BUSINESS_NAME}],
             title=f"FreshBooks sandbox: allow the connector to read {BUSINESS_NAME}",
-        )  # fmt: skip
+        )
         install_callback_routes(self.fb, send_verification=self._send_verification)
         install_record_routes(self.fb)
         # The list routes are what a reconcile pass reads: it finds the records whose webhook was lost.
@@ -115,8 +110,8 @@ class Sandbox:
         self.jira.credentials["bearer"].update(saved.get("jira_bearer") or ())
         self.auth.state["sites"] = [site(name="sandbox", url=self.jira.url)]  # the port may have changed
 
-        self._install_freshbooks_pages()
-        self._install_jira_pages()
+        install_freshbooks_pages(self)
+        install_jira_pages(self)
         for server in (self.fb, self.jira, self.auth):
             server.after_change = self.save
         self.jobs = queue.Queue()
@@ -130,9 +125,11 @@ class Sandbox:
             return
         with self.fb.lock, self.jira.lock, self.auth.lock:
             states = {
-                "freshbooks": self.fb.state, "jira": self.jira.state, "atlassian": self.auth.state,
+                "freshbooks": self.fb.state,
+                "jira": self.jira.state,
+                "atlassian": self.auth.state,
                 "jira_bearer": set(self.jira.credentials["bearer"]),
-            }  # fmt: skip
+            }
             saved_state.save(self.state_path, states)
 
     def close(self):
@@ -187,11 +184,16 @@ class Sandbox:
 
     def _send_verification(self, callback):
         """POST callback.verify to the callback's URI, a moment after the callback was created."""
-        body = urlencode([
-            ("name", "callback.verify"), ("verifier", callback["verifier"]),
-            ("object_id", str(callback["callbackid"])), ("account_id", callback["account_id"]),
-            ("business_id", BUSINESS_ID), ("user_id", "1"),
-        ])  # fmt: skip
+        body = urlencode(
+            [
+                ("name", "callback.verify"),
+                ("verifier", callback["verifier"]),
+                ("object_id", str(callback["callbackid"])),
+                ("account_id", callback["account_id"]),
+                ("business_id", BUSINESS_ID),
+                ("user_id", "1"),
+            ]
+        )
 
         def send():
             outcome = self._post(callback["uri"], body, {}, f"callback.verify {callback['callbackid']}")
@@ -209,10 +211,13 @@ class Sandbox:
             put(self.fb, kind, record)
         record = records[0][1]
         entry = {
-            "at": _now(), "sample": sample.label, "event": sample.event, "object_id": str(record["id"]),
+            "at": _now(),
+            "sample": sample.label,
+            "event": sample.event,
+            "object_id": str(record["id"]),
             "summary": _shorten(", ".join(f"{k}: {v}" for k, v in fields.items() if v)),
             "delivery": "lost (never delivered)" if lose else "sending…",
-        }  # fmt: skip
+        }
         with self.fb.lock:
             activity = self.fb.state["activity"]
             activity.insert(0, entry)
@@ -230,8 +235,11 @@ class Sandbox:
     def _deliver(self, entry):
         event = entry["event"]
         with self.fb.lock:
-            hooks = [dict(c) for c in self.fb.state["callbacks"].values()
-                     if c["verified"] and c["event"] in (event, event.split(".")[0])]  # fmt: skip
+            hooks = [
+                dict(c)
+                for c in self.fb.state["callbacks"].values()
+                if c["verified"] and c["event"] in (event, event.split(".")[0])
+            ]
         if not hooks:
             entry["delivery"] = (
                 f"not sent: no verified callback for {event} (webhooks not registered or verified yet, or no "
@@ -239,8 +247,14 @@ class Sandbox:
             )
         results = []
         for hook in hooks:
-            fields = {"name": event, "object_id": entry["object_id"], "account_id": hook["account_id"],
-                      "business_id": BUSINESS_ID, "identity_id": "1", "user_id": "1"}  # fmt: skip
+            fields = {
+                "name": event,
+                "object_id": entry["object_id"],
+                "account_id": hook["account_id"],
+                "business_id": BUSINESS_ID,
+                "identity_id": "1",
+                "user_id": "1",
+            }
             body, headers = signed_delivery(fields, hook["verifier"])
             results.append(
                 self._post(hook["uri"], body, headers, f"delivered to callback {hook['callbackid']}")
@@ -261,140 +275,3 @@ class Sandbox:
                 with self.fb.lock:
                     held = copy.deepcopy(self.fb.state.get("records", {}))
                 self.create(*samples.stream_choice(records=held))
-
-    # --- pages -----------------------------------------------------------------------------------------------
-
-    def _install_freshbooks_pages(self):
-        fb = self.fb
-
-        @fb.route("GET", r"/")
-        @fb.route("GET", PAGES + r"/")
-        def home(request):
-            chosen = request.arg("sample") or "invoice"
-            if chosen not in samples.SAMPLES:
-                chosen = "invoice"
-            sample = samples.SAMPLES[chosen]
-            with fb.lock:
-                invoices = sorted(
-                    fb.state.get("records", {}).get("invoice", {}).values(), key=lambda r: -int(r["id"])
-                )
-                callbacks = sorted(fb.state["callbacks"].values(), key=lambda c: c["callbackid"])
-                context = {
-                    "business": BUSINESS_NAME, "account_id": ACCOUNT_ID, "samples": samples.SAMPLES,
-                    "chosen": chosen, "sample": sample, "stream": dict(fb.state["stream"]),
-                    "fields": [(n, label, default) for n, label, default in sample.fields],
-                    "callbacks": [{k: c[k] for k in ("callbackid", "event", "uri", "verified")} for c in callbacks],
-                    "activity": [dict(a) for a in fb.state["activity"][:50]], "pages": PAGES,
-                    "invoices": invoices[:50],
-                }  # fmt: skip
-            return render_to_string("sandbox/freshbooks.html", context)
-
-        @fb.route("POST", PAGES + r"/create")
-        def create(request):
-            if not _same_origin(fb, request):
-                return Response(403, "<h1>Forbidden: cross-site form</h1>")
-            form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
-            name = form.pop("sample", "")
-            if name not in samples.SAMPLES:
-                return Response(400, "<h1>Unknown sample kind</h1>")
-            lose = form.pop("lose", "") == "1"
-            labels = {n: label for n, label, _default in samples.SAMPLES[name].fields}
-            too_long = [labels[k] for k, v in form.items() if k in labels and len(v) > MAX_FIELD]
-            if too_long:
-                names = escape(", ".join(too_long))
-                page = f'<h1>{names}: at most {MAX_FIELD} characters</h1><p>Nothing was created. <a href="/">Back</a></p>'
-                return Response(400, page)
-            try:
-                self.create(name, {k: v for k, v in form.items() if k in labels}, lose=lose)
-            except samples.SampleError as exc:
-                return Response(400, f'<h1>{escape(str(exc))}</h1><a href="/?sample={name}">Back</a>')
-            except ValueError:
-                return Response(
-                    400, '<h1>Amount and minutes must be numbers, e.g. 120.00</h1><a href="/">Back</a>'
-                )
-            return Response(303, "", {"Location": f"/?sample={name}#activity"})
-
-        @fb.route("GET", PAGES + r"/activity")
-        def activity(request):
-            """The activity as JSON: the page updates its "sending…" cells from it by itself."""
-            with fb.lock:
-                rows = [
-                    {"object_id": a["object_id"], "delivery": a["delivery"]}
-                    for a in fb.state["activity"][:50]
-                ]
-            return Response(200, rows)
-
-        @fb.route("POST", PAGES + r"/stream")
-        def stream(request):
-            if not _same_origin(fb, request):
-                return Response(403, "<h1>Forbidden: cross-site form</h1>")
-            form = dict(parse_qsl(request.body.decode()))
-            interval = form.get("interval", "10")
-            with fb.lock:
-                fb.state["stream"] = {
-                    "on": form.get("on") == "1",
-                    "interval": max(2, min(3600, int(interval))) if interval.isdigit() else 10,
-                }
-            return Response(303, "", {"Location": "/#stream"})
-
-    def _install_jira_pages(self):
-        jira = self.jira
-
-        def page(request, key=None):
-            with jira.lock:
-                issues = sorted(jira.state["issues"].values(), key=lambda i: -int(i["id"]))
-                shown = []
-                for issue in issues:
-                    if key and issue["key"] != key:
-                        continue
-                    fields = issue["fields"]
-                    description = fields.get("description")
-                    worklogs = jira.state["worklogs"].get(issue["key"], [])
-                    shown.append({
-                        "key": issue["key"], "summary": fields.get("summary", ""),
-                        "type": (fields.get("issuetype") or {}).get("name", ""),
-                        "labels": fields.get("labels") or [],
-                        "description": to_text(description) if isinstance(description, dict) else description or "",
-                        "worklogs": [
-                            {"started": w["started"], "minutes": (w.get("timeSpentSeconds") or 0) // 60,
-                             "comment": to_text(w["comment"]) if isinstance(w.get("comment"), dict) else w.get("comment") or ""}
-                            for w in worklogs
-                        ],
-                    })  # fmt: skip
-                context = {
-                    "issues": shown, "key": key, "projects": list(jira.state["projects"].values()),
-                    "webhooks": len(jira.state.get("dynamic_webhooks") or {}), "pages": PAGES,
-                    "behaviours": BEHAVIOURS, "behaviour": behaviour(jira),
-                    "quota": {"left": jira.quota.left(), "points": jira.quota.points,
-                              "reset_in": jira.quota.reset_in(jira.quota.clock())},
-                }  # fmt: skip
-            if key and not shown:
-                return Response(404, render_to_string("sandbox/jira.html", context))
-            return render_to_string("sandbox/jira.html", context)
-
-        @jira.route("GET", r"/")
-        def home(request):
-            return page(request)
-
-        @jira.route("POST", PAGES + r"/behaviour")
-        def misbehave(request):  # the page's "Jira misbehaves" form (connector/sandbox/jira.py BEHAVIOURS)
-            if not _same_origin(jira, request):
-                return Response(403, "<h1>Forbidden: cross-site form</h1>")
-            set_behaviour(jira, dict(parse_qsl(request.body.decode())).get("behaviour", ""))
-            return Response(303, "", {"Location": "/#behaviour"})
-
-        @jira.route("POST", PAGES + r"/quota/(?P<what>exhaust|refill)")
-        def quota(request):
-            """Spend what is left of this hour's points (OAuth calls then answer 429 until the reset), or refill."""
-            if not _same_origin(jira, request):
-                return Response(403, "<h1>Forbidden: cross-site form</h1>")
-            if request.match["what"] == "exhaust":
-                jira.quota.exhaust()
-            else:
-                with jira.quota.lock:
-                    jira.quota.spent.clear()
-            return Response(303, "", {"Location": "/#quota"})
-
-        @jira.route("GET", r"/browse/(?P<key>[A-Z][A-Z0-9_]*-\d+)")
-        def browse(request):
-            return page(request, request.match["key"])

@@ -100,14 +100,24 @@ def build_invoice(fields, new_id, records=None):
     invoice_id = new_id()
     invoice = copy.deepcopy(record)
     invoice.update(
-        id=invoice_id, invoiceid=invoice_id, invoice_number=f"SBX-{invoice_id}", customerid=client["id"],
-        amount=_money(fields.get("amount"), fields.get("currency")), currency_code=fields.get("currency") or "USD",
-        current_organization=client["organization"], organization=client["organization"],
-        description=fields.get("description") or "", create_date=_today(), due_date=_in_days(30),
-        due_offset_days=30, outstanding=_money(fields.get("amount"), fields.get("currency")),
+        id=invoice_id,
+        invoiceid=invoice_id,
+        invoice_number=f"SBX-{invoice_id}",
+        customerid=client["id"],
+        amount=_money(fields.get("amount"), fields.get("currency")),
+        currency_code=fields.get("currency") or "USD",
+        current_organization=client["organization"],
+        organization=client["organization"],
+        description=fields.get("description") or "",
+        create_date=_today(),
+        due_date=_in_days(30),
+        due_offset_days=30,
+        outstanding=_money(fields.get("amount"), fields.get("currency")),
         paid=_money(0, fields.get("currency")),
-        v3_status="sent", payment_status="unpaid", display_status="sent",  # a new invoice, not the sample's
-    )  # fmt: skip
+        v3_status="sent",
+        payment_status="unpaid",
+        display_status="sent",  # a new invoice, not the sample's
+    )
     held = str(client["id"]) in (records or {}).get("client", {})
     return [("invoice", invoice)] if held else [("invoice", invoice), ("client", client)]
 
@@ -119,10 +129,17 @@ def build_bill(fields, new_id, records=None):
     bill_id = new_id()
     money = _money(fields.get("amount"), fields.get("currency"))
     bill.update(
-        id=bill_id, bill_number=f"BILL-{bill_id}", vendorid=vendor["vendorid"], vendor=vendor, amount=money,
-        total_amount=money, outstanding=money, currency_code=money["code"], issue_date=_today(),
+        id=bill_id,
+        bill_number=f"BILL-{bill_id}",
+        vendorid=vendor["vendorid"],
+        vendor=vendor,
+        amount=money,
+        total_amount=money,
+        outstanding=money,
+        currency_code=money["code"],
+        issue_date=_today(),
         overall_description=fields.get("description") or "",
-    )  # fmt: skip
+    )
     return [("bill", bill), ("bill_vendor", vendor)]
 
 
@@ -150,9 +167,15 @@ def payment_builder(payment_kind):
         currency = invoice["amount"]["code"]
         money = _money(-abs(float(amount)) if payment_kind == "refunded" else amount, currency)
         payment.update(
-            id=payment_id, logid=payment_id, invoiceid=invoice["id"], clientid=invoice["customerid"], amount=money,
-            date=_today(), note=fields.get("note") or "", type=fields.get("type") or "Check",
-        )  # fmt: skip
+            id=payment_id,
+            logid=payment_id,
+            invoiceid=invoice["id"],
+            clientid=invoice["customerid"],
+            amount=money,
+            date=_today(),
+            note=fields.get("note") or "",
+            type=fields.get("type") or "Check",
+        )
         if payment_kind == "refunded":
             payment["type"] = "Refund"
             return [("payment", payment)]
@@ -174,10 +197,14 @@ def build_expense(fields, new_id, records=None):
     category.update(id=category_id, categoryid=category_id, category=fields.get("category") or "Meals")
     expense_id = new_id()
     expense.update(
-        id=expense_id, expenseid=expense_id, categoryid=category_id, vendor=fields.get("vendor") or "",
-        amount=_money(fields.get("amount"), fields.get("currency")), notes=fields.get("notes") or "",
+        id=expense_id,
+        expenseid=expense_id,
+        categoryid=category_id,
+        vendor=fields.get("vendor") or "",
+        amount=_money(fields.get("amount"), fields.get("currency")),
+        notes=fields.get("notes") or "",
         date=_today(),
-    )  # fmt: skip
+    )
     return [("expense", expense), ("expense_category", category)]
 
 
@@ -185,9 +212,12 @@ def build_client(fields, new_id, records=None):
     record, _ = load_sample("client")
     client = copy.deepcopy(record)
     client.update(
-        id=new_id(), organization=fields.get("organization") or "", email=fields.get("email") or "",
-        fname=fields.get("fname") or "", lname=fields.get("lname") or "",
-    )  # fmt: skip
+        id=new_id(),
+        organization=fields.get("organization") or "",
+        email=fields.get("email") or "",
+        fname=fields.get("fname") or "",
+        lname=fields.get("lname") or "",
+    )
     return [("client", client)]
 
 
@@ -197,41 +227,91 @@ def build_time_entry(fields, new_id, records=None):
     project.update(id=new_id(), title=fields.get("project") or project["title"])
     minutes = max(1, int(float(fields.get("minutes") or 60)))
     entry.update(
-        id=new_id(), project_id=project["id"], note=fields.get("note") or "", duration=minutes * 60,
+        id=new_id(),
+        project_id=project["id"],
+        note=fields.get("note") or "",
+        duration=minutes * 60,
         started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        local_started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), local_timezone="UTC",
-    )  # fmt: skip
+        local_started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        local_timezone="UTC",
+    )
     return [("time_entry", entry), ("project", project)]
 
 
 MONEY = (("amount", "Amount", "120.00"), ("currency", "Currency", "USD"))
 SAMPLES = {
-    "invoice": Sample("Invoice", "invoice.create", "invoice", (
-        ("client", "Client", "Gordon's Bakery"), *MONEY, ("description", "Description", "Catering, March"),
-    ), build_invoice),
-    "bill": Sample("Bill", "bill.create", "bill", (
-        ("vendor", "Vendor", "Acme Office Supply"), *MONEY, ("description", "Description", "Paper and toner"),
-    ), build_bill),
+    "invoice": Sample(
+        "Invoice",
+        "invoice.create",
+        "invoice",
+        (
+            ("client", "Client", "Gordon's Bakery"),
+            *MONEY,
+            ("description", "Description", "Catering, March"),
+        ),
+        build_invoice,
+    ),
+    "bill": Sample(
+        "Bill",
+        "bill.create",
+        "bill",
+        (
+            ("vendor", "Vendor", "Acme Office Supply"),
+            *MONEY,
+            ("description", "Description", "Paper and toner"),
+        ),
+        build_bill,
+    ),
     **{
-        f"payment_{kind}": Sample(f"Payment {kind}", "payment.create", "payment", (
-            ("invoice", "Invoice paid", ""), ("amount", "Amount (empty: what is outstanding)", ""),
-            ("note", "Note", ""),
-        ), payment_builder(kind))
+        f"payment_{kind}": Sample(
+            f"Payment {kind}",
+            "payment.create",
+            "payment",
+            (
+                ("invoice", "Invoice paid", ""),
+                ("amount", "Amount (empty: what is outstanding)", ""),
+                ("note", "Note", ""),
+            ),
+            payment_builder(kind),
+        )
         for kind in ("received", "failed", "refunded")
     },
-    "expense": Sample("Expense", "expense.create", "expense", (
-        ("vendor", "Vendor", "Serano Bakery"), ("category", "Category", "Meals and Entertainment"), *MONEY,
-        ("notes", "Notes", "Team lunch"),
-    ), build_expense),
-    "client": Sample("Client", "client.create", "client", (
-        ("organization", "Organization", "Melmac Ltd"), ("fname", "First name", "Gordon"),
-        ("lname", "Last name", "Shumway"), ("email", "Email", "gordon@melmac.example"),
-    ), build_client),
-    "time_entry": Sample("Time entry", "time_entry.create", "time_entry", (
-        ("note", "Note (a Jira key in it picks the issue)", "FIN-1 reconciling March"),
-        ("minutes", "Minutes", "45"), ("project", "Project", "Bookkeeping"),
-    ), build_time_entry),
-}  # fmt: skip
+    "expense": Sample(
+        "Expense",
+        "expense.create",
+        "expense",
+        (
+            ("vendor", "Vendor", "Serano Bakery"),
+            ("category", "Category", "Meals and Entertainment"),
+            *MONEY,
+            ("notes", "Notes", "Team lunch"),
+        ),
+        build_expense,
+    ),
+    "client": Sample(
+        "Client",
+        "client.create",
+        "client",
+        (
+            ("organization", "Organization", "Melmac Ltd"),
+            ("fname", "First name", "Gordon"),
+            ("lname", "Last name", "Shumway"),
+            ("email", "Email", "gordon@melmac.example"),
+        ),
+        build_client,
+    ),
+    "time_entry": Sample(
+        "Time entry",
+        "time_entry.create",
+        "time_entry",
+        (
+            ("note", "Note (a Jira key in it picks the issue)", "FIN-1 reconciling March"),
+            ("minutes", "Minutes", "45"),
+            ("project", "Project", "Bookkeeping"),
+        ),
+        build_time_entry,
+    ),
+}
 
 
 def defaults(name):

@@ -40,23 +40,25 @@ def make_fakes(points, window):
     return fast_freshbooks(), jira
 
 
-def oauth_tenant(slug, business_id):
+def oauth_tenant(slug, business_id, fb_url):
     from django.utils import timezone
 
     from connector.defaults import create_default_mappings
     from connector.sandbox.freshbooks import ACCESS_TOKEN, ACCOUNT_ID
     from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite, Tenant
+    from tenants.oauth import AtlassianProvider, FreshBooksProvider
 
     tenant = Tenant.objects.create(name=slug.title(), slug=slug)
     FreshBooksAccount.objects.create(
         tenant=tenant, account_id=ACCOUNT_ID, business_id=business_id, business_name=slug,
         access_token=ACCESS_TOKEN, refresh_token="fb-refresh", status=ConnectionStatus.CONNECTED,
-        token_expires_at=timezone.now() + timedelta(hours=6),
+        token_expires_at=timezone.now() + timedelta(hours=6), token_url=fb_url + FreshBooksProvider().token[1],
     )  # fmt: skip
     JiraSite.objects.create(
         tenant=tenant, base_url=f"https://{slug}.atlassian.net", cloud_id=CLOUD_ID,
         auth_method=JiraSite.AuthMethod.OAUTH2, access_token=TOKEN, refresh_token="atl-refresh",
         token_expires_at=timezone.now() + timedelta(hours=6), status=ConnectionStatus.CONNECTED,
+        token_url=AtlassianProvider().token_url,  # tokens of this deployment's vendors (tenants.safety)
     )  # fmt: skip
     create_default_mappings(tenant, "FIN")
     return tenant
@@ -132,7 +134,7 @@ class Run:
         self.fb, self.jira = make_fakes(self.points, self.window)
         env = common.prepare(self.url, Q_WORKERS=2, FRESHBOOKS_API_URL=self.fb.url, CONN_MAX_AGE=60,
                              ATLASSIAN_API_URL=self.jira.url, ALLOW_LOCAL_VENDOR_URLS=1)  # fmt: skip
-        self.tenants = [oauth_tenant(slug, str(7000 + i)) for i, slug in enumerate(self.slugs)]
+        self.tenants = [oauth_tenant(slug, str(7000 + i), self.fb.url) for i, slug in enumerate(self.slugs)]
         connection.close()
         self.worker = Process("worker", env, Path(self.log_dir) / f"worker-{self.name}.log").start()
         return self

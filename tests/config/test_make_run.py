@@ -89,3 +89,15 @@ def test_make_run_serves_health_and_admin_and_starts_a_worker(tmp_path):
     ]
     assert (tmp_path / "sandbox-state.json").exists(), "the sandbox saved its state"
     assert (tmp_path / ".env").exists() and "FERNET_KEYS=" in (tmp_path / ".env").read_text()
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_does_not_reinstall_when_pyproject_is_unchanged():
+    """The installs are make targets stamped in .venv and keyed on pyproject.toml: once done, `make test` and
+    `make run` go straight to their commands."""
+    if not (ROOT / ".venv" / ".installed-dev").exists():
+        pytest.skip("this checkout was not installed through make")
+    planned = subprocess.run(
+        ["make", "-n", "install-dev"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "pip install" not in planned, planned

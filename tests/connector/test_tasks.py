@@ -1,9 +1,7 @@
 """process_event: claiming, final statuses, automatic retry, and exactly-once under concurrency and replays."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django_q.models import Schedule
 
 from audit.models import Event
@@ -12,6 +10,7 @@ from connector.replay import replay
 from connector.retry import IDEMPOTENT_TRIES
 from connector.tasks import MAX_AUTO_ATTEMPTS, process_event
 from tests.processing import created_issues, issues, make_event, process
+from tests.threads import run_in_threads
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -150,32 +149,13 @@ def test_create_applied_but_answered_500_then_replay_gives_one_issue(connected, 
     assert event.attempts == 2 and event.attempt_set.filter(http_status=500).exists()
 
 
-def run_concurrently(target, args_list):
-    errors = []
-
-    def run(*args):
-        try:
-            target(*args)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=args) for args in args_list]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-
-
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_same_event_processed_by_two_workers_at_once_gives_one_issue(connected, fb, jira):
     jira.state["create_delay"] = 0.5
     event = make_event(connected, "invoice.create", 987654)
 
-    run_concurrently(process_event, [(event.pk,), (event.pk,)])
+    run_in_threads(process_event, [(event.pk,), (event.pk,)])
 
     event.refresh_from_db()
     assert event.status == "succeeded" and event.attempts == 1
@@ -188,7 +168,7 @@ def test_same_delivery_five_times_gives_one_issue(connected, fb, jira):
     jira.state["create_delay"] = 0.3
     events = [make_event(connected, "invoice.create", 987654) for _ in range(5)]
 
-    run_concurrently(process_event, [(event.pk,) for event in events])
+    run_in_threads(process_event, [(event.pk,) for event in events])
 
     assert len(issues(jira)) == 1 and len(created_issues(jira)) == 1
     keys = {e.jira_key for e in Event.objects.filter(pk__in=[e.pk for e in events])}
@@ -209,7 +189,7 @@ def test_five_time_entry_deliveries_at_once_give_one_worklog(connected, fb, jira
     )
     events = [make_event(connected, "time_entry.create", 123456) for _ in range(5)]
 
-    run_concurrently(process_event, [(event.pk,) for event in events])
+    run_in_threads(process_event, [(event.pk,) for event in events])
 
     assert len(worklogs(jira)) == 1
     assert set(Event.objects.values_list("status", flat=True)) == {"succeeded"}

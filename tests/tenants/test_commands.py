@@ -135,7 +135,7 @@ def test_create_tenant_skip_check_creates_an_unchecked_site(monkeypatch, no_tty)
 
 
 @pytest.fixture
-def connected(tenant, fb_auth, fake_jira):
+def connected_by_oauth(tenant, fb_auth, fake_jira):
     return processing.connect(tenant, fb_auth, fake_jira)
 
 
@@ -143,7 +143,7 @@ def rows(out):
     return [line.split(None, 3) for line in out.splitlines() if line.startswith("acme")]
 
 
-def test_check_connections_all_ok(connected, fb_auth, fake_jira):
+def test_check_connections_all_ok(connected_by_oauth, fb_auth, fake_jira):
     out, _ = run("check_connections")
     table = rows(out)
     assert table[0][:3] == ["acme", "freshbooks", "ok"] and "Acme Books" in table[0][3]
@@ -157,7 +157,7 @@ def test_check_connections_all_ok(connected, fb_auth, fake_jira):
     assert fake_jira.calls("GET", "/rest/api/3/issue/createmeta/FIN/issuetypes")
 
 
-def test_check_connections_failure_table(connected, fb_auth, fake_jira, capsys):
+def test_check_connections_failure_table(connected_by_oauth, fb_auth, fake_jira, capsys):
     fb_auth.state["access_tokens"].clear()
     fb_auth.state["refresh_tokens"].clear()
     IssueMapping.objects.filter(event="bill.create").update(project_key="NOPE")
@@ -191,7 +191,7 @@ def test_check_connections_unknown_tenant(db):
         run("check_connections", "--tenant", "nobody")
 
 
-def test_admin_test_connection_action(connected, staff_client, fb_auth, fake_jira, tenant):
+def test_admin_test_connection_action(connected_by_oauth, staff_client, fb_auth, fake_jira, tenant):
     other = Tenant.objects.create(name="Other", slug="other")
     response = staff_client.post(
         reverse("admin:tenants_tenant_changelist"),

@@ -353,7 +353,7 @@ def staff_with(django_user_model, *perms, name="staff"):
     return user
 
 
-def test_finding_1_view_only_staff_see_secrets_masked(client, world, django_user_model):
+def test_view_only_staff_see_secrets_masked(client, world, django_user_model):
     client.force_login(
         staff_with(
             django_user_model,
@@ -372,16 +372,14 @@ def test_finding_1_view_only_staff_see_secrets_masked(client, world, django_user
         )  # no "replace" without change rights
 
 
-def test_finding_1_users_who_may_change_get_a_blank_replace_input(client, world, django_user_model):
+def test_users_who_may_change_get_a_blank_replace_input(client, world, django_user_model):
     client.force_login(staff_with(django_user_model, "tenants.view_jirasite", "tenants.change_jirasite"))
     body = client.get(reverse("admin:tenants_jirasite_change", args=[world["jirasite"].pk])).content.decode()
     assert 'type="password" name="api_token"' in body and "Type a new value to replace it" in body
     assert not [key for key, value in SECRETS.items() if value in body]
 
 
-def test_finding_2_view_permission_does_not_roll_back_or_replay(
-    client, connected, fb, jira, django_user_model
-):
+def test_view_permission_does_not_roll_back_or_replay(client, connected, fb, jira, django_user_model):
     from tests.processing import issues, process
 
     event = process(connected, "invoice.create", 987654)
@@ -407,7 +405,7 @@ def test_finding_2_view_permission_does_not_roll_back_or_replay(
     assert done.status_code == 302 and issues(jira) == []
 
 
-def test_finding_2_connection_actions_need_their_permission(client, world, vendors, django_user_model):
+def test_connection_actions_need_their_permission(client, world, vendors, django_user_model):
     fb, jira = vendors
     client.force_login(
         staff_with(
@@ -433,7 +431,7 @@ def test_finding_2_connection_actions_need_their_permission(client, world, vendo
     assert not fb.calls() and not jira.calls(), "change permission alone runs none of them"
 
 
-def test_finding_3_connect_needs_change_permissions_and_a_post(client, world, django_user_model, settings):
+def test_connect_needs_change_permissions_and_a_post(client, world, django_user_model, settings):
     tenant, site = world["tenant"], world["jirasite"]
     nobody = staff_with(django_user_model, name="nobody")
     half = staff_with(django_user_model, "tenants.change_tenant", "tenants.view_jirasite", name="half")
@@ -451,7 +449,7 @@ def test_finding_3_connect_needs_change_permissions_and_a_post(client, world, dj
     assert site.api_token == SECRETS["jira_api_token"], "nothing replaced yet"
 
 
-def test_finding_3_connect_post_is_csrf_protected(world, django_user_model):
+def test_connect_post_is_csrf_protected(world, django_user_model):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
@@ -463,7 +461,7 @@ def test_finding_3_connect_post_is_csrf_protected(world, django_user_model):
     assert client.post(url, {"csrfmiddlewaretoken": token}).status_code == 302
 
 
-def test_finding_3_callback_and_choice_recheck_the_permissions(client, tenant, atl, django_user_model):
+def test_callback_and_choice_recheck_the_permissions(client, tenant, atl, django_user_model):
     user = staff_with(django_user_model, "tenants.change_tenant", "tenants.add_jirasite")
     client.force_login(user)
     authorize = client.post(f"/oauth/jira/connect/{tenant.slug}/")["Location"]
@@ -552,7 +550,7 @@ def test_issue_13_action_results_show_no_sensitive_data_without_the_permission(
         assert not [name for name, value in SENSITIVE.items() if value in body]
 
 
-def test_finding_3_the_choice_rechecks_the_permissions(client, tenant, fb_auth, django_user_model):
+def test_the_choice_rechecks_the_permissions(client, tenant, fb_auth, django_user_model):
     from tests.tenants.test_views import TWO_BUSINESSES, start, vendor_page_link
 
     fb_auth.state["memberships"] = TWO_BUSINESSES

@@ -20,6 +20,7 @@ from connector.sandbox.freshbooks_auth import REFRESH_TOKEN
 from connector.sandbox.server import Response
 from tenants import tasks, tokens
 from tenants.models import ConnectionStatus, FreshBooksAccount, JiraSite
+from tests.threads import run_in_threads
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -39,25 +40,6 @@ def refresh_requests(fb_auth):
     return [r for r in fb_auth.calls("POST", TOKEN_PATH) if r.form().get("grant_type") == "refresh_token"]
 
 
-def run_threads(count, target):
-    errors = []
-
-    def wrapped(i):
-        try:
-            target(i)
-        except Exception as exc:  # reported by the test below
-            errors.append(exc)
-        finally:
-            connections.close_all()  # each thread had its own connection
-
-    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-
-
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_callers_cause_one_refresh(tenant, fb_auth):
@@ -75,7 +57,7 @@ def test_twenty_concurrent_callers_cause_one_refresh(tenant, fb_auth):
         barrier.wait()
         seen[i] = FreshBooksClient(mine).me()["identity_id"] and mine.access_token
 
-    run_threads(20, caller)
+    run_in_threads(caller, [(i,) for i in range(20)])
 
     assert len(refresh_requests(fb_auth)) == 1
     account.refresh_from_db()

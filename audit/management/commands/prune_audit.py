@@ -14,9 +14,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than", metavar="DAYS", required=True, type=days,
+            "--older-than",
+            metavar="DAYS",
+            required=True,
+            type=days,
             help=f"Prune events that finished more than DAYS days ago (1 to {DAYS_MAX}).",
-        )  # fmt: skip
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be pruned; change nothing."
         )

@@ -63,9 +63,14 @@ class Command(BaseCommand):
         for one in tenants:
             try:
                 result = reconcile(
-                    one, since=since, kinds=kinds, dry_run=dry_run, sync=sync, actor="command",
+                    one,
+                    since=since,
+                    kinds=kinds,
+                    dry_run=dry_run,
+                    sync=sync,
+                    actor="command",
                     progress=self.stdout.write,
-                )  # fmt: skip
+                )
             except ReconcileBusy as exc:
                 failed.append(one.slug)
                 self.stdout.write(self.style.ERROR(f"{one.slug}: not run: {exc}"))

@@ -51,8 +51,20 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="List what would be replayed; change nothing."
         )
 
-    def handle(self, *args, tenant=None, status=None, event=None, since=None, until=None, ids=None,
-               sync=False, dry_run=False, reason=None, **options):  # fmt: skip
+    def handle(
+        self,
+        *args,
+        tenant=None,
+        status=None,
+        event=None,
+        since=None,
+        until=None,
+        ids=None,
+        sync=False,
+        dry_run=False,
+        reason=None,
+        **options,
+    ):
         if not (tenant or status or ids or event or since or until or reason):
             raise CommandError(
                 "Select events with --tenant, --status, --event, --reason, --since/--until and/or --id "
@@ -87,9 +99,12 @@ class Command(BaseCommand):
             self.stdout.write("No events match.")
             return
         result = replay(
-            events, actor=operator(), sync=sync, dry_run=dry_run,
+            events,
+            actor=operator(),
+            sync=sync,
+            dry_run=dry_run,
             progress=lambda done, total: self.stdout.write(f"… {done}/{total} event(s)"),
-        )  # fmt: skip
+        )
         verb = "Would replay" if dry_run else "Processed" if sync else "Queued"
         for one in result.queued:
             after = (

@@ -134,9 +134,15 @@ class Command(BaseCommand):
         with transaction.atomic():
             tenant = Tenant.objects.create(name=name, slug=slug)
             JiraSite.objects.create(
-                tenant=tenant, base_url=jira_url, email=email, api_token=token, deployment=deployment,
-                auth_method=auth_method, status=status, credentials_expire_on=options["expires_on"],
-            )  # fmt: skip
+                tenant=tenant,
+                base_url=jira_url,
+                email=email,
+                api_token=token,
+                deployment=deployment,
+                auth_method=auth_method,
+                status=status,
+                credentials_expire_on=options["expires_on"],
+            )
             mappings = create_default_mappings(tenant, project)
             rule = None if options["no_worklog_rule"] else create_default_worklog_rule(tenant)
 

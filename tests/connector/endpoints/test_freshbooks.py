@@ -328,7 +328,7 @@ def test_broker_failure_keeps_the_event_queued(
 
 
 @pytest.fixture
-def fb(settings):
+def fb_callbacks(settings):
     server = install_callback_routes(make_fake_freshbooks())
     settings.FRESHBOOKS_API_URL = server.url
     yield server
@@ -336,10 +336,10 @@ def fb(settings):
 
 
 @pytest.fixture
-def pending(fb, tenant):
+def pending(fb_callbacks, tenant):
     """An account with a freshly registered, unverified callback at the fake."""
     account = connected_account(tenant)
-    callback_id = add_callback(fb, "invoice.create", registration.webhook_uri())
+    callback_id = add_callback(fb_callbacks, "invoice.create", registration.webhook_uri())
     hook = FreshBooksWebhook.objects.create(
         account=account, callback_id=callback_id, event="invoice.create", uri=registration.webhook_uri()
     )
@@ -347,48 +347,54 @@ def pending(fb, tenant):
 
 
 def test_handshake_stores_verifier_encrypted_and_confirms_it(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, verification_delivery(fb, pending.callback_id))
+        response = post(client, verification_delivery(fb_callbacks, pending.callback_id))
     assert response.status_code == 200
     pending.refresh_from_db()
-    real = fb.state["callbacks"][pending.callback_id]["verifier"]
+    real = fb_callbacks.state["callbacks"][pending.callback_id]["verifier"]
     assert pending.verifier == real and not pending.verified
     with connection.cursor() as cursor:
         cursor.execute("SELECT verifier FROM tenants_freshbookswebhook WHERE id = %s", [pending.pk])
         assert real.encode() not in bytes(cursor.fetchone()[0])
     assert queued() == [(CONFIRM_VERIFICATION, (pending.pk,))]  # the id only, never the verifier
     assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
-    put = fb.calls("PUT", rf"/callbacks/{pending.callback_id}$")[-1]
+    put = fb_callbacks.calls("PUT", rf"/callbacks/{pending.callback_id}$")[-1]
     assert put.json() == {"callback": {"verifier": real}}
     pending.refresh_from_db()
-    assert pending.verified and pending.verified_at and fb.state["callbacks"][pending.callback_id]["verified"]
+    assert (
+        pending.verified
+        and pending.verified_at
+        and fb_callbacks.state["callbacks"][pending.callback_id]["verified"]
+    )
     # Deliveries signed with that verifier are now accepted.
     fields = delivery_fields()
     assert deliver(client, django_capture_on_commit_callbacks, fields, verifier=real).status_code == 200
 
 
 def test_forged_handshake_is_refused_by_freshbooks_and_forgotten(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
-    forged = verification_delivery(fb, pending.callback_id).replace(b"verifier=", b"verifier=forged")
+    forged = verification_delivery(fb_callbacks, pending.callback_id).replace(
+        b"verifier=", b"verifier=forged"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert post(client, forged).status_code == 200
     [result] = run_queued(CONFIRM_VERIFICATION)
     assert result.startswith("refused")
     pending.refresh_from_db()
     assert not pending.verified and pending.verifier == ""
-    assert not fb.state["callbacks"][pending.callback_id]["verified"]
+    assert not fb_callbacks.state["callbacks"][pending.callback_id]["verified"]
 
 
 def test_verified_callback_is_not_changed_by_a_new_handshake(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
     hook = FreshBooksWebhook.objects.get(pk=pending.pk)
     hook.verifier, hook.verified = "the-real-one", True
     hook.save()
-    forged = verification_delivery(fb, pending.callback_id)
+    forged = verification_delivery(fb_callbacks, pending.callback_id)
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, forged)
     assert response.status_code == 200 and response.json()["status"] == "already verified"
@@ -396,7 +402,7 @@ def test_verified_callback_is_not_changed_by_a_new_handshake(
     assert hook.verifier == "the-real-one" and hook.verified and not queued()
 
 
-def test_handshake_for_unknown_callback_or_account_is_404(client, fb, pending):
+def test_handshake_for_unknown_callback_or_account_is_404(client, fb_callbacks, pending):
     body = urlencode(
         {"name": "callback.verify", "object_id": "424242", "account_id": "6BApk", "verifier": "v"}
     )

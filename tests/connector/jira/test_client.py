@@ -40,24 +40,24 @@ def sleeps():
 
 
 @pytest.fixture
-def client(site, sleeps):
+def jira_client(site, sleeps):
     return JiraClient(site, sleep=sleeps)
 
 
 @responses.activate
-def test_429_waits_for_retry_after_then_succeeds(client, sleeps):
+def test_429_waits_for_retry_after_then_succeeds(jira_client, sleeps):
     responses.get(f"{API}/myself", status=429, headers={"Retry-After": "7"}, json={})
     responses.get(f"{API}/myself", json={"accountId": "a"})
-    assert client.myself() == {"accountId": "a"}
+    assert jira_client.myself() == {"accountId": "a"}
     assert sleeps == [7.0]
 
 
 @responses.activate
-def test_429_without_retry_after_backs_off_exponentially_with_jitter(client, sleeps):
+def test_429_without_retry_after_backs_off_exponentially_with_jitter(jira_client, sleeps):
     for _ in range(3):
         responses.post(f"{API}/issue", status=429, json={})
     responses.post(f"{API}/issue", status=201, json={"id": "1", "key": "FIN-1"})
-    assert client.create_issue(ISSUE["fields"])["key"] == "FIN-1"
+    assert jira_client.create_issue(ISSUE["fields"])["key"] == "FIN-1"
     assert len(sleeps) == 3
     for attempt, delay in enumerate(sleeps, start=1):
         assert 2**attempt * 0.5 <= delay <= 2**attempt
@@ -65,23 +65,23 @@ def test_429_without_retry_after_backs_off_exponentially_with_jitter(client, sle
 
 
 @responses.activate
-def test_endless_429_backs_off_then_the_event_waits_instead_of_failing(client, sleeps):
+def test_endless_429_backs_off_then_the_event_waits_instead_of_failing(jira_client, sleeps):
     """No reason header (a per-second limit): ≥ 1 s doubling with jitter within the call's 60 s budget; past it
     the call raises MustWait (the event waits until Jira's asked time), not a failure. Nothing was written."""
     responses.post(f"{API}/issue", status=429, headers={"Retry-After": "1"}, json={})
     with pytest.raises(MustWait) as raised:
-        client.create_issue(ISSUE["fields"])
+        jira_client.create_issue(ISSUE["fields"])
     assert raised.value.transient and not raised.value.ambiguous and raised.value.until > timezone.now()
     assert len(sleeps) == 5 and sum(sleeps) <= 60 and sleeps[1] >= 2 * sleeps[0] * 2 / 3
 
 
 @responses.activate
-def test_a_retry_after_longer_than_the_call_budget_defers_instead_of_failing(client, sleeps):
+def test_a_retry_after_longer_than_the_call_budget_defers_instead_of_failing(jira_client, sleeps):
     """Old main: Retry-After 50 → three POSTs inside the window, then the event failed as transient. Now: one wait
     that fits, then MustWait until Jira's time: two POSTs, and the event will wait."""
     responses.post(f"{API}/issue", status=429, headers={"Retry-After": "50"}, json={})
     with pytest.raises(MustWait) as raised:
-        client.create_issue(ISSUE["fields"])
+        jira_client.create_issue(ISSUE["fields"])
     assert sleeps == [50.0] and len(responses.calls) == 2
     assert (
         49 <= (raised.value.until - timezone.now()).total_seconds() <= 101
@@ -89,18 +89,18 @@ def test_a_retry_after_longer_than_the_call_budget_defers_instead_of_failing(cli
 
 
 @responses.activate
-def test_5xx_on_get_is_retried(client, sleeps):
+def test_5xx_on_get_is_retried(jira_client, sleeps):
     responses.get(f"{API}/issue/FIN-1", status=503, json={})
     responses.get(f"{API}/issue/FIN-1", json={"id": "1", "key": "FIN-1", "fields": {}})
-    assert client.get_issue("FIN-1")["key"] == "FIN-1"
+    assert jira_client.get_issue("FIN-1")["key"] == "FIN-1"
     assert len(responses.calls) == 2 and len(sleeps) == 1
 
 
 @responses.activate
-def test_post_is_never_resent_after_5xx_and_is_ambiguous(client, sleeps):
+def test_post_is_never_resent_after_5xx_and_is_ambiguous(jira_client, sleeps):
     responses.post(f"{API}/issue", status=500, json={"errorMessages": ["Internal server error"]})
     with pytest.raises(JiraError) as raised:
-        client.create_issue(ISSUE["fields"], properties={"ml-connector": {"object_id": "1"}})
+        jira_client.create_issue(ISSUE["fields"], properties={"ml-connector": {"object_id": "1"}})
     assert raised.value.ambiguous and raised.value.transient
     assert len(responses.calls) == 1
     sent = json.loads(responses.calls[0].request.body)
@@ -108,16 +108,16 @@ def test_post_is_never_resent_after_5xx_and_is_ambiguous(client, sleeps):
 
 
 @responses.activate
-def test_post_is_never_resent_after_a_read_timeout(client, sleeps):
+def test_post_is_never_resent_after_a_read_timeout(jira_client, sleeps):
     responses.post(f"{API}/issue/FIN-1/worklog", body=requests.ReadTimeout("read timed out"))
     with pytest.raises(JiraError, match="No answer from Jira") as raised:
-        client.add_worklog("FIN-1", {"started": "2026-01-01T00:00:00.000+0000", "timeSpentSeconds": 60})
+        jira_client.add_worklog("FIN-1", {"started": "2026-01-01T00:00:00.000+0000", "timeSpentSeconds": 60})
     assert raised.value.ambiguous
     assert len(responses.calls) == 1
 
 
 @responses.activate
-def test_rejections_carry_jiras_messages_readably(client):
+def test_rejections_carry_jiras_messages_readably(jira_client):
     responses.post(
         f"{API}/issue",
         status=400,
@@ -127,7 +127,7 @@ def test_rejections_carry_jiras_messages_readably(client):
         },
     )
     with pytest.raises(JiraError) as raised:
-        client.create_issue(ISSUE["fields"])
+        jira_client.create_issue(ISSUE["fields"])
     message = str(raised.value)
     assert "400" in message and "Field 'priority' is required" in message
     assert "labels: The label 'a b' can't contain spaces." in message
@@ -135,47 +135,47 @@ def test_rejections_carry_jiras_messages_readably(client):
 
 
 @responses.activate
-def test_404_means_none_or_already_gone(client):
+def test_404_means_none_or_already_gone(jira_client):
     responses.get(f"{API}/issue/FIN-9", status=404, json={"errorMessages": ["Issue does not exist"]})
     responses.delete(f"{API}/issue/FIN-9/worklog/5", status=404, json={})
     responses.delete(f"{API}/issue/FIN-9", status=404, json={})
-    assert client.get_issue("FIN-9") is None
-    assert client.delete_worklog("FIN-9", "5") is False
-    assert client.delete_issue("FIN-9") is False
+    assert jira_client.get_issue("FIN-9") is None
+    assert jira_client.delete_worklog("FIN-9", "5") is False
+    assert jira_client.delete_issue("FIN-9") is False
 
 
 @responses.activate
-def test_search_jql_follows_next_page_tokens(client):
+def test_search_jql_follows_next_page_tokens(jira_client):
     responses.get(f"{API}/search/jql", json={"issues": [{"id": "1"}], "nextPageToken": "p2", "isLast": False})
     responses.get(f"{API}/search/jql", json={"issues": [{"id": "2"}], "isLast": True})
-    assert [i["id"] for i in client.search_jql('labels = "x"')] == ["1", "2"]
+    assert [i["id"] for i in jira_client.search_jql('labels = "x"')] == ["1", "2"]
     first, second = (call.request for call in responses.calls)
     assert "nextPageToken" not in first.params and second.params["nextPageToken"] == "p2"
     assert first.params["fields"] == "summary,labels"
 
 
 @responses.activate
-def test_server_search_uses_v2_search_with_start_at(client, site):
+def test_server_search_uses_v2_search_with_start_at(jira_client, site):
     site.deployment = JiraSite.Deployment.SERVER
     responses.get(f"{BASE}/rest/api/2/search", json={"issues": [{"id": "1"}], "total": 2, "startAt": 0})
     responses.get(f"{BASE}/rest/api/2/search", json={"issues": [{"id": "2"}], "total": 2, "startAt": 1})
-    assert [i["id"] for i in client.search_jql("project = FIN")] == ["1", "2"]
+    assert [i["id"] for i in jira_client.search_jql("project = FIN")] == ["1", "2"]
     assert responses.calls[1].request.params["startAt"] == "1"
 
 
 @responses.activate
-def test_find_user_by_email(client):
+def test_find_user_by_email(jira_client):
     responses.get(f"{API}/user/search", json=[
         {"accountId": "a1", "emailAddress": "other@x.test", "active": True},
         {"accountId": "a2", "emailAddress": "Jane@X.test", "active": True},
     ])  # fmt: skip
     responses.get(f"{API}/user/search", json=[{"accountId": "a3", "active": True}])  # email hidden
     responses.get(f"{API}/user/search", json=[])
-    assert client.find_user("jane@x.test") == "a2"
+    assert jira_client.find_user("jane@x.test") == "a2"
     # A single fuzzy hit whose email is hidden could be anyone: not taken (finding 9 of issue 14).
-    assert client.find_user("hidden@x.test") is None
-    assert client.find_user("nobody@x.test") is None
-    assert client.find_user("") is None
+    assert jira_client.find_user("hidden@x.test") is None
+    assert jira_client.find_user("nobody@x.test") is None
+    assert jira_client.find_user("") is None
 
 
 def oauth_site(site):

@@ -11,7 +11,7 @@ from connector.jira import registration as jira_registration
 from connector.sandbox.freshbooks_callbacks import add_callback
 from connector.sandbox.jira_webhooks import THIRTY_DAYS_MS
 from tenants.models import FreshBooksWebhook, JiraSite
-from tests.connector.freshbooks.test_registration import account, at_freshbooks, fb, register  # noqa: F401 - fixtures
+from tests.connector.freshbooks.test_registration import account, at_freshbooks, fb_callbacks, register  # noqa: F401 - fixtures
 from tests.connector.jira.test_registration import (  # noqa: F401 - fixtures
     basic_jira,
     basic_site,
@@ -82,16 +82,16 @@ def test_own_admin_webhook_at_an_old_url_is_moved_not_duplicated(basic_site, bas
     assert reloaded(basic_site).webhook_ids == [str(hook_id)]
 
 
-def test_freshbooks_callbacks_we_created_at_an_old_uri_are_replaced(fb, account):  # noqa: F811
+def test_freshbooks_callbacks_we_created_at_an_old_uri_are_replaced(fb_callbacks, account):  # noqa: F811
     old_uri = OLD + "/webhooks/freshbooks/"
-    ours = add_callback(fb, "invoice.create", old_uri, verified=True)
+    ours = add_callback(fb_callbacks, "invoice.create", old_uri, verified=True)
     FreshBooksWebhook.objects.create(account=account, callback_id=ours, event="invoice.create", uri=old_uri)
-    theirs = add_callback(fb, "invoice.create", "https://other-integration.example/hook")
+    theirs = add_callback(fb_callbacks, "invoice.create", "https://other-integration.example/hook")
 
     output = register("--tenant", "acme")
 
     assert f"invoice.create #{ours}" in output
-    assert ours not in fb.state["callbacks"] and theirs in fb.state["callbacks"]
-    assert at_freshbooks(fb, old_uri) == []
-    assert ("invoice.create", fb_registration.webhook_uri()) in at_freshbooks(fb)
+    assert ours not in fb_callbacks.state["callbacks"] and theirs in fb_callbacks.state["callbacks"]
+    assert at_freshbooks(fb_callbacks, old_uri) == []
+    assert ("invoice.create", fb_registration.webhook_uri()) in at_freshbooks(fb_callbacks)
     assert not FreshBooksWebhook.objects.filter(uri=old_uri).exists()
