@@ -18,7 +18,7 @@ from connector.schedules import CONFIRM_VERIFICATION
 from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite
 
 # Fixtures shared with those modules (imported fixtures are used as test arguments: F811 by design).
-from tests.connector.endpoints.test_freshbooks import fb, pending  # noqa: F401
+from tests.connector.endpoints.test_freshbooks import fb_callbacks, pending  # noqa: F401
 from tests.connector.endpoints.test_jira import (  # noqa: F401
     basic_site,
     client_secret,
@@ -46,54 +46,67 @@ def fb_post(client, body, headers=None):
 # --- Finding 6: the handshake under forged posts -----------------------------------------------------------
 
 
-def forged_handshake(fb, callback_id, n):
-    return verification_delivery(fb, callback_id).replace(b"verifier=", f"verifier=forged{n}".encode())
+def forged_handshake(fb_callbacks, callback_id, n):
+    return verification_delivery(fb_callbacks, callback_id).replace(
+        b"verifier=", f"verifier=forged{n}".encode()
+    )
 
 
 def test_forged_handshakes_never_replace_a_pending_verifier(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == "verifying"
+        assert (
+            fb_post(client, verification_delivery(fb_callbacks, pending.callback_id)).json()["status"]
+            == "verifying"
+        )
         for n in range(20):
-            response = fb_post(client, forged_handshake(fb, pending.callback_id, n))
+            response = fb_post(client, forged_handshake(fb_callbacks, pending.callback_id, n))
             assert response.status_code == 200 and response.json()["status"] == "verification pending"
     assert queued(CONFIRM_VERIFICATION) == [(CONFIRM_VERIFICATION, (pending.pk,))], "one confirmation"
     assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
     pending.refresh_from_db()
-    real = fb.state["callbacks"][pending.callback_id]["verifier"]
+    real = fb_callbacks.state["callbacks"][pending.callback_id]["verifier"]
     assert pending.verified and pending.verifier == real
     sent = [
-        put.json()["callback"]["verifier"] for put in fb.calls("PUT") if "verifier" in put.json()["callback"]
+        put.json()["callback"]["verifier"]
+        for put in fb_callbacks.calls("PUT")
+        if "verifier" in put.json()["callback"]
     ]
     assert sent == [real], "no forged verifier was sent to FreshBooks"
 
 
 def test_a_forged_first_handshake_is_dropped_and_resend_recovers(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        fb_post(client, forged_handshake(fb, pending.callback_id, 0))
-        assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == (
+        fb_post(client, forged_handshake(fb_callbacks, pending.callback_id, 0))
+        assert fb_post(client, verification_delivery(fb_callbacks, pending.callback_id)).json()["status"] == (
             "verification pending"
         )
     assert run_queued(CONFIRM_VERIFICATION)[0].startswith("refused")  # FreshBooks refuses the forgery
     registration.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
     with django_capture_on_commit_callbacks(execute=True):
-        assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == "verifying"
+        assert (
+            fb_post(client, verification_delivery(fb_callbacks, pending.callback_id)).json()["status"]
+            == "verifying"
+        )
     assert run_queued(CONFIRM_VERIFICATION) == ["verified"]
 
 
 def test_resend_drops_a_pending_verifier_so_the_next_one_is_kept(
-    client, fb, pending, django_capture_on_commit_callbacks
+    client, fb_callbacks, pending, django_capture_on_commit_callbacks
 ):
     FreshBooksWebhook.objects.filter(pk=pending.pk).update(
         verifier="stuck-forged"
     )  # its confirm task was lost
     registration.resend_verification(FreshBooksWebhook.objects.get(pk=pending.pk), actor="test")
-    assert fb.state["resends"] == [pending.callback_id]
+    assert fb_callbacks.state["resends"] == [pending.callback_id]
     with django_capture_on_commit_callbacks(execute=True):
-        assert fb_post(client, verification_delivery(fb, pending.callback_id)).json()["status"] == "verifying"
+        assert (
+            fb_post(client, verification_delivery(fb_callbacks, pending.callback_id)).json()["status"]
+            == "verifying"
+        )
 
 
 @pytest.mark.parametrize(
@@ -106,7 +119,7 @@ def test_resend_drops_a_pending_verifier_so_the_next_one_is_kept(
         ("system", "x" * 1025),
     ],
 )
-def test_odd_handshake_fields_are_a_clear_400(client, fb, pending, field, value):
+def test_odd_handshake_fields_are_a_clear_400(client, fb_callbacks, pending, field, value):
     fields = {"name": "callback.verify", "object_id": str(pending.callback_id), "account_id": "6BApk",
               "verifier": "v", field: value}  # fmt: skip
     response = fb_post(client, urlencode(fields).encode())
@@ -258,7 +271,9 @@ def test_unknown_jira_site_answers_like_a_bad_signature(client, basic_site):
     assert unknown.status_code == forged.status_code == 401 and unknown.json() == forged.json()
 
 
-def test_unknown_callback_account_and_inactive_tenant_answer_alike_to_the_handshake(client, fb, pending):
+def test_unknown_callback_account_and_inactive_tenant_answer_alike_to_the_handshake(
+    client, fb_callbacks, pending
+):
     fields = {"name": "callback.verify", "object_id": str(pending.callback_id), "account_id": "6BApk",
               "verifier": "v"}  # fmt: skip
     answers = [
