@@ -4,7 +4,7 @@ an unreachable Jira site still saves, with a warning that the check could not be
 import pytest
 
 from connector.models import IssueMapping
-from tenants.models import JiraSite
+from tests.factories import JiraSiteFactory
 
 ADD_URL = "/admin/connector/issuemapping/add/"
 
@@ -35,9 +35,7 @@ def form_data(tenant, **overrides):
 @pytest.fixture
 def site(tenant, fake_jira):
     fake_jira.state["custom_fields"] = ["customfield_10071"]
-    return JiraSite.objects.create(
-        tenant=tenant, base_url=fake_jira.url, email="ops@acme.test", api_token="jira-api-token"
-    )
+    return JiraSiteFactory(tenant=tenant, base_url=fake_jira.url)
 
 
 def errors(response):
@@ -97,7 +95,7 @@ def test_unreachable_site_saves_with_a_warning(staff_client, tenant, fake_server
     gone = fake_server("gone")
     url = gone.url
     gone.close()
-    JiraSite.objects.create(tenant=tenant, base_url=url, email="ops@acme.test", api_token="t")
+    JiraSiteFactory(tenant=tenant, base_url=url, api_token="t")
     response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
     assert IssueMapping.objects.filter(tenant=tenant).exists()
     warnings = [str(m) for m in response.context["messages"] if m.level_tag == "warning"]
@@ -105,7 +103,7 @@ def test_unreachable_site_saves_with_a_warning(staff_client, tenant, fake_server
 
 
 def test_rejected_credentials_also_save_with_a_warning(staff_client, tenant, fake_jira):
-    JiraSite.objects.create(tenant=tenant, base_url=fake_jira.url, email="ops@acme.test", api_token="wrong")
+    JiraSiteFactory(tenant=tenant, base_url=fake_jira.url, api_token="wrong")
     response = staff_client.post(ADD_URL, form_data(tenant), follow=True)
     assert IssueMapping.objects.exists()
     assert any("401" in str(m) for m in response.context["messages"] if m.level_tag == "warning")

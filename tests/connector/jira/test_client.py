@@ -12,6 +12,7 @@ from django.utils import timezone
 from connector.errors import MustWait
 from connector.jira.client import JiraClient, JiraError
 from tenants.models import ConnectionStatus, JiraSite
+from tests.factories import JiraSiteFactory
 
 BASE = "https://acme.atlassian.net"
 API = f"{BASE}/rest/api/3"
@@ -25,13 +26,7 @@ class Sleeps(list):
 
 @pytest.fixture
 def site(tenant):
-    return JiraSite.objects.create(
-        tenant=tenant,
-        base_url=BASE,
-        email="ops@acme.test",
-        api_token="tok",
-        status=ConnectionStatus.CONNECTED,
-    )
+    return JiraSiteFactory(tenant=tenant, base_url=BASE, api_token="tok", status=ConnectionStatus.CONNECTED)
 
 
 @pytest.fixture

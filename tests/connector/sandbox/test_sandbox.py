@@ -22,7 +22,7 @@ from connector.sandbox import state as saved_state
 from connector.sandbox.jira import API_TOKEN, EMAIL
 from connector.sandbox.runtime import Sandbox
 from connector.sandbox.tenant import setup_tenant
-from tenants.models import JiraSite
+from tests.factories import JiraSiteFactory
 from tests.processing import connected_account
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -244,7 +244,7 @@ def test_a_lost_sandbox_delivery_is_found_by_reconcile(sandbox, settings, tenant
     reconcile pass lists it from the sandbox and queues its event."""
     settings.FRESHBOOKS_API_URL = sandbox.fb.url
     connected_account(tenant)
-    JiraSite.objects.create(tenant=tenant, base_url=sandbox.jira.url, email=EMAIL, api_token=API_TOKEN)
+    JiraSiteFactory(tenant=tenant, base_url=sandbox.jira.url)
     create_default_mappings_for(tenant)
     lost = sandbox.create("invoice", samples.defaults("invoice"), lose=True)
     result = reconcile(tenant, since=timezone.now() - timedelta(hours=1), kinds=["invoice"], actor="test")
@@ -312,7 +312,7 @@ def test_the_jira_page_makes_jira_misbehave_and_the_connector_says_so_plainly(sa
     from connector.errors import JiraError
     from connector.jira.client import JiraClient
 
-    site = JiraSite.objects.create(tenant=tenant, base_url=sandbox.jira.url, email=EMAIL, api_token=API_TOKEN)
+    site = JiraSiteFactory(tenant=tenant, base_url=sandbox.jira.url)
     page = requests.get(sandbox.jira.url + "/", timeout=5).text
     assert 'id="behaviour"' in page and "behind SSO" in page
     url = sandbox.jira.url + "/_sandbox/behaviour"
