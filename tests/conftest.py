@@ -126,3 +126,32 @@ def page(monkeypatch):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+
+
+# The data migrations that create and complete the suggested groups (viewer, operator, administrator), in order.
+GROUP_MIGRATIONS = [
+    ("tenants", "0004_priv_groups", "create_groups"),
+    ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
+    ("tenants", "0006_ops_pause", "complete_groups"),
+    ("audit", "0006_ops_triage", "complete_groups"),
+    ("tenants", "0007_api_tokens", "complete_groups"),
+]
+
+
+@pytest.fixture
+def suggested_groups(db):
+    """The groups the data migrations create. A transactional test run earlier flushes every table (Django's
+    TransactionTestCase), data migrations' rows included: then run those migrations' functions again."""
+    import importlib
+
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    if Group.objects.filter(name="viewer").exists():
+        return
+    loader = MigrationLoader(connection)
+    for app_label, name, function in GROUP_MIGRATIONS:
+        state = loader.project_state((app_label, name), at_end=True)
+        module = importlib.import_module(f"{app_label}.migrations.{name}")
+        getattr(module, function)(state.apps, None)

@@ -56,7 +56,7 @@ def test_the_docs_pages_load_their_scripts_from_this_server(client, page):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_a_token_made_in_the_admin_works_and_the_docs_page_renders_offline(live_server, page, groups,
+def test_a_token_made_in_the_admin_works_and_the_docs_page_renders_offline(live_server, page, suggested_groups,
                                                                            django_user_model):  # fmt: skip
     user = django_user_model.objects.create_user("alice", password="alice-pass-123", is_staff=True)
     user.groups.add(Group.objects.get(name="operator"))

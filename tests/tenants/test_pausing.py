@@ -163,14 +163,14 @@ def test_pause_tenant_command_refuses_bad_arguments(tenant, args, message):
 
 
 @pytest.fixture
-def viewer(django_user_model):
+def viewer(django_user_model, suggested_groups):
     user = django_user_model.objects.create_user("vera", password="pw-vera-123", is_staff=True)
     user.groups.add(Group.objects.get(name="viewer"))
     return user
 
 
 @pytest.fixture
-def operator(django_user_model):
+def operator(django_user_model, suggested_groups):
     user = django_user_model.objects.create_user("otto", password="pw-otto-123", is_staff=True)
     user.groups.add(Group.objects.get(name="operator"))
     return user

@@ -7,7 +7,6 @@ any response to anyone.
 Vendors are the loopback fakes: an action that runs leaves requests on them, one that is refused leaves none.
 """
 
-import importlib
 import re
 from datetime import timedelta
 from html import unescape
@@ -15,8 +14,6 @@ from html import unescape
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
-from django.db import connection
-from django.db.migrations.loader import MigrationLoader
 from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
@@ -156,29 +153,6 @@ def world(tenant, vendors, django_user_model):
         ),
         "apitoken": token,
     }  # fmt: skip
-
-
-@pytest.fixture
-def suggested_groups(db):
-    """The groups the data migrations create. A transactional test run earlier flushes every table (Django's
-    TransactionTestCase), data migrations' rows included: then run those migrations' functions again."""
-    if Group.objects.filter(name="viewer").exists():
-        return
-    loader = MigrationLoader(connection)
-    for app_label, name, function in GROUP_MIGRATIONS:
-        state = loader.project_state((app_label, name), at_end=True)
-        module = importlib.import_module(f"{app_label}.migrations.{name}")
-        getattr(module, function)(state.apps, None)
-
-
-# The data migrations that create and complete the suggested groups, in order.
-GROUP_MIGRATIONS = [
-    ("tenants", "0004_priv_groups", "create_groups"),
-    ("connector", "0006_opsa_reconcile_groups", "complete_groups"),
-    ("tenants", "0006_ops_pause", "complete_groups"),
-    ("audit", "0006_ops_triage", "complete_groups"),
-    ("tenants", "0007_api_tokens", "complete_groups"),
-]
 
 
 @pytest.fixture
