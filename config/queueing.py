@@ -84,10 +84,35 @@ def enqueue(task, *args, on_commit=False, delay=0, **kwargs):
         return _later(task, args, kwargs, delay)
     if not on_commit:
         return async_task(task, *args, broker=broker(), **kwargs)
-    if isinstance(broker(), ORM) and Conf.ORM == DEFAULT_DB_ALIAS:
+    if in_same_database():
         return _push(task, args, kwargs)
     transaction.on_commit(lambda: _push(task, args, kwargs))
     return None
+
+
+def task_row(task, *args):
+    """(list key, signed package) of the django-q2 ORM broker's row for `task(*args)`, built by django-q2's own
+    `async_task` but not inserted: for a store that inserts its row in the same SQL statement as the work it
+    queues (connector.endpoints.store). Only while `in_same_database()`."""
+    captured = _Capture(broker().list_key)
+    async_task(task, *args, broker=captured)
+    return captured.list_key, captured.package
+
+
+def in_same_database():
+    """True when tasks are rows of this database (django-q2's ORM broker on the default database): a task
+    then commits together with the transaction that queues it."""
+    return isinstance(broker(), ORM) and Conf.ORM == DEFAULT_DB_ALIAS
+
+
+class _Capture(ORM):
+    """A broker that keeps the one package `async_task` gives it."""
+
+    def __init__(self, list_key):
+        self.list_key, self.package = list_key, None
+
+    def enqueue(self, task):
+        self.package = task
 
 
 @functools.cache

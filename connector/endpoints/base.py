@@ -151,9 +151,14 @@ class WebhookView(APIView):
         early = self.answer_early(delivery)
         if early is not None:  # a step that answers itself (a handshake): nothing stored as an event
             return Response(early)
+        return Response(self.save(delivery))
+
+    def save(self, delivery):
+        """`deduplicate` and `store` in one short transaction; returns the JSON answer (a view may do both in
+        one SQL statement instead)."""
         with transaction.atomic():
             self.deduplicate(delivery)
-            return Response(self.store(delivery))
+            return self.store(delivery)
 
     # --- vendor steps ----------------------------------------------------------------------------------
 

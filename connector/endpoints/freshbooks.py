@@ -16,7 +16,6 @@ unknown account or an inactive tenant); 405 not POST; 408 the body stalled; 409 
 verified yet; 413 body over WEBHOOK_MAX_BODY; 415 not form-encoded.
 """
 
-import hashlib
 import logging
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from audit import metrics
 from audit.models import Event
 from config.queueing import enqueue
 from connector import repeats
+from connector.endpoints import store
 from connector.endpoints.authentication import UNKNOWN_CALLBACK, CallbackHandshake, FreshBooksSignature
 from connector.endpoints.base import Delivery, Refused, WebhookView
 from connector.endpoints.parsers import FORM, FreshBooksFormParser, form_body
@@ -38,12 +38,6 @@ from tenants.models import FreshBooksWebhook
 log = logging.getLogger(__name__)
 
 CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
-
-
-def _lock_key(*parts):
-    """A signed 64-bit key for pg_advisory_xact_lock."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 class FreshBooksWebhookView(WebhookView):
@@ -64,6 +58,16 @@ class FreshBooksWebhookView(WebhookView):
             return self.handshake(delivery.sender)
         return None
 
+    def save(self, delivery):
+        if connection.vendor != "postgresql":
+            return super().save(delivery)
+        since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
+        event = self.event(delivery)
+        stored, delivery.original, delivery.replay_of = store.store_event(event, since)
+        if not stored:
+            return {"status": "replay", "event": delivery.replay_of}
+        return self.answer(event, delivery.original)
+
     def deduplicate(self, delivery):
         """An event still open for the same object (holding its lock), and any replay of this very delivery."""
         fields, sender = delivery.payload, delivery.sender
@@ -72,10 +76,21 @@ class FreshBooksWebhookView(WebhookView):
         )
 
     def store(self, delivery):
-        fields, sender, original = delivery.payload, delivery.sender, delivery.original
         if delivery.replay_of:  # the same signed delivery again: acknowledged, no new event, no new work
             return {"status": "replay", "event": delivery.replay_of}
-        event = Event.objects.create(
+        event = self.event(delivery)
+        if delivery.original:
+            event.status, event.duplicate_of_id = Event.Status.DUPLICATE, delivery.original
+        event.save()
+        if not delivery.original:
+            enqueue(PROCESS_EVENT, event.pk, on_commit=True)
+        return self.answer(event, delivery.original)
+
+    @staticmethod
+    def event(delivery):
+        """The audit.Event of a delivery, not saved yet (queued)."""
+        fields, sender = delivery.payload, delivery.sender
+        return Event(
             source=Event.Source.FRESHBOOKS,
             tenant_id=sender.tenant_pk,
             name=fields["name"],
@@ -84,13 +99,14 @@ class FreshBooksWebhookView(WebhookView):
             business_id=fields.get("business_id", "") or sender.business_id,
             payload=fields,
             body_hash=sender.body_hash,
-            status=Event.Status.DUPLICATE if original else Event.Status.QUEUED,
-            duplicate_of_id=original,
+            status=Event.Status.QUEUED,
         )
+
+    @staticmethod
+    def answer(event, original):
         if original:
             metrics.event_finished(event)
             return {"status": "duplicate", "event": event.pk, "duplicate_of": original}
-        enqueue(PROCESS_EVENT, event.pk, on_commit=True)
         return {"status": "queued", "event": event.pk}
 
     @staticmethod
@@ -115,15 +131,12 @@ def _earlier_events(tenant_pk, name, object_id, body_hash):
     """(id of an event for the same object still queued or processing, id of the event this very signed
     delivery replays: connector.repeats.replay_of), each None when there is none: one round trip.
 
-    On PostgreSQL a transaction-scoped advisory lock on (tenant, name, object id) makes a concurrent
-    delivery for the same object wait until this transaction commits, so it sees this event and is recorded
-    as its duplicate, or as its replay (SQLite serialises write transactions anyway).
+    SQLite (make run's database) serialises write transactions, so a concurrent delivery for the same object
+    sees this event; on PostgreSQL the view takes connector.endpoints.store's path, with an advisory lock.
     """
     since = timezone.now() - timedelta(seconds=settings.WEBHOOK_REPLAY_WINDOW)
     since = connection.ops.adapt_datetimefield_value(since)  # as the column stores it (raw SQL)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(str(tenant_pk), name, object_id)])
         cursor.execute(
             "SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
             " AND status IN (%s, %s) ORDER BY id LIMIT 1),"
