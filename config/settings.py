@@ -107,6 +107,9 @@ WEBHOOK_REPLAY_WINDOW = env.int("WEBHOOK_REPLAY_WINDOW", default=300)
 # Seconds a webhook sender may pause while sending its body before the read ends with 408 (under gunicorn):
 # a stalled sender cannot hold a web worker.
 WEBHOOK_BODY_TIMEOUT = env.float("WEBHOOK_BODY_TIMEOUT", default=10.0)
+# Seconds a web process keeps the verified FreshBooks callbacks it read (0: read them for every delivery). A
+# change made in another process (a deleted callback, a deactivated tenant) reaches the webhook within this time.
+WEBHOOK_VERIFIER_CACHE = env.float("WEBHOOK_VERIFIER_CACHE", default=5.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Alerts: mail_admins() sends to ADMINS (comma-separated addresses); EMAIL_URL picks the mail backend

@@ -1,10 +1,18 @@
 import pytest
 
+from connector.endpoints import authentication
 from connector.sandbox import jira as sandbox_jira
 from tests import jira_spec
 
 # The vendor fakes are the sandbox's (connector/sandbox); in tests, fake Jira checks every request against the spec.
 sandbox_jira.REQUEST_CHECK = jira_spec.validate
+
+
+@pytest.fixture(autouse=True)
+def fresh_verifier_cache():
+    """Each test starts as a new web process would: no verified FreshBooks callbacks cached (tests reuse
+    account ids and verifiers with new rows)."""
+    authentication._cache.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ tenant as ``request.auth`` (``request.user`` stays None: no person signs a webho
 
 - `FreshBooksSignature`: ``X-FreshBooks-Hmac-SHA256``, base64 HMAC-SHA256 of ``json.dumps`` of the form fields in
   body order, keyed with the verifier of the account's verified callback for the event or its parent event
-  (connector.freshbooks.signature). ``request.auth`` is a `FreshBooksSender`; a ``name=callback.verify`` delivery
+  (connector.freshbooks.signature); the verified callbacks are cached per process for
+  WEBHOOK_VERIFIER_CACHE seconds (see `_cache`). ``request.auth`` is a `FreshBooksSender`; a ``name=callback.verify`` delivery
   is the handshake instead (unsigned: it carries the verifier), ``request.auth`` its `CallbackHandshake`.
 - `JiraWebhookJWT`: dynamic webhooks of OAuth sites carry a JWT signed with the OAuth client secret
   (connector.jira.inbound.verify_jwt), checked from the headers *before* the body is read; the site is then
@@ -21,10 +22,13 @@ Jira dynamic 404 (no site registered these webhooks).
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 import jwt
+from django.conf import settings
 from django.db import connection
+from django.db.models.signals import post_delete, post_save
 from rest_framework.authentication import BaseAuthentication
 
 from connector.endpoints.base import BadSignature, Refused
@@ -32,7 +36,7 @@ from connector.endpoints.parsers import form_body, jira_body
 from connector.endpoints.throttling import RejectedDeliveryThrottle
 from connector.freshbooks import signature as fb_signature
 from connector.jira import inbound
-from tenants.models import FreshBooksWebhook, JiraSite
+from tenants.models import FreshBooksAccount, FreshBooksWebhook, JiraSite, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,13 @@ class FreshBooksSignature(BaseAuthentication):
         business_id = fields.get("business_id", "")
         given = request.META.get(FRESHBOOKS_SIGNATURE, "")
         # The event's own callback or its parent's ("invoice" for "invoice.create").
-        hooks = _verified_callbacks(account_id, business_id, (name, name.split(".", 1)[0]))
+        events = (name, name.split(".", 1)[0])
+        hooks, cached = _verified_callbacks(account_id, business_id, events)
+        signed = _signers(fields, given, hooks)
+        if not signed and cached:  # a verifier may have changed since it was cached: ask the database
+            hooks, _ = _verified_callbacks(account_id, business_id, events, fresh=True)
+            signed = _signers(fields, given, hooks)
         accounts = {hook[1] for hook in hooks}
-        signed = {
-            pk for pk in accounts if fb_signature.verify(fields, given, [h[0] for h in hooks if h[1] == pk])
-        }
         if not signed:  # unknown account, no verified callback or a bad signature: one answer for all...
             pending = _unverified_signer(account_id, business_id, name, fields, given)
             if (
@@ -135,17 +141,54 @@ def _unverified_signer(account_id, business_id, name, fields, given_signature):
     return next((h for h in hooks if fb_signature.verify(fields, given_signature, [h.verifier])), None)
 
 
-def _verified_callbacks(account_id, business_id, events):
-    """[(verifier, account pk, account business_id, tenant pk, tenant active)] of the verified callbacks
-    for `events` of the account: the hot path, so one plain query (the ORM's query building costs more
-    than the query itself) and the verifier decrypted by its field."""
+def _signers(fields, given_signature, hooks):
+    """The pks of the accounts among `hooks` whose verifier signs `fields` as `given_signature`."""
+    accounts = {hook[1] for hook in hooks}
+    return {
+        pk
+        for pk in accounts
+        if fb_signature.verify(fields, given_signature, [h[0] for h in hooks if h[1] == pk])
+    }
+
+
+# The verified callbacks last read, per (account_id, business_id, events): {key: (expiry, rows)}, at most
+# _CACHE_SIZE keys, only found ones. Kept WEBHOOK_VERIFIER_CACHE seconds; emptied in this process when a
+# callback, account or tenant is saved or deleted; read again when no cached verifier signs a delivery.
+_cache = {}
+_CACHE_SIZE = 1024
+
+
+def _verified_callbacks(account_id, business_id, events, fresh=False):
+    """([(verifier, account pk, account business_id, tenant pk, tenant active)], cached) of the verified
+    callbacks for `events` (the event name and its parent) of the account; `cached`: read from this
+    process's cache (see _cache) rather than the database. The hot path: one plain query when not cached
+    (the ORM's query building costs more than the query itself), the verifier decrypted by its field."""
+    key, now = (account_id, business_id, events), time.monotonic()
+    if not fresh and (hit := _cache.get(key)) and hit[0] > now:
+        return hit[1], True
     sql = _CALLBACKS_SQL + (" AND a.business_id = %s" if business_id else "")
     params = [account_id, *events] + ([business_id] if business_id else [])
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     field = FreshBooksWebhook._meta.get_field("verifier")
-    return [(field.from_db_value(row[0], None, connection), *row[1:]) for row in rows]
+    rows = [(field.from_db_value(row[0], None, connection), *row[1:]) for row in rows]
+    _cache.pop(key, None)
+    if rows and settings.WEBHOOK_VERIFIER_CACHE > 0:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[key] = (now + settings.WEBHOOK_VERIFIER_CACHE, rows)
+    return rows, False
+
+
+def forget_verifiers(**kwargs):
+    """Empty this process's cache of verified callbacks (a callback, account or tenant changed)."""
+    _cache.clear()
+
+
+for _model in (FreshBooksWebhook, FreshBooksAccount, Tenant):
+    for _signal in (post_save, post_delete):
+        _signal.connect(forget_verifiers, sender=_model, dispatch_uid=f"forget_verifiers:{_model.__name__}")
 
 
 _CALLBACKS_SQL = (

@@ -44,8 +44,13 @@ def store_event(event, since):
         cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))")
         event.pk = cursor.fetchone()[0]
         task = task_row(PROCESS_EVENT, event.pk) if in_same_database() else None
-        fields = _fields()
-        values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+        fields, constant = _fields()
+        values = [
+            constant[field.name]
+            if field.name in constant
+            else field.get_db_prep_save(field.pre_save(event, True), connection)
+            for field in fields
+        ]
         cursor.execute(
             _sql(tuple(field.column for field in fields), task is not None),
             [
@@ -71,10 +76,20 @@ def store_event(event, since):
     return bool(stored), original, replay_of
 
 
+GIVEN = {"id", "tenant", "source", "name", "object_id", "account_id", "business_id", "payload", "body_hash"}
+
+
 @functools.cache
 def _fields():
-    """The event's columns this store fills from the model (status and duplicate_of are decided in SQL)."""
-    return [f for f in Event._meta.concrete_fields if f.name not in ("status", "duplicate_of")]
+    """The event's columns this store fills (status and duplicate_of are decided in SQL), and the database
+    value of each column a delivery leaves at its fixed default, prepared once per process."""
+    fields = [f for f in Event._meta.concrete_fields if f.name not in ("status", "duplicate_of")]
+    constant = {
+        f.name: f.get_db_prep_save(f.get_default(), connection)
+        for f in fields
+        if f.name not in GIVEN and not callable(f.default) and not getattr(f, "auto_now_add", False)
+    }
+    return fields, constant
 
 
 @functools.cache

@@ -113,6 +113,45 @@ def test_freshbooks_handshake_names_the_callback_without_a_signature(accounts):
     assert freshbooks({**fields, "object_id": "2"}, signature="")[0] == 404, "B's callback is not A's"
 
 
+# --- FreshBooks: the verified callbacks a web process keeps (WEBHOOK_VERIFIER_CACHE) ------------------------
+
+
+def test_verified_callbacks_are_read_once_per_cache_period(accounts, django_assert_num_queries):
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200
+    with django_assert_num_queries(0):
+        assert freshbooks(delivery_fields(object_id="2"), VERIFIER_A)[0] == 200
+
+
+def test_without_the_cache_every_delivery_reads_them(accounts, settings, django_assert_num_queries):
+    settings.WEBHOOK_VERIFIER_CACHE = 0
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200
+    with django_assert_num_queries(1):
+        assert freshbooks(delivery_fields(object_id="2"), VERIFIER_A)[0] == 200
+
+
+def test_a_verifier_changed_elsewhere_is_read_again_when_the_cached_one_does_not_sign(accounts):
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200
+    # Another process stores a new verifier (no signal reaches this one).
+    FreshBooksWebhook.objects.filter(account=accounts["a"]).update(verifier="a-new-verifier-0123")
+    assert freshbooks(delivery_fields(), "a-new-verifier-0123")[0] == 200
+    assert freshbooks(delivery_fields(), VERIFIER_A) == (401, None)
+
+
+def test_a_callback_deleted_in_this_process_is_refused_at_once(accounts):
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200
+    FreshBooksWebhook.objects.get(account=accounts["a"]).delete()
+    assert freshbooks(delivery_fields(), VERIFIER_A) == (401, None)
+
+
+def test_a_tenant_deactivated_elsewhere_is_refused_once_the_cache_period_ends(accounts, settings):
+    settings.WEBHOOK_VERIFIER_CACHE = 0.5
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200
+    Tenant.objects.filter(pk=accounts["a"].tenant_id).update(active=False)  # another process: no signal here
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 200, "within the cache period (documented)"
+    time.sleep(0.6)
+    assert freshbooks(delivery_fields(), VERIFIER_A)[0] == 403
+
+
 # --- Jira dynamic webhooks: the JWT -----------------------------------------------------------------------
 
 

@@ -458,3 +458,25 @@ def test_concurrent_identical_deliveries_enqueue_once():
     assert Event.objects.filter(status=Event.Status.QUEUED).count() == 1
     assert Event.objects.filter(status=Event.Status.DUPLICATE).count() == 4
     assert len(queued(PROCESS)) == 1
+
+
+def test_the_stored_event_and_its_task_are_what_the_orm_would_store(
+    client, account, django_capture_on_commit_callbacks
+):
+    """On PostgreSQL the webhook stores the event and its task in one SQL message (connector.endpoints.store):
+    every column as the model would save it, and one task for it; a duplicate gets no task. (On SQLite the
+    view's ORM steps run: the same assertions hold.)"""
+    answer = deliver(client, django_capture_on_commit_callbacks, delivery_fields())
+    assert answer.status_code == 200 and answer.json()["status"] == "queued"
+    stored = Event.objects.get(pk=answer.json()["event"])
+    given = ("source", "tenant_id", "name", "object_id", "account_id", "business_id", "payload", "body_hash")
+    same = Event(status=Event.Status.QUEUED, **{name: getattr(stored, name) for name in given})
+    same.save()
+    same.refresh_from_db()
+    for field in Event._meta.concrete_fields:
+        if field.name not in ("id", "received_at"):
+            assert getattr(stored, field.attname) == getattr(same, field.attname), field.name
+    assert stored.payload == delivery_fields() and stored.status == Event.Status.QUEUED
+    assert queued(PROCESS) == [(PROCESS, (stored.pk,))]
+    other_user = deliver(client, django_capture_on_commit_callbacks, {**delivery_fields(), "user_id": "2"})
+    assert other_user.json()["status"] == "duplicate" and queued(PROCESS) == [(PROCESS, (stored.pk,))]
