@@ -15,10 +15,10 @@ database, keeps), in two round trips instead of six, without the ORM's insert or
 With any other broker (Redis) the task is pushed after that commit, as `config.queueing.enqueue` does.
 """
 
-import functools
 import hashlib
 
 from django.db import connection
+from django.utils import timezone
 
 from audit.models import Event
 from config.queueing import enqueue, in_same_database, task_row
@@ -40,32 +40,22 @@ def store_event(event, since):
     `since`: the start of the replay window (datetime). Returns (stored, original, replay_of): whether it was
     stored (then `event.pk` and `event.status`, queued or duplicate, are set), the id of the event still open
     for the same object (or None) and the id of the event this very delivery replays (or None)."""
+    adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))")
         event.pk = cursor.fetchone()[0]
         task = task_row(PROCESS_EVENT, event.pk) if in_same_database() else None
-        fields, constant = _fields()
-        values = [
-            constant[field.name]
-            if field.name in constant
-            else field.get_db_prep_save(field.pre_save(event, True), connection)
-            for field in fields
-        ]
+        event.received_at = timezone.now()
+        payload = Event._meta.get_field("payload").get_db_prep_save(event.payload, connection)  # encrypted
         cursor.execute(
-            _sql(tuple(field.column for field in fields), task is not None),
+            _sql(cursor, task is not None),
             [
                 lock_key(str(event.tenant_id), event.name, event.object_id),
                 *(event.tenant_id, event.name, event.object_id, QUEUED, PROCESSING),
-                *(event.body_hash, connection.ops.adapt_datetimefield_value(since)),
-                *repeats.OPEN,
-                DUPLICATE,
-                *values,
-                *(QUEUED, DUPLICATE),
-                *(
-                    (*task, connection.ops.adapt_datetimefield_value(event.received_at), QUEUED)
-                    if task
-                    else ()
-                ),
+                *(event.body_hash, adapt(since), *repeats.OPEN, DUPLICATE),
+                *(getattr(event, name) for name in GIVEN),
+                *(payload, adapt(event.received_at), QUEUED, DUPLICATE),
+                *((*task, adapt(event.received_at), QUEUED) if task else ()),
             ],
         )
         cursor.nextset()  # past the lock's result
@@ -76,26 +66,29 @@ def store_event(event, since):
     return bool(stored), original, replay_of
 
 
-GIVEN = {"id", "tenant", "source", "name", "object_id", "account_id", "business_id", "payload", "body_hash"}
+# The columns a delivery sets, as they are (plain values); payload and received_at follow them, prepared by their
+# fields; status and duplicate_of are decided in SQL; every other column holds its field's fixed default.
+GIVEN = ("id", "tenant_id", "source", "name", "object_id", "account_id", "business_id", "body_hash")
+SET = {"id", "tenant", "source", "name", "object_id", "account_id", "business_id", "body_hash", "payload"}
+SET |= {"received_at", "status", "duplicate_of"}
 
 
-@functools.cache
-def _fields():
-    """The event's columns this store fills (status and duplicate_of are decided in SQL), and the database
-    value of each column a delivery leaves at its fixed default, prepared once per process."""
-    fields = [f for f in Event._meta.concrete_fields if f.name not in ("status", "duplicate_of")]
-    constant = {
-        f.name: f.get_db_prep_save(f.get_default(), connection)
-        for f in fields
-        if f.name not in GIVEN and not callable(f.default) and not getattr(f, "auto_now_add", False)
-    }
-    return fields, constant
+_messages = {}  # {with_task: SQL}: built once per process
 
 
-@functools.cache
-def _sql(columns, with_task):
+def _sql(cursor, with_task):
+    """The message: the lock, then the store, with the columns at their fixed defaults as literals rendered
+    once by the driver (`cursor`)."""
+    if with_task in _messages:
+        return _messages[with_task]
+    defaults = [f for f in Event._meta.concrete_fields if f.name not in SET]
+    assert not [f for f in defaults if f.has_default() and callable(f.default)], "defaults must be fixed"
+    literals = cursor.mogrify(
+        ", ".join(["%s"] * len(defaults)), [f.get_db_prep_save(f.get_default(), connection) for f in defaults]
+    ).replace("%", "%%")
+    columns = [*GIVEN, "payload", "received_at", "status", "duplicate_of_id", *(f.column for f in defaults)]
     quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    some = ", ".join(["%s"] * len(columns))
+    some = ", ".join(["%s"] * (len(GIVEN) + 2))
     open_statuses = ", ".join(["%s"] * len(repeats.OPEN))
     task = (
         ", queued AS (INSERT INTO django_q_ormq (key, payload, lock) SELECT %s, %s, %s FROM stored"
@@ -103,8 +96,8 @@ def _sql(columns, with_task):
         if with_task
         else ""
     )
-    # Only the model's column names and placeholders are put together here: every value is a parameter.
-    return (
+    # Only the model's column names, placeholders and the driver's literals of fixed defaults are put together.
+    _messages[with_task] = (
         "SELECT pg_advisory_xact_lock(%s);"  # noqa: S608
         " WITH earlier AS ("
         "  SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
@@ -116,9 +109,10 @@ def _sql(columns, with_task):
         "  SELECT open_id, CASE WHEN newest_status IN (" + open_statuses + ")"
         "   OR (newest_status = %s AND open_id IS NOT NULL) THEN newest_id END AS replay_of FROM earlier),"
         " stored AS ("
-        "  INSERT INTO audit_event (" + quoted + ", status, duplicate_of_id)"
-        "  SELECT " + some + ", CASE WHEN open_id IS NULL THEN %s ELSE %s END, open_id"
+        "  INSERT INTO audit_event (" + quoted + ")"
+        "  SELECT " + some + ", CASE WHEN open_id IS NULL THEN %s ELSE %s END, open_id, " + literals + ""
         "  FROM decided WHERE replay_of IS NULL RETURNING id, status)"
         + task
         + " SELECT open_id, replay_of, (SELECT count(*) FROM stored) FROM decided"
     )
+    return _messages[with_task]
