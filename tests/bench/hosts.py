@@ -15,7 +15,8 @@ Phases, every delivery retried like FreshBooks until it is answered 200:
 2. cut: deliveries while worker-a's cable is pulled (`ip link set <its veth> down` for longer than the broker's
    retry, so its in-flight tasks are handed to worker-b) and put back;
 3. web restart: deliveries while the web host's gunicorn is stopped and started again;
-4. replay: `manage.py replay_events` of events already succeeded (they must add no issue);
+4. replay: `manage.py replay_events` of events already succeeded (they must add no issue; more than 50 wait
+   for their turn in the bulk lane, whose feeder this process plays);
 5. quota: the vendor host's Jira is told that the OAuth app's points pool is spent for `--pause-seconds`
    (every OAuth call answers 429 `jira-quota-global-based`, `Retry-After` counting down to the refill);
    deliveries meanwhile. The first worker to meet the 429 keeps the pause in the database; every worker process
@@ -245,19 +246,24 @@ class Cluster:
         )
 
     def wait_final(self):
-        """Wait until no event is received, queued or processing; returns {status: count}."""
+        """Wait until no event is received, queued, processing or waiting for its turn as bulk work (a replay of
+        more than 50 events goes through the bulk lane; this process plays the scheduler's one-minute
+        `feed-bulk-work` every half second); returns {status: count}."""
         from django.db import connection
-        from django.db.models import Count
+        from django.db.models import Count, Q
 
         from audit.models import Event
+        from connector import bulk, waiting
 
         open_statuses = [Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING]
+        unfinished = Q(status__in=open_statuses) | Q(status=Event.Status.WAITING, wait_reason=waiting.BULK)
         deadline = time.monotonic() + DONE_TIMEOUT
         while time.monotonic() < deadline:
-            if not Event.objects.filter(status__in=open_statuses).exists():
+            if not Event.objects.filter(unfinished).exists():
                 statuses = dict(Event.objects.values_list("status").annotate(n=Count("id")))
                 connection.close()
                 return statuses
+            bulk.feed()
             time.sleep(0.5)
         logs = "\n".join(p.log_text(1500) for p in self.workers.values())
         raise SystemExit(f"events still open after {DONE_TIMEOUT} s\n{logs}")
