@@ -10,9 +10,9 @@ from django.utils.html import format_html
 from audit.admin_mixins import SENSITIVE, AppendOnly, FitsScreen, SensitiveFieldsHidden, pretty
 from audit.failed_admin import replay_events
 from audit.models import Alert, Attempt, Event
-from connector import replay, waiting
+from connector import replay, rollback, waiting
 from connector.models import Link
-from connector.rollback import RollbackConflict, RollbackError, plan, rollback
+from connector.rollback import RollbackConflict, RollbackError, plan
 from tenants.models import JiraSite
 
 # What the event's fields mean, per source (shown on the event's page).
@@ -140,7 +140,8 @@ class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin
         return HttpResponseRedirect(reverse("admin:audit_event_change", args=[event.pk]))
 
     def rollback_view(self, request, object_id):
-        """GET: the confirmation page for this one event; POST with post=yes: roll it back, back to its page."""
+        """GET: the confirmation page for this one event; POST with post=yes: queue its rollback, back to its
+        page."""
         event = self.get_object(request, object_id)
         if event is None:
             raise Http404("No event with that id.")
@@ -171,25 +172,31 @@ class EventAdmin(FitsScreen, SensitiveFieldsHidden, AppendOnly, admin.ModelAdmin
     @admin.action(description="Roll back selected events (undo their Jira writes)", permissions=["rollback"])
     def rollback_selected(self, request, queryset):
         """Django's two-step pattern: a confirmation page listing what will be undone in Jira, then (on its
-        POST with post=yes) the rollback itself, one message per event. Events whose issue or worklog was
-        changed in Jira since are not touched: a second page shows the differences and asks again
-        (overwrite=yes)."""
+        POST with post=yes) the rollbacks are queued for the worker (connector.rollback.queue: the request
+        only reads), one message for them and one per refused event; each event's detail shows its outcome.
+        Events whose issue or worklog was changed in Jira since are not queued: a second page shows the
+        differences and asks again (overwrite=yes)."""
         events = list(queryset.order_by("received_at", "id"))
-        conflicts = []
+        conflicts, queued = [], 0
         if request.method == "POST" and request.POST.get("post") == "yes":
             actor = f"admin:{request.user.get_username()}"
             overwrite = request.POST.get("overwrite") == "yes"
             for event in events:
                 try:
-                    done = rollback(event, actor=actor, overwrite=overwrite)
+                    rollback.queue(event, actor=actor, overwrite=overwrite)
                 except RollbackConflict as exc:
                     conflicts.append((event, exc.differences))
                 except RollbackError as exc:
                     self.message_user(request, f"Not rolled back #{event.pk}: {exc}.", messages.WARNING)
                 else:
-                    self.message_user(
-                        request, f"Rolled back #{event.pk}: {', '.join(done)}.", messages.SUCCESS
-                    )
+                    queued += 1
+            if queued:
+                self.message_user(
+                    request,
+                    f"Rollback of {queued} event{'s' if queued != 1 else ''} queued: each event's status "
+                    "shows the outcome once the worker is done.",
+                    messages.SUCCESS,
+                )
             if not conflicts:
                 return None
         context = {

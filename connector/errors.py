@@ -92,6 +92,12 @@ class TokenRefreshError(VendorError):
     transient = True
 
 
+class RefreshDeferred(TokenRefreshError):
+    """An OAuth refresh was needed inside a database transaction, where it may not run (its rollback would lose
+    the rotated refresh token: tenants.tokens.refresh). Transient: the caller leaves the transaction, obtains the
+    credentials again (refreshed) and retries (connector.ledger.under_lock does, once)."""
+
+
 class MustWait(VendorError):
     """The vendor asks us to wait longer than one call may (Jira's quota spent until the next hourly reset, a long
     Retry-After): the event waits until `until` (an aware datetime, UTC) for `reason` (connector.waiting), it does

@@ -22,16 +22,13 @@ import re
 
 from django.db import IntegrityError, transaction
 
-from connector import snapshots, transport
-from connector.errors import LedgerError, VendorError
+from connector import snapshots
+from connector.errors import LedgerError, RefreshDeferred, VendorError
 from connector.jira import screens
 from connector.models import Link
 from connector.retry import SEARCH_RETRY_DELAYS
 
 log = logging.getLogger(__name__)
-# The Jira write of a link happens under its row lock (claim → write → record is one): the one kind of vendor call
-# allowed inside a transaction (connector.transport.locked_write).
-LOCKED = "the ledger's write under its Link row lock"
 
 PROPERTY_KEY = "ml-connector"
 UNSAFE_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]")  # labels are quoted in JQL: keep them plain
@@ -124,19 +121,35 @@ def _ready(client):
         ready()
 
 
+def under_lock(client, block):
+    """Run `block()`, a locked block that calls Jira, with the credentials obtained first (`_ready`). When Jira
+    answers 401 inside it on an OAuth site (an access token revoked or rotated before its expiry), the refresh
+    cannot run there: RefreshDeferred leaves the block (a 401 wrote nothing; the link is released or stays as
+    it was), the token is refreshed outside and committed, and `block()` runs once more. Returns its result."""
+    _ready(client)
+    try:
+        return block()
+    except RefreshDeferred:
+        _ready(client)
+        return block()
+
+
 def _write_once(claim_args, event, find, write, client=None):
     """The locked claim → (adopt or write) → record protocol shared by issues and worklogs.
 
     `find(link)` looks in Jira for a write already made (returns the Jira ids to store, or None);
     `write(link)` makes it (returns the ids). Ids are a dict of Link fields.
     """
-    _ready(client)
+    return under_lock(client, lambda: _write_locked(claim_args, event, find, write))
+
+
+def _write_locked(claim_args, event, find, write):
     for _ in range(3):
         link, claimed_now = claim(*claim_args, event=event)
         if link.state == Link.State.CREATED:
             return link
         error = None
-        with _Durable(), transport.locked_write(LOCKED):
+        with _Durable():
             locked = Link.objects.select_for_update().filter(pk=link.pk).first()
             if locked is None:  # released by a worker whose write was rejected: claim again
                 continue
@@ -231,28 +244,31 @@ def _resolve(link, find, client=None):
     if link.state == Link.State.CREATED:
         return link
     if link.state in (Link.State.IN_DOUBT, Link.State.PENDING):
-        _ready(client)
-        with _Durable(), transport.locked_write(LOCKED):
-            locked = Link.objects.select_for_update().filter(pk=link.pk).first()
-            if locked is None:  # released meanwhile: the create was rejected, nothing is in Jira
-                raise LedgerError(
-                    f"No Jira {link.purpose} for {link.object_type} {link.object_id} (its create was "
-                    "rejected); replay the event that creates it."
-                )
-            link = locked
-            if link.state != Link.State.CREATED:
-                ids = find(link)
-                if ids:
-                    for name, value in ids.items():
-                        setattr(link, name, value)
-                    link.state = Link.State.CREATED
-                    link.save()
+        link = under_lock(client, functools.partial(_resolve_locked, link, find))
         if link.state == Link.State.CREATED:
             return link
     raise LedgerError(
         f"No Jira {link.purpose} for {link.object_type} {link.object_id} ({link.get_state_display()}); "
         "replay the event that creates it."
     )
+
+
+def _resolve_locked(link, find):
+    with _Durable():
+        held = Link.objects.select_for_update().filter(pk=link.pk).first()
+        if held is None:  # released meanwhile: the create was rejected, nothing is in Jira
+            raise LedgerError(
+                f"No Jira {link.purpose} for {link.object_type} {link.object_id} (its create was "
+                "rejected); replay the event that creates it."
+            )
+        if held.state != Link.State.CREATED:
+            ids = find(held)
+            if ids:
+                for name, value in ids.items():
+                    setattr(held, name, value)
+                held.state = Link.State.CREATED
+                held.save()
+    return held
 
 
 def update_issue(*, client, link, fields, event=None, notes=None):

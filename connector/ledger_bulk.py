@@ -25,6 +25,7 @@ from connector.ledger import (
     claim,
     issue_label,
     marker,
+    under_lock,
     with_label,
 )
 from connector.models import Link
@@ -65,6 +66,10 @@ def create_issues(*, client, tenant, object_type, items):
     """
     if len(items) > BULK_MAX:
         raise ValueError(f"at most {BULK_MAX} issues per bulk create")
+    return under_lock(client, lambda: _create_issues(client, tenant, object_type, items))
+
+
+def _create_issues(client, tenant, object_type, items):
     results, claimed = {}, {}
     for object_id, fields, event in items:
         object_id = str(object_id)

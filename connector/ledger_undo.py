@@ -1,9 +1,9 @@
 """The ledger's side of a rollback (connector.rollback): undo a created link in Jira, or re-create a worklog
-that a rolled-back time_entry.delete removed; each under the link's row lock, like every ledger write."""
+that a rolled-back time_entry.delete removed; each under the link's row lock, like every ledger write (so in
+the worker, never in a web request: connector.transport.guard_transaction)."""
 
-from connector import transport
 from connector.errors import LedgerError, VendorError
-from connector.ledger import LOCKED, PROPERTY_KEY, _Durable, _ready, find_worklog, worklog_marker
+from connector.ledger import PROPERTY_KEY, _Durable, find_worklog, under_lock, worklog_marker
 from connector.models import Link
 
 
@@ -18,8 +18,11 @@ def restore_worklog(*, client, link, body, event=None):
     """Re-create the deleted worklog of a time entry (a rollback of its time_entry.delete) under the
     link's row lock, marked like any worklog we add; the link is created again. Returns the link.
     A worklog for the entry already in Jira (found by its property) is adopted instead."""
-    _ready(client)
-    with _Durable(), transport.locked_write(LOCKED):
+    return under_lock(client, lambda: _restore_locked(client, link, body, event))
+
+
+def _restore_locked(client, link, body, event):
+    with _Durable():
         link = Link.objects.select_for_update().get(pk=link.pk)
         if link.state != Link.State.DELETED:
             raise LedgerError(f"{describe(link)} is {link.get_state_display().lower()}: nothing to re-create")
@@ -41,8 +44,11 @@ def rollback_link(*, client, link, event=None, delete_subtasks=False):
     rolled_back (never re-created). Returns (link, removed): removed is False when Jira had it no more.
     `delete_subtasks`: an issue's sub-tasks go with it (else Jira refuses to delete an issue that has some).
     A Jira failure raises with the link unchanged; a link no longer `created` raises LedgerError."""
-    _ready(client)
-    with _Durable(), transport.locked_write(LOCKED):
+    return under_lock(client, lambda: _rollback_locked(client, link, event, delete_subtasks))
+
+
+def _rollback_locked(client, link, event, delete_subtasks):
+    with _Durable():
         locked = Link.objects.select_for_update().filter(pk=link.pk).first()
         if locked is None or locked.state != Link.State.CREATED:
             state = "released" if locked is None else locked.get_state_display().lower()

@@ -15,6 +15,11 @@ the operator may then confirm with `overwrite=True`.
 The event ends rolled_back with a detail naming what was undone; the Jira calls are recorded as Attempts
 with the actor. A Jira failure leaves the event's status as it was, with the reason in its detail, and
 raises RollbackFailed.
+
+Where it runs: `rollback` holds each link's row lock while Jira answers (connector.ledger), so it runs in the
+worker or a command, never in a web request (connector.transport.guard_transaction refuses it there). The admin
+and the API call `queue`: the read-only checks (`check`: refusal, then Jira's changes, GETs outside any
+transaction) in the request, then `rollback_task` in the worker, which checks again and writes.
 """
 
 import json
@@ -22,10 +27,12 @@ import json
 from django.db import transaction
 
 from audit.models import Event
+from config.queueing import enqueue
 from connector import ledger, ledger_undo, snapshots
 from connector.errors import ConnectorError
 from connector.jira.client import JiraClient
 from connector.models import Link
+from connector.schedules import ROLLBACK
 from tenants.models import JiraSite
 
 
@@ -46,8 +53,10 @@ class RollbackConflict(RollbackRefused):
 
     def __init__(self, differences):
         self.differences = differences
-        changed = "; ".join(f"{what} {name}" for what, name, _, _ in differences)
-        super().__init__(f"changed in Jira since the connector's write ({changed}): confirm to overwrite")
+        self.changed = "; ".join(f"{what} {name}" for what, name, _, _ in differences)
+        super().__init__(
+            f"changed in Jira since the connector's write ({self.changed}): confirm to overwrite"
+        )
 
 
 def created_links(event):
@@ -100,19 +109,83 @@ def refusal(event):
     return ""
 
 
+def _client(event, actor):
+    return JiraClient(JiraSite.objects.filter(tenant_id=event.tenant_id).first(), event=event, actor=actor)
+
+
+def changes(event, client):
+    """What people changed in Jira since the event's writes, as RollbackConflict differences (Jira GETs only)."""
+    links = created_links(event)
+    if links:
+        return [diff for link in links for diff in created_changes(client, link)]
+    return _conflicts(client, kept_writes(event))
+
+
+def check(event, actor, *, overwrite=False):
+    """The web request's part of a rollback: read-only (Jira GETs, recorded as attempts with `actor`), outside any
+    transaction. Raises RollbackRefused when it cannot run now, RollbackConflict when Jira was changed since the
+    connector's writes (not checked with `overwrite`), RollbackFailed when Jira could not be asked."""
+    reason = refusal(event)
+    if reason:
+        raise RollbackRefused(reason)
+    if overwrite:
+        return
+    try:
+        found = changes(event, _client(event, actor))
+    except ConnectorError as exc:
+        raise RollbackFailed(f"could not compare with Jira: {exc}") from exc
+    if found:
+        raise RollbackConflict(found)
+
+
+def queue(event, actor, *, overwrite=False):
+    """`check`, then queue the rollback for the worker (`rollback_task`): the event's detail says so until the
+    worker replaces it with the outcome. Raises as `check` does (nothing queued). For web requests."""
+    check(event, actor, overwrite=overwrite)
+    with transaction.atomic():
+        _save(event, None, f"Rollback requested by {actor}: queued for the worker.")
+        enqueue(ROLLBACK, event.pk, actor=actor, overwrite=overwrite, on_commit=True)
+
+
+def rollback_task(event_id, actor, overwrite=False):
+    """The worker's rollback of one event queued by `queue`: `rollback` from the start (things may have changed
+    since the request). The outcome is on the event: rolled back, or its detail says why not — changed in Jira
+    since the request (nothing is written without the operator's confirmation), refused, or Jira failed.
+    Returns that detail."""
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        return "the event no longer exists"
+    try:
+        rollback(event, actor, overwrite=overwrite)
+    except RollbackConflict as exc:
+        _save(
+            event,
+            None,
+            f"Not rolled back: {exc.changed} changed in Jira after {actor} asked; nothing was overwritten. "
+            "Roll back again to see the changes and confirm the overwrite.",
+        )
+    except RollbackRefused as exc:
+        if event.status != Event.Status.ROLLED_BACK:  # asked twice: the first rollback's detail stays
+            _save(event, None, f"Not rolled back (asked by {actor}): {exc}.")
+    except RollbackFailed:
+        pass  # its reason is on the event already
+    return event.status_detail
+
+
 def rollback(event, actor, *, overwrite=False):
     """Undo the event's Jira writes; returns what was undone, e.g. ["deleted issue FIN-1"] or
-    ["restored summary, labels of FIN-1"].
+    ["restored summary, labels of FIN-1"]. Holds the ledger's row locks while Jira answers: call it in the
+    worker or a command (web requests `queue` it).
     Raises RollbackRefused (RollbackConflict: changed in Jira since, unless `overwrite`) or RollbackFailed."""
     reason = refusal(event)
     if reason:
         raise RollbackRefused(reason)
-    client = JiraClient(JiraSite.objects.filter(tenant_id=event.tenant_id).first(), event=event, actor=actor)
+    client = _client(event, actor)
     if not created_links(event):
         return _undo_changes(event, client, actor, overwrite)
     if not overwrite:
         try:
-            changed = [diff for link in created_links(event) for diff in created_changes(client, link)]
+            changed = changes(event, client)
         except ConnectorError as exc:
             detail = f"Rollback by {actor} failed: could not compare with Jira: {exc}"
             _save(event, None, detail)

@@ -9,6 +9,9 @@ CONFIRM_VERIFICATION = "connector.freshbooks.registration.confirm_verification" 
 RECONCILE = "connector.reconcile.reconcile_task"  # (tenant id, actor=...): one reconcile pass
 PROCESS_BATCH = "connector.bulk.process_batch"  # (event ids): one batch of bulk work (connector.bulk)
 REPLAY_BATCH = "connector.replay.run_batch"  # (ReplayBatch id): a slice of a large replay, then the next
+ROLLBACK = (
+    "connector.rollback.rollback_task"  # (event id, actor=..., overwrite=...): a rollback asked in a request
+)
 
 SCHEDULES = [
     # Dynamic Jira webhooks expire after 30 days: refresh the due ones daily.

@@ -25,7 +25,6 @@ Rate limiting hooks (for the quota work): `VendorClient.rate_limit` is a `RateLi
 None to give up (the call then fails as transient).
 """
 
-import contextlib
 import contextvars
 import time
 from urllib.parse import urljoin
@@ -126,24 +125,11 @@ def open_transaction():
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
-_locked_write = contextvars.ContextVar("mlc_locked_write", default="")
-
-
-@contextlib.contextmanager
-def locked_write(reason):
-    """Declare the one kind of vendor call allowed inside a transaction: the idempotency ledger's write under
-    its Link row lock (connector.ledger: claim → write → record must be one). `reason` names it."""
-    token = _locked_write.set(reason)
-    try:
-        yield
-    finally:
-        _locked_write.reset(token)
-
-
 def guard_transaction(method, url):
-    """Raise TransactionOpen for a vendor call made inside a web request's open transaction (other than a
-    declared `locked_write`)."""
-    if _in_request.get() and open_transaction() and not _locked_write.get():
+    """Raise TransactionOpen for a vendor call made inside a web request while a transaction is open — any
+    call, the ledger's locked writes included: work that must hold a lock around a vendor call (the ledger's
+    writes, a rollback) runs in the worker, and the web request only queues it (connector.rollback)."""
+    if _in_request.get() and open_transaction():
         raise TransactionOpen(f"{method} {url} was called inside a web request's database transaction.")
 
 

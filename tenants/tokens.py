@@ -8,9 +8,11 @@ A rotated refresh token is stored for good the moment the vendor returns it: the
 outermost transaction (`atomic(durable=True)`: Django refuses to nest it), committed when the block ends. It
 is never attempted inside a caller's transaction, whose rollback would take the new token with it (the old
 one is then refused: invalid_grant, and the whole connection stops): such a call fails as transient
-(TokenRefreshError) and the next try, outside, refreshes. Callers that open a transaction around vendor
-calls obtain their credentials first (`VendorClient.ready`, connector.ledger); web requests make no vendor
-call inside one (connector.transport.guard_transaction).
+(RefreshDeferred, a TokenRefreshError) and the token it found unusable is treated as expired by this process,
+so the next try, outside, refreshes it even when Jira refused it (401) before its expiry. Callers that open a
+transaction around vendor calls obtain their credentials first (`VendorClient.ready`) and, on
+RefreshDeferred, leave it, obtain them again and retry (connector.ledger.under_lock); web requests make no
+vendor call inside one (connector.transport.guard_transaction).
 """
 
 import logging
@@ -24,7 +26,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 
-from connector.errors import ReconnectRequired, TokenRefreshError, TokenRefused
+from connector.errors import ReconnectRequired, RefreshDeferred, TokenRefreshError, TokenRefused
 from connector.transport import open_transaction
 from tenants.models import ConnectionStatus
 from tenants.oauth import provider_for
@@ -128,7 +130,9 @@ def refresh(conn, stale_token=None):
     provider = provider_for(conn)
     check_origin(conn, provider)
     if open_transaction():
-        raise TokenRefreshError(
+        if stale_token is None or stale_token == conn.access_token:
+            conn.token_expires_at = None  # in memory only: the next access_token(), outside, refreshes it
+        raise RefreshDeferred(
             f"{provider.name} token refresh deferred: it was needed inside a database transaction, whose rollback "
             "would lose the rotated refresh token; it is refreshed on the next try."
         )

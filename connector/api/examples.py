@@ -141,6 +141,19 @@ ROLLBACK_PLAN = OpenApiExample(
     },
     response_only=True,
 )
+ROLLBACK_QUEUED = OpenApiExample(
+    "Queued for the worker (202)",
+    value={
+        "event": 4711,
+        "plan": ["deletes issue FIN-12"],
+        "overwrite": False,
+        "status": "succeeded",
+        "status_detail": "Rollback requested by api:alice: queued for the worker.",
+        "url": "https://connector.example.com/api/v1/events/4711/",
+    },
+    response_only=True,
+    status_codes=["202"],
+)
 ROLLBACK_CONFLICT = OpenApiExample(
     "Changed in Jira since (409)",
     value={

@@ -242,9 +242,26 @@ class RollbackResultSerializer(serializers.Serializer):
     )
     refused = serializers.CharField(help_text='Why it cannot be rolled back now; "" when it can.')
     done = serializers.ListField(
-        child=serializers.CharField(), help_text="What was undone (empty on a dry run)."
+        child=serializers.CharField(),
+        help_text="Empty: a dry run undoes nothing (what a rollback undid is in the event's status_detail).",
     )
     status = serializers.ChoiceField(choices=Event.Status.choices, help_text="The event's status now.")
+
+
+class RollbackQueuedSerializer(serializers.Serializer):
+    event = serializers.IntegerField()
+    plan = serializers.ListField(
+        child=serializers.CharField(), help_text="What the rollback does, one line per write."
+    )
+    overwrite = serializers.BooleanField(help_text="Whether changes made in Jira since are overwritten.")
+    status = serializers.ChoiceField(
+        choices=Event.Status.choices,
+        help_text="The event's status now (rolled_back once the worker is done).",
+    )
+    status_detail = serializers.CharField(
+        help_text="Says the rollback is queued; the worker replaces it with what was undone, or why not."
+    )
+    url = serializers.URLField(help_text="The event: poll it for the outcome (also the Location header).")
 
 
 class DifferenceSerializer(serializers.Serializer):

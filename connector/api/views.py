@@ -3,9 +3,10 @@ admin's actions (replay, rollback, reconcile now, pause and resume), each under 
 
 Actions run the same code as the admin (connector.replay, connector.rollback, the reconcile task) and are
 recorded as there: who asked ("api:<user>") on the event and the attempts the action makes, and a line in the
-object's admin history."""
+object's admin history. What writes to Jira runs in the worker: the request checks and queues it (202)."""
 
 from django.db.models import Prefetch
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -20,7 +21,8 @@ from connector.api.base import ApiSettings, Conflict, actor, record
 from connector.api.filters import EventFilter, TenantFilter
 from connector.api.permissions import SENSITIVE, STAFF, CanPause, CanReconcile, CanReplay, CanRollback, needs
 from connector.replay import replay
-from connector.rollback import RollbackConflict, RollbackFailed, RollbackRefused, plan, refusal, rollback
+from connector.rollback import RollbackConflict, RollbackFailed, RollbackRefused, plan, refusal
+from connector.rollback import queue as queue_rollback
 from connector.schedules import RECONCILE
 from tenants import pausing
 from tenants.models import Tenant
@@ -226,26 +228,30 @@ class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin
     @extend_schema(
         summary="Roll back one event (dry run first)",
         description="Undo in Jira what the event's processing did: delete what it created, put back what it "
-        "changed. With `dry_run` true (the default) nothing is done: the answer lists the `plan` and why it "
-        "would be `refused`. With `dry_run` false it is done; when the issue or worklog was changed in Jira "
-        "since the connector's write, nothing is written and the answer is 409 with the `differences` "
-        "(their values only for callers holding audit.view_sensitive_data): confirm with `overwrite` true. "
-        "Needs audit.rollback_event.",
+        "changed. With `dry_run` true (the default) nothing is done: the answer (200) lists the `plan` and why "
+        "it would be `refused`. With `dry_run` false it is checked and queued for the worker: 202, with the "
+        "event's `url` (also in `Location`) to poll — its `status` becomes `rolled_back`, or its "
+        "`status_detail` says why not (Jira failed, or was changed after the request: nothing overwritten). "
+        "When the issue or worklog was changed in Jira since the connector's write, nothing is queued and the "
+        "answer is 409 with the `differences` (their values only for callers holding "
+        "audit.view_sensitive_data): confirm with `overwrite` true. Needs audit.rollback_event.",
         request=serializers.RollbackSerializer,
         responses={
             200: serializers.RollbackResultSerializer,
+            202: serializers.RollbackQueuedSerializer,
             409: OpenApiResponse(
                 serializers.RollbackProblemSerializer, description="Refused or conflicting."
             ),
             502: OpenApiResponse(
                 serializers.RollbackProblemSerializer,
-                description="Jira failed; the event keeps its status, the reason is in its detail.",
+                description="Jira could not be asked whether it was changed since; nothing was queued.",
             ),
         },
         examples=[
             examples.ROLLBACK_DRY_RUN,
             examples.ROLLBACK_CONFIRM,
             examples.ROLLBACK_PLAN,
+            examples.ROLLBACK_QUEUED,
             examples.ROLLBACK_CONFLICT,
         ],
     )
@@ -258,16 +264,25 @@ class EventViewSet(ApiSettings, mixins.ListModelMixin, mixins.RetrieveModelMixin
             return Response({**answer, "refused": refusal(event), "status": event.status})
         who = actor(request)
         try:
-            done = rollback(event, actor=who, overwrite=options["overwrite"])
+            queue_rollback(event, actor=who, overwrite=options["overwrite"])
         except RollbackConflict as exc:
             found = serializers.differences(exc, self.sensitive())
             return Response({"detail": str(exc), "code": "conflict", "differences": found}, status=409)
         except RollbackRefused as exc:
             return Response({"detail": f"Not rolled back: {exc}.", "code": "refused"}, status=409)
         except RollbackFailed as exc:
-            return Response({"detail": str(exc), "code": "vendor_failed"}, status=502)
-        record(request, event, f"Rolled back by {who}: {', '.join(done)}")
-        return Response({**answer, "refused": "", "done": done, "status": event.status})
+            return Response({"detail": f"Not rolled back: {exc}.", "code": "vendor_failed"}, status=502)
+        record(request, event, f"Rollback requested by {who}")
+        url = request.build_absolute_uri(reverse("event-detail", args=[event.pk]))
+        queued = {
+            "event": event.pk,
+            "plan": answer["plan"],
+            "overwrite": options["overwrite"],
+            "status": event.status,
+            "status_detail": event.status_detail,
+            "url": url,
+        }
+        return Response(queued, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 @extend_schema(summary="Who the caller is and what they may do", examples=[examples.ME])

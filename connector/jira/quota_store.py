@@ -8,7 +8,7 @@ Shapes (times are epoch seconds, floats; `scope` a string as connector.QuotaStat
   counted at that moment. `windows`: ((seconds, most calls), …), e.g. ((2, 18), (30, 95)); `interval`: at
   least this many seconds after the previous reserved call.
 - ``remember(scope, remaining, limit)`` / ``remaining(scope)`` → (remaining, limit, when) or None: Jira's
-  last remaining-quota figure for a pool.
+  last remaining-quota figure for a pool; `limit` None (a figure sent without its policy) keeps the one before.
 """
 
 import json
@@ -131,7 +131,11 @@ class RedisStore:
         return at - now
 
     def remember(self, scope, remaining, limit):
-        self.redis.set(self.key(scope) + ":remaining", json.dumps([remaining, limit, time.time()]), ex=7200)
+        key = self.key(scope) + ":remaining"
+        if limit is None:  # a figure without its policy: the limit kept before stays (as in the database)
+            kept = self.redis.get(key)
+            limit = json.loads(kept)[1] if kept else None
+        self.redis.set(key, json.dumps([remaining, limit, time.time()]), ex=7200)
 
     def remaining(self, scope):
         raw = self.redis.get(self.key(scope) + ":remaining")

@@ -16,8 +16,10 @@ all of its sites. `install_quota(jira, quota)` puts it in front of a fake's rout
 - Burst: `burst={("POST", "issue"): 10}` allows 10 requests a second (all credentials) to that method and
   endpoint (path relative to /rest/api/N/ with ids as {id}); more answer 429 `jira-burst-based`, Retry-After 1.
 - Per issue: more than 20 writes in 2 s or 100 in 30 s to one issue answer 429 `jira-per-issue-on-write`.
-- `quota.log`: (clock, method, path, status, reason) of every request; `quota.writes[key]`: times of the
-  writes to each issue; `exhaust()` spends what is left of this hour's pool (the sandbox page's button).
+- `quota.log`: (clock, method, path, status, reason, client address) of every request; `quota.writes[key]`:
+  times of the writes to each issue; `exhaust()` spends what is left of this hour's pool (the sandbox page's
+  button); `exhaust(seconds)` also refills it that many seconds later (a reset that comes sooner: the
+  multi-host run, tests/bench/hosts.py), the 429s' `Retry-After` counting down to then.
 """
 
 import re
@@ -50,17 +52,37 @@ class Quota:
         self.calls = defaultdict(list)  # (method, endpoint) → times, for the burst limits
         self.writes = defaultdict(list)  # issue key → write times
         self.log = []
+        self.refill_at = None  # clock() when an `exhaust(seconds)` ends (the pool is then full again)
 
     def hour(self, now):
         return int(now // self.window)
 
     def reset_in(self, now):
-        return max(1, int((self.hour(now) + 1) * self.window - now + 0.999))
+        """Whole seconds (≥ 1) until the pool is full again: the next "hour", or an earlier refill."""
+        reset = (self.hour(now) + 1) * self.window
+        if self.refill_at is not None and now < self.refill_at:
+            reset = min(reset, self.refill_at)
+        return max(1, int(reset - now + 0.999))
 
-    def exhaust(self):
-        """Spend what is left of this hour's pool (the sandbox's "exhaust the quota")."""
+    def exhaust(self, seconds=None):
+        """Spend what is left of this hour's pool (the sandbox's "exhaust the quota"); with `seconds`, the pool
+        is refilled that many seconds from now (instead of at the top of the hour)."""
         with self.lock:
-            self.spent[self.hour(self.clock())] = self.points
+            now = self.clock()
+            self.spent[self.hour(now)] = self.points
+            self.refill_at = now + seconds if seconds else None
+
+    def refill(self):
+        """The pool full again (the sandbox's "refill it")."""
+        with self.lock:
+            self.spent.clear()
+            self.refill_at = None
+
+    def _refilled(self, now):
+        """Refill when an `exhaust(seconds)` has ended (called under the lock)."""
+        if self.refill_at is not None and now >= self.refill_at:
+            self.spent.clear()
+            self.refill_at = None
 
     def left(self, now=None):
         now = self.clock() if now is None else now
@@ -81,6 +103,7 @@ class Quota:
         rest = found["rest"] if found else ""
         endpoint = IDS.sub("{id}", "/" + rest)[1:]
         with self.lock:
+            self._refilled(now)
             hour = self.hour(now)
             if oauth and self.spent[hour] >= self.points:
                 return self._quota_429(GLOBAL, "global-app-quota", now)
@@ -202,4 +225,6 @@ def install_bulk_route(jira):
 def _log(quota, request, response):
     with quota.lock:
         reason = response.headers.get("RateLimit-Reason", "")
-        quota.log.append((quota.clock(), request.method, request.path, response.status, reason))
+        quota.log.append(
+            (quota.clock(), request.method, request.path, response.status, reason, request.client)
+        )

@@ -177,8 +177,7 @@ def install_jira_pages(sandbox):
         if request.match["what"] == "exhaust":
             jira.quota.exhaust()
         else:
-            with jira.quota.lock:
-                jira.quota.spent.clear()
+            jira.quota.refill()
         return Response(303, "", {"Location": "/#quota"})
 
     @jira.route("GET", r"/browse/(?P<key>[A-Z][A-Z0-9_]*-\d+)")

@@ -33,8 +33,11 @@ def test_the_schema_is_openapi_3_of_the_api_only_with_errors_and_examples(client
         "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["tokenAuth"]["description"],
     }  # fmt: skip
     rollback = schema["paths"]["/api/v1/events/{id}/rollback/"]["post"]
-    assert {"200", "400", "401", "403", "404", "409", "415", "429", "502"} <= set(rollback["responses"])
+    assert {"200", "202", "400", "401", "403", "404", "409", "415", "429", "502"} <= set(
+        rollback["responses"]
+    )
     assert "examples" in rollback["requestBody"]["content"]["application/json"]
+    assert "examples" in rollback["responses"]["202"]["content"]["application/json"]
     assert "examples" in rollback["responses"]["409"]["content"]["application/json"]
     yaml = client.get("/api/schema/")
     assert yaml.status_code == 200 and yaml.content.startswith(b"openapi: 3.")

@@ -15,16 +15,30 @@ Phases, every delivery retried like FreshBooks until it is answered 200:
 2. cut: deliveries while worker-a's cable is pulled (`ip link set <its veth> down` for longer than the broker's
    retry, so its in-flight tasks are handed to worker-b) and put back;
 3. web restart: deliveries while the web host's gunicorn is stopped and started again;
-4. replay: `manage.py replay_events` of events already succeeded (they must add no issue).
+4. replay: `manage.py replay_events` of events already succeeded (they must add no issue; more than 50 wait
+   for their turn in the bulk lane, whose feeder this process plays);
+5. quota: the vendor host's Jira is told that the OAuth app's points pool is spent for `--pause-seconds`
+   (every OAuth call answers 429 `jira-quota-global-based`, `Retry-After` counting down to the refill);
+   deliveries meanwhile. The first worker to meet the 429 keeps the pause in the database; every worker process
+   on both hosts checks it before each Jira call, so the events wait (Event.Status.WAITING) without calling
+   Jira; after the refill this process plays the scheduler's one-minute `resume_waiting` sweep (every half
+   second) and every event is created once. From the vendor host's request log (by sender address) it
+   counts the Jira calls each host made after the first 429 and before the refill.
+The tenant's Jira site is an OAuth 2.0 (3LO) one, reached through the vendor host's Jira as Atlassian's gateway
+(`/ex/jira/<cloud id>/…`): only OAuth traffic is metered in points.
 Prints `hosts: 3` (web and two worker hosts), `lost: N` (acknowledged deliveries without exactly one succeeded
-event and one issue), `duplicates: N` (issues or succeeded events beyond one per invoice) and the Jira calls each
-worker host made, and appends them to tests/bench/RESULTS.md.
+event and one issue), `duplicates: N` (issues or succeeded events beyond one per invoice), the Jira calls each
+worker host made, `quota pause honoured by: N hosts` (worker hosts that, during the pause, let events wait and
+made no Jira call beyond the in-flight ones) and `calls during pause: N` (Jira calls, by any host, after the
+first 429 and before the refill: only requests already past their pause check when the pause was kept can come,
+at most one per other worker process, so at most IN_FLIGHT_MOST), and appends them to tests/bench/RESULTS.md.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,12 +49,18 @@ from pathlib import Path
 
 from tests.bench import common
 from tests.bench.pgserver import TempPostgres
+from tests.bench.vendorhost import CLOUD_ID, TOKEN
 from tests.e2e.processes import ROOT, Process, wait_http
 
 DB = "mlc_bench_hosts"
 WEB_PORT = 8000
 # Short broker retry and task timeout, so that tasks of a host cut off are handed to the other in seconds.
 WORKER_ENV = {"Q_TIMEOUT": 10, "Q_RETRY": 12, "HTTP_READ_TIMEOUT": 5, "Q_WORKERS": 2}
+WORKER_HOSTS = ("worker-a", "worker-b")
+# Jira calls that may still come after the first quota 429: each other worker process (one task, so one request,
+# at a time) may have passed its pause check before the pause was kept.
+IN_FLIGHT_MOST = len(WORKER_HOSTS) * WORKER_ENV["Q_WORKERS"] - 1
+WAITED_LINE = re.compile(r"Event (\d+) waiting for Jira's quota")
 # Real-vendor mode (the sandbox only talks to loopback): the fakes stand in for the vendors at their own address.
 VENDOR_ENV = {
     "SANDBOX": "0",
@@ -131,9 +151,14 @@ class Cluster:
         url = f"{self.pg.url}/{DB}"
         common.setup_django(url)
         self.env = common.prepare(
-            url, FRESHBOOKS_API_URL=self.vendor_urls["freshbooks"], **WORKER_ENV, **VENDOR_ENV
+            url,
+            FRESHBOOKS_API_URL=self.vendor_urls["freshbooks"],
+            ATLASSIAN_API_URL=self.vendor_urls["jira"],
+            ATLASSIAN_AUTH_URL=self.vendor_urls["jira"],  # never asked: the token outlives the run
+            **WORKER_ENV,
+            **VENDOR_ENV,
         )
-        common.seed(self.vendor_urls["jira"])
+        oauth_site(common.seed(self.vendor_urls["jira"]), f"{self.vendor_urls['jira']}/oauth/token")
         from django.db import connections
 
         connections.close_all()
@@ -145,7 +170,7 @@ class Cluster:
             WEB_CONCURRENCY="2",
         )
         self.web = self.start("web")
-        self.workers = {name: self.start(name) for name in ("worker-a", "worker-b")}
+        self.workers = {name: self.start(name) for name in WORKER_HOSTS}
         self.acked, self.sent = set(), set()
 
     def start_vendors(self):
@@ -180,7 +205,8 @@ class Cluster:
             process.wait_log("running.", 60)
         return process
 
-    def vendor_state(self, what):
+    def vendor_state(self, what, method="GET", **kwargs):
+        """The vendor host's answer to `METHOD /_bench/<what>` (tests/bench/vendorhost.py), as JSON."""
         import requests
 
         from connector.sandbox.jira import API_TOKEN, EMAIL
@@ -188,7 +214,7 @@ class Cluster:
         session = requests.Session()
         session.trust_env = False
         url = f"{self.vendor_urls['jira']}/_bench/{what}"
-        return session.get(url, auth=(EMAIL, API_TOKEN), timeout=10).json()
+        return session.request(method, url, auth=(EMAIL, API_TOKEN), timeout=10, **kwargs).json()
 
     def deliver(self, ids, copies=1, over_seconds=0.0, retry_seconds=120):
         """Deliver invoice.create for `ids` (each `copies` times), spread evenly over `over_seconds`, each
@@ -220,22 +246,61 @@ class Cluster:
         )
 
     def wait_final(self):
-        """Wait until no event is received, queued or processing; returns {status: count}."""
+        """Wait until no event is received, queued, processing or waiting for its turn as bulk work (a replay of
+        more than 50 events goes through the bulk lane; this process plays the scheduler's one-minute
+        `feed-bulk-work` every half second); returns {status: count}."""
+        from django.db import connection
+        from django.db.models import Count, Q
+
+        from audit.models import Event
+        from connector import bulk, waiting
+
+        open_statuses = [Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING]
+        unfinished = Q(status__in=open_statuses) | Q(status=Event.Status.WAITING, wait_reason=waiting.BULK)
+        deadline = time.monotonic() + DONE_TIMEOUT
+        while time.monotonic() < deadline:
+            if not Event.objects.filter(unfinished).exists():
+                statuses = dict(Event.objects.values_list("status").annotate(n=Count("id")))
+                connection.close()
+                return statuses
+            bulk.feed()
+            time.sleep(0.5)
+        logs = "\n".join(p.log_text(1500) for p in self.workers.values())
+        raise SystemExit(f"events still open after {DONE_TIMEOUT} s\n{logs}")
+
+    def resume_until_final(self, object_ids):
+        """Play the scheduler (`resume_waiting`, every half second) until no event of `object_ids` is open or
+        waiting; returns {status: count} of those events."""
         from django.db import connection
         from django.db.models import Count
 
         from audit.models import Event
+        from connector.tasks import resume_waiting
 
-        open_statuses = [Event.Status.RECEIVED, Event.Status.QUEUED, Event.Status.PROCESSING]
+        events = Event.objects.filter(object_id__in=object_ids)
+        unfinished = [
+            Event.Status.RECEIVED,
+            Event.Status.QUEUED,
+            Event.Status.PROCESSING,
+            Event.Status.WAITING,
+        ]
         deadline = time.monotonic() + DONE_TIMEOUT
-        while time.monotonic() < deadline:
-            if not Event.objects.filter(status__in=open_statuses).exists():
-                statuses = dict(Event.objects.values_list("status").annotate(n=Count("id")))
-                connection.close()
-                return statuses
+        while events.filter(status__in=unfinished).exists():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"events still waiting or open after {DONE_TIMEOUT} s")
+            resume_waiting()
             time.sleep(0.5)
-        logs = "\n".join(p.log_text(1500) for p in self.workers.values())
-        raise SystemExit(f"events still open after {DONE_TIMEOUT} s\n{logs}")
+        statuses = dict(events.values_list("status").annotate(n=Count("id")))
+        connection.close()
+        return statuses
+
+    def waited_by_host(self, event_ids):
+        """{worker host: ids of `event_ids` its log says waited for Jira's quota}."""
+        found = {}
+        for host in self.workers:
+            text = (self.log_dir / f"{host}.log").read_text(errors="replace")
+            found[host] = {int(n) for n in WAITED_LINE.findall(text)} & set(event_ids)
+        return found
 
     def tally(self):
         """(lost, duplicates) over every invoice delivered so far."""
@@ -270,6 +335,77 @@ class Cluster:
         self.pg.stop()
 
 
+def oauth_site(tenant, token_url):
+    """Make the tenant's Jira site an OAuth 2.0 (3LO) one through the vendor host's gateway: its calls spend
+    the app's points pool (API-token traffic is not metered). `token_url`: the workers' ATLASSIAN_AUTH_URL's
+    (tenants.safety refuses to send tokens anywhere else)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.models import JiraSite
+
+    site = JiraSite.objects.get(tenant=tenant)
+    site.base_url, site.cloud_id = f"https://{tenant.slug}.atlassian.net", CLOUD_ID
+    site.auth_method, site.access_token, site.refresh_token = JiraSite.AuthMethod.OAUTH2, TOKEN, "atl-refresh"
+    site.token_expires_at = timezone.now() + timedelta(hours=6)
+    site.token_url = token_url
+    site.email = site.api_token = ""
+    site.save()
+
+
+def quota_phase(cluster, hosts, ids, pause_seconds):
+    """Spend Jira's pool for `pause_seconds`, deliver `ids` over its first part, wait for the refill and resume.
+
+    Returns (lines, honoured: hosts that let events wait and called Jira at most in flight, calls during pause).
+    Deliveries end QUOTA_IN_CALL + 3 s before the refill, so that their events wait rather than sleep out the
+    rest of the pause inside the call (a quota pause of at most QUOTA_IN_CALL seconds is slept)."""
+    from audit.models import Event
+    from connector.jira.quota import QUOTA_IN_CALL
+
+    object_ids = [str(n) for n in ids]
+    began = time.time()
+    refill_at = cluster.vendor_state("quota", "POST", json={"seconds": pause_seconds})["refill_at"]
+    cluster.deliver(ids, over_seconds=max(1.0, pause_seconds - QUOTA_IN_CALL - 3))
+    waiting = 0
+    while time.time() < refill_at - 0.5:  # bounded by the pause: the events that wait, just before the refill
+        waiting = Event.objects.filter(object_id__in=object_ids, status=Event.Status.WAITING).count()
+        time.sleep(0.25)
+    time.sleep(max(0.0, refill_at - time.time()))
+    statuses = cluster.resume_until_final(object_ids)
+
+    calls = sorted(cluster.vendor_state(f"quota?since={began}")["calls"])
+    refused = [call for call in calls if call[4] == 429]
+    if not refused:
+        raise SystemExit(f"no quota 429 in the quota phase: calls {calls[:20]}")
+    first = refused[0]
+    host_of = {address: host for host, address in hosts.address.items()}
+    during = [call for call in calls if first[0] < call[0] < refill_at]
+    event_ids = list(Event.objects.filter(object_id__in=object_ids).values_list("pk", flat=True))
+    waited = cluster.waited_by_host(event_ids)
+    per_host = {
+        host: (len(waited[host]), sum(1 for call in during if host_of.get(call[1]) == host))
+        for host in cluster.workers
+    }
+    honoured = [
+        host for host, (events, made) in per_host.items() if events and made <= WORKER_ENV["Q_WORKERS"]
+    ]
+    shown = ", ".join(
+        f"{host} let {events} events wait and called Jira {made} times"
+        for host, (events, made) in per_host.items()
+    )
+    lines = [
+        f"quota: Jira's OAuth pool spent for {pause_seconds:g} s, {len(ids)} invoices delivered meanwhile; "
+        f"first 429 to {host_of.get(first[1], first[1])} {first[0] - began:.1f} s in ({first[5]}); "
+        f"{waiting} events waiting just before the refill; during the pause {shown} "
+        f"({sum(1 for call in during if call[4] == 429)} of the calls answered 429); "
+        f"after the refill: events {statuses}",
+        f"quota pause honoured by: {len(honoured)} hosts",
+        f"calls during pause: {len(during)}",
+    ]
+    return lines, honoured, len(during)
+
+
 def replay_succeeded(cluster, count):
     """Replay `count` succeeded events through the workers (`manage.py replay_events --id …`)."""
     from audit.models import Event
@@ -285,8 +421,9 @@ def replay_succeeded(cluster, count):
     return len(ids)
 
 
-def run(count, cut_seconds, log_dir):
-    """The four phases on `count` invoices each; returns the printed lines and (lost, duplicates)."""
+def run(count, cut_seconds, pause_seconds, log_dir):
+    """The five phases on `count` invoices each; returns the printed lines, lost, duplicates, the Jira calls by
+    worker host, the hosts that honoured the quota pause and the calls made during it."""
     lines = []
     with Hosts(["web", "worker-a", "worker-b", "vendors"]) as hosts:
         cluster = Cluster(hosts, log_dir)
@@ -328,6 +465,11 @@ def run(count, cut_seconds, log_dir):
             time.sleep(1.0)
             lines.append(f"replay: {replayed} succeeded events replayed: events {cluster.wait_final()}")
 
+            quota_lines, honoured, during = quota_phase(
+                cluster, hosts, range(7_300_000, 7_300_000 + count), pause_seconds
+            )
+            lines += quota_lines
+
             lost, duplicates = cluster.tally()
             by_host = {
                 host: cluster.vendor_state("clients").get(hosts.address[host], 0) for host in cluster.workers
@@ -338,7 +480,7 @@ def run(count, cut_seconds, log_dir):
                 f"lost: {lost}",
                 f"duplicates: {duplicates}",
             ]
-            return lines, lost, duplicates, by_host
+            return lines, lost, duplicates, by_host, honoured, during
         finally:
             cluster.close()
 
@@ -347,13 +489,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=300, help="invoices per phase (default 300)")
     parser.add_argument("--cut-seconds", type=float, default=20.0, help="how long worker-a is cut off")
+    parser.add_argument(
+        "--pause-seconds", type=float, default=20.0, help="how long Jira's quota is spent (more than 5 + 4)"
+    )
     args = parser.parse_args(argv)
     why = unavailable()
     if why:
         print(f"skipped: {why}")
         return
     log_dir = Path(tempfile.mkdtemp(prefix="bench-hosts-"))
-    lines, *_ = run(args.invoices, args.cut_seconds, log_dir)
+    lines, *_ = run(args.invoices, args.cut_seconds, args.pause_seconds, log_dir)
     common.record(f"bench-hosts ({args.invoices} invoices a phase; logs in {log_dir})", lines)
 
 

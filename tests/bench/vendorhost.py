@@ -5,7 +5,13 @@
 Prints one JSON line, {"freshbooks": url, "jira": url}, then serves until its standard input closes (the run
 ends) or it is terminated. The run reads the fake Jira's state over HTTP:
 - `GET /_bench/issues`: {invoice object id: issues created for it};
-- `GET /_bench/clients`: {sender address: Jira requests it made} (which host's worker called Jira).
+- `GET /_bench/clients`: {sender address: Jira requests it made} (which host's worker called Jira);
+- `POST /_bench/quota` {"seconds": S}: spend the OAuth app's points pool now, refilled S seconds later
+  (connector/sandbox/jira_quota.py): every OAuth call answers 429 `jira-quota-global-based` with a `Retry-After`
+  counting down to the refill; answers {"refill_at": epoch seconds};
+- `GET /_bench/quota?since=T`: {"calls": [[epoch s, sender address, method, path, status, reason], …]}, the
+  Jira API requests received since T (this host's clock: the run's hosts share the machine's).
+The fake Jira answers API tokens and, as Atlassian's gateway (`/ex/jira/CLOUD_ID/…`), the OAuth token TOKEN.
 """
 
 import json
@@ -15,15 +21,21 @@ from collections import Counter
 
 import django
 
+CLOUD_ID, TOKEN = "bench-hosts-cloud", "bench-hosts-oauth-token"
+
 
 def main(address):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.bench.settings")
     django.setup()
     from connector.sandbox import server
+    from connector.sandbox.jira_quota import Quota, install_quota
     from tests.bench.fakes import fast_freshbooks, fast_jira, issues_by_object
 
     server.BIND_HOST = address
     fb, jira = fast_freshbooks(), fast_jira(validate=False)
+    jira.cloud_id = CLOUD_ID
+    jira.credentials["bearer"].add(TOKEN)
+    quota = Quota(points=10**9)  # plenty, until told to exhaust it
 
     @jira.route("GET", r"/_bench/issues", first=True)
     def issues(request):
@@ -33,6 +45,25 @@ def main(address):
     def clients(request):
         return dict(Counter(r.client for r in jira.calls() if r.path.startswith("/rest/")))
 
+    @jira.route("POST", r"/_bench/quota", first=True)
+    def exhaust(request):
+        quota.exhaust(float(request.json()["seconds"]))
+        return {"refill_at": quota.refill_at}
+
+    @jira.route("GET", r"/_bench/quota", first=True)
+    def quota_log(request):
+        since = float(request.arg("since", 0))
+        with quota.lock:
+            found = list(quota.log)
+        return {
+            "calls": [
+                [at, client, method, path, status, reason]
+                for at, method, path, status, reason, client in found
+                if at >= since and path.startswith("/rest/")
+            ]
+        }
+
+    install_quota(jira, quota)  # last: in front of every route
     print(json.dumps({"freshbooks": fb.url, "jira": jira.url}), flush=True)
     sys.stdin.read()  # until the run closes the pipe
     fb.close()

@@ -1,4 +1,5 @@
-"""Rollback (function, command, admin action and event-page button) against the loopback fake Jira."""
+"""Rollback (function, command, admin action and event-page button) against the loopback fake Jira. The admin
+queues it for the worker (the tests run the queued task as a worker would)."""
 
 import io
 import sys
@@ -9,10 +10,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from audit.models import Event
+from connector import http, transport
 from connector.models import Link, WorklogRule
 from connector.replay import replay
 from connector.rollback import RollbackFailed, RollbackRefused, rollback
-from tests.processing import created_issues, issues, process, worklogs
+from connector.schedules import ROLLBACK
+from tests.processing import created_issues, issues, process, queued, run_queued, worklogs
 
 ENTRY = 123456  # the fixture time entry: project 654321
 
@@ -167,8 +170,27 @@ def test_command_unknown_id_is_one_line(invoice, jira):
     assert len(issues(jira)) == 1
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """Every vendor request sent: (method, url, whether the code held a transaction open then)."""
+    seen, real = [], http.send
+
+    def spy(method, url, **kwargs):
+        seen.append((method, url, transport.open_transaction()))
+        return real(method, url, **kwargs)
+
+    monkeypatch.setattr(http, "send", spy)
+    return seen
+
+
+def only_reads_outside_transactions(calls):
+    return all(method == "GET" and not in_transaction for method, _url, in_transaction in calls)
+
+
 @pytest.mark.django_db
-def test_admin_action_confirms_then_rolls_back(invoice, jira, staff_client):
+def test_admin_action_confirms_queues_and_the_worker_rolls_back(invoice, jira, staff_client, sent):
+    """The web request only reads Jira (the change check), outside any transaction, and queues: no Jira write
+    waits inside it holding the database (on SQLite the whole file). The worker deletes the issue."""
     url = reverse("admin:audit_event_changelist")
     data = {"action": "rollback_selected", "_selected_action": [invoice.pk]}
 
@@ -181,15 +203,24 @@ def test_admin_action_confirms_then_rolls_back(invoice, jira, staff_client):
 
     done = staff_client.post(url, {**data, "post": "yes"}, follow=True)
 
-    assert f"Rolled back #{invoice.pk}: deleted issue {invoice.jira_key}." in done.content.decode()
+    assert len(issues(jira)) == 1 and not deletes(jira), "nothing is deleted during the web request"
+    assert sent and only_reads_outside_transactions(sent), sent
+    assert "Rollback of 1 event queued" in done.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.status == "succeeded"
+    assert invoice.status_detail == "Rollback requested by admin:operator: queued for the worker."
+    assert queued(ROLLBACK) == [(ROLLBACK, (invoice.pk,))]
+
+    assert run_queued(ROLLBACK) == [f"Rolled back by admin:operator: deleted issue {invoice.jira_key}."]
+
     assert issues(jira) == []
     invoice.refresh_from_db()
-    assert invoice.status == "rolled_back"
+    assert invoice.status == "rolled_back" and Link.objects.get(event=invoice).state == "rolled_back"
     assert invoice.attempt_set.get(action__startswith="DELETE").actor == "admin:operator"
 
 
 @pytest.mark.django_db
-def test_event_page_button_confirms_then_rolls_back(invoice, jira, staff_client):
+def test_event_page_button_confirms_then_queues(invoice, jira, staff_client, sent):
     url = reverse("admin:audit_event_rollback", args=[invoice.pk])
     page = staff_client.get(reverse("admin:audit_event_change", args=[invoice.pk])).content.decode()
     assert url in page and "replay-event" in page
@@ -201,7 +232,54 @@ def test_event_page_button_confirms_then_rolls_back(invoice, jira, staff_client)
     done = staff_client.post(url, {"post": "yes"})
 
     assert done.status_code == 302 and done["Location"].endswith(f"/{invoice.pk}/change/")
+    assert len(issues(jira)) == 1 and only_reads_outside_transactions(sent), sent
+    run_queued(ROLLBACK)
     assert issues(jira) == []
+
+
+@pytest.mark.django_db
+def test_a_change_in_jira_found_only_by_the_worker_is_not_overwritten_unasked(invoice, jira, staff_client):
+    """Jira is changed between the request and the worker: the worker writes nothing and the event says why in
+    plain words; rolling back again shows the change and asks; confirmed, the worker deletes the issue."""
+    url = reverse("admin:audit_event_rollback", args=[invoice.pk])
+    staff_client.post(url, {"post": "yes"})
+    jira.state["issues"][invoice.jira_key]["fields"]["summary"] = "Renamed by a person in Jira"
+
+    run_queued(ROLLBACK)
+
+    assert len(issues(jira)) == 1 and not deletes(jira)
+    invoice.refresh_from_db()
+    assert invoice.status == "succeeded"
+    assert invoice.status_detail == (
+        f"Not rolled back: {invoice.jira_key} summary changed in Jira after admin:operator asked; nothing was "
+        "overwritten. Roll back again to see the changes and confirm the overwrite."
+    )
+    page = staff_client.get(reverse("admin:audit_event_change", args=[invoice.pk])).content.decode()
+    assert "nothing was overwritten" in page
+
+    asked = staff_client.post(url, {"post": "yes"}).content.decode()
+    assert "Renamed by a person in Jira" in asked and 'name="overwrite" value="yes"' in asked
+    assert not queued(ROLLBACK)
+    staff_client.post(url, {"post": "yes", "overwrite": "yes"})
+    run_queued(ROLLBACK)
+    assert issues(jira) == []
+    invoice.refresh_from_db()
+    assert invoice.status == "rolled_back"
+
+
+@pytest.mark.django_db
+def test_a_rollback_asked_twice_is_done_once_and_keeps_its_outcome(invoice, jira, staff_client):
+    url = reverse("admin:audit_event_rollback", args=[invoice.pk])
+    staff_client.post(url, {"post": "yes"})
+    staff_client.post(url, {"post": "yes"})
+
+    run_queued(ROLLBACK)
+
+    assert len(deletes(jira)) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == "rolled_back" and invoice.status_detail.startswith(
+        "Rolled back by admin:operator"
+    )
 
 
 def test_rollback_page_needs_staff(client, db):

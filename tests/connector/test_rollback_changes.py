@@ -15,7 +15,8 @@ from connector.models import IssueMapping, Link, WorklogRule
 from connector.replay import replay
 from connector.rollback import RollbackConflict, rollback
 from connector.sandbox.freshbooks_records import put
-from tests.processing import issues, process, worklogs
+from connector.schedules import ROLLBACK
+from tests.processing import issues, process, run_queued, worklogs
 
 INVOICE, ENTRY = 987654, 123456
 ORIGINAL = "Invoice ACM0002 for Gordon Shumway: 41.94 CAD"
@@ -103,7 +104,12 @@ def test_admin_shows_the_difference_and_overwrites_only_when_confirmed(updated_i
 
     done = staff_client.post(url, {**data, "overwrite": "yes"}, follow=True)
 
-    assert f"Rolled back #{updated_invoice.pk}: restored summary" in done.content.decode()
+    assert "Rollback of 1 event queued" in done.content.decode()
+    assert issues(jira)[0]["fields"]["summary"] == "Renamed in Jira", "written by the worker, not the request"
+    (detail,) = run_queued(ROLLBACK)
+    assert detail.startswith(
+        "Rolled back by admin:operator over changes made in Jira since: restored summary"
+    )
     assert issues(jira)[0]["fields"]["summary"] == ORIGINAL
 
 

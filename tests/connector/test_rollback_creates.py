@@ -13,8 +13,9 @@ from django.urls import reverse
 from audit.models import Event
 from connector.models import Link
 from connector.rollback import RollbackConflict, rollback
+from connector.schedules import ROLLBACK
 from tests.connector.test_rollback_changes import ENTRY, INVOICE, ORIGINAL, logged  # noqa: F401 (fixture)
-from tests.processing import issues, process, worklogs
+from tests.processing import issues, process, run_queued, worklogs
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +101,8 @@ def test_the_admin_page_lists_the_changes_and_asks(created, jira, staff_client):
     assert "FIN-2, deleted with it" in asked and 'name="overwrite" value="yes"' in asked
     assert "FIN-1" in jira.state["issues"]
     done = staff_client.post(url, {**data, "overwrite": "yes"}, follow=True).content.decode()
-    assert f"Rolled back #{created.pk}: deleted issue FIN-1" in done
+    assert "Rollback of 1 event queued" in done and "FIN-1" in jira.state["issues"]
+    assert run_queued(ROLLBACK) == ["Rolled back by admin:operator: deleted issue FIN-1."]  # the worker
     assert not issues(jira)
 
 

@@ -9,17 +9,19 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from connector import http, transport
+from connector import http, ledger, ledger_undo, transport
 from connector.errors import TokenRefreshError
 from connector.jira.client import JiraClient
 from connector.models import Link
 from connector.sandbox.atlassian import CLIENT_SECRET, CLOUD_ID
 from connector.sandbox.jira import FakeJira, install_core_routes
+from connector.sandbox.jira_issues import install_issue_routes
 from connector.transport import TransactionOpen
 from tenants import tokens
 from tenants.models import ConnectionStatus, JiraSite
 from tests.connector.endpoints import test_jira
 from tests.connector.endpoints.test_jira import cloud_issue_deleted, link
+from tests.factories import EventFactory
 
 ISSUE_DELETED = cloud_issue_deleted() | {"matchedWebhookIds": [1001]}
 
@@ -144,7 +146,8 @@ def test_the_dynamic_delivery_check_is_one_try_and_passes_jiras_retry_after_on(
 
 @responses.activate
 def test_the_transport_refuses_a_vendor_call_inside_a_web_requests_transaction(tenant):
-    """The guard: in a web request, a vendor call made while a transaction is open fails loudly."""
+    """The guard: in a web request, a vendor call made while a transaction is open fails loudly — without any
+    exception: the ledger's writes under their row lock too (a web request queues them for the worker)."""
     site = JiraSite.objects.create(
         tenant=tenant,
         base_url="https://acme.atlassian.net",
@@ -153,12 +156,79 @@ def test_the_transport_refuses_a_vendor_call_inside_a_web_requests_transaction(t
         status=ConnectionStatus.CONNECTED,
     )
     responses.get("https://acme.atlassian.net/rest/api/3/myself", json={"accountId": "a"})
+    row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="TEST-1")
+    fields = {"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "Invoice 0042"}
     transport._request_started()  # what the request_started signal does (sending it would close connections)
     try:
         with pytest.raises(TransactionOpen), transaction.atomic():
             JiraClient(site).myself()
+        with pytest.raises(TransactionOpen, match="DELETE"):
+            ledger_undo.rollback_link(client=JiraClient(site), link=row)
+        with pytest.raises(TransactionOpen, match="POST"):
+            ledger.ensure_issue(
+                client=JiraClient(site), tenant=tenant, object_type="invoice", object_id="7", fields=fields
+            )
         assert JiraClient(site).myself() == {"accountId": "a"}  # outside a transaction: fine
     finally:
         transport._request_finished()
+    assert Link.objects.get(pk=row.pk).state == Link.State.CREATED, "nothing was written"
+    assert not hasattr(transport, "locked_write"), "no declared exemption remains"
+    assert [call.request.method for call in responses.calls] == ["GET"]
     with transaction.atomic():  # a worker (no web request) is not concerned
         assert JiraClient(site).myself() == {"accountId": "a"}
+
+
+def test_a_401_inside_the_ledgers_locked_write_refreshes_outside_and_creates_once(tenant, atl, oauth_site):
+    """An OAuth access token Jira no longer takes before its expiry (revoked, or rotated by another process) is
+    answered 401 on the issue create, inside the ledger's locked block, where no refresh may run: the block is
+    left (a 401 wrote nothing), the token is refreshed outside it, committed, and the create sent once more."""
+    install_issue_routes(atl.jira)
+    JiraSite.objects.filter(pk=oauth_site.pk).update(
+        access_token="revoked-early", token_expires_at=timezone.now() + timedelta(hours=1)
+    )
+    oauth_site.refresh_from_db()
+    event = EventFactory(tenant=tenant)
+    fields = {"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "Invoice 0042"}
+
+    made = ledger.ensure_issue(
+        client=JiraClient(oauth_site, event=event), tenant=tenant, object_type="invoice", object_id="42",
+        fields=fields, event=event,
+    )  # fmt: skip
+
+    assert made.state == Link.State.CREATED and made.jira_issue_key
+    assert [issue["key"] for issue in atl.jira.state["issues"].values()] == [made.jira_issue_key]
+    assert [
+        call.http_status for call in event.attempt_set.filter(action__startswith="POST").order_by("id")
+    ] == [
+        401,
+        201,
+    ]
+    oauth_site.refresh_from_db()
+    assert oauth_site.status == ConnectionStatus.CONNECTED and oauth_site.access_token != "revoked-early"
+    assert oauth_site.refresh_token in atl.state["refresh_tokens"], "the rotated refresh token is stored"
+
+
+def test_a_401_inside_a_rollbacks_locked_delete_refreshes_outside_and_deletes(tenant, atl, oauth_site):
+    """Another place of the kind: the worker's rollback deletes under the link's row lock; Jira's 401 there
+    leaves the lock (the link unchanged), the token is refreshed outside and the delete sent once more."""
+    install_issue_routes(atl.jira)
+    atl.jira.state["issues"]["FIN-1"] = {"id": "10000", "key": "FIN-1", "fields": {"summary": "Invoice 0042"},
+                                         "properties": {}, "hidden_searches": 0, "created": 0}  # fmt: skip
+    row = link(tenant, 1, jira_issue_id="10000", jira_issue_key="FIN-1")
+    JiraSite.objects.filter(pk=oauth_site.pk).update(
+        access_token="revoked-early", token_expires_at=timezone.now() + timedelta(hours=1)
+    )
+    oauth_site.refresh_from_db()
+    event = EventFactory(tenant=tenant)
+
+    undone, removed = ledger_undo.rollback_link(
+        client=JiraClient(oauth_site, event=event), link=row, event=event
+    )
+
+    assert removed and undone.state == Link.State.ROLLED_BACK and "FIN-1" not in atl.jira.state["issues"]
+    assert [a.http_status for a in event.attempt_set.filter(action__startswith="DELETE").order_by("id")] == [
+        401,
+        204,
+    ]
+    oauth_site.refresh_from_db()
+    assert oauth_site.refresh_token in atl.state["refresh_tokens"]

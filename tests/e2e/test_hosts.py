@@ -1,6 +1,7 @@
 """The connector on three hosts of the test's own (network namespaces; tests/bench/hosts.py): web on one, a
 django-q2 cluster on each of two others, one PostgreSQL. Duplicates, a worker host's cable pulled mid-run, the web
-restarted mid-burst and replays: every invoice ends with exactly one succeeded event and one Jira issue."""
+restarted mid-burst, replays and Jira's quota spent for a while: every invoice ends with exactly one succeeded
+event and one Jira issue, and the quota pause one host's worker met is honoured by the other host's."""
 
 import os
 import re
@@ -22,12 +23,22 @@ def test_three_hosts_lose_nothing_and_double_nothing(tmp_path):
     env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "RESULTS.md")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.hosts", "--invoices", "15", "--cut-seconds", "14"],
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.hosts",
+            "--invoices",
+            "15",
+            "--cut-seconds",
+            "14",
+            "--pause-seconds",
+            "14",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=360,
     )
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-5000:]
@@ -35,3 +46,9 @@ def test_three_hosts_lose_nothing_and_double_nothing(tmp_path):
         assert re.search(rf"^{line}$", out, re.M), out
     calls = re.search(r"Jira calls by worker host: \{'worker-a': (\d+), 'worker-b': (\d+)\}", out)
     assert calls and all(int(n) > 0 for n in calls.groups()), out  # both hosts did work
+    # Jira's quota: both worker hosts let events wait without calling Jira; after the first 429 at most the
+    # requests already past their pause check (one per other worker process) reach Jira before the refill.
+    assert re.search(r"^quota pause honoured by: 2 hosts$", out, re.M), out
+    during = re.search(r"^calls during pause: (\d+)$", out, re.M)
+    assert during and int(during[1]) <= hosts.IN_FLIGHT_MOST, out
+    assert re.search(r"after the refill: events \{'succeeded': 15\}", out), out

@@ -8,8 +8,9 @@ from playwright.sync_api import expect
 from audit.models import Event
 from connector.defaults import create_default_mappings
 from connector.models import Link
+from connector.schedules import ROLLBACK
 from tenants.models import ConnectionStatus, JiraSite, Tenant
-from tests.processing import issues, process
+from tests.processing import issues, process, run_queued
 
 pytestmark = pytest.mark.browser
 
@@ -147,8 +148,13 @@ def test_event_page_after_rollback(live_server, page, operator, connected, fb, j
     page.click("#rollback-event")
     page.wait_for_load_state("networkidle")
     page.get_by_role("button", name="Yes, roll back").click()
-    expect(page.locator(".messagelist")).to_contain_text(f"Rolled back #{invoice.pk}: deleted issue {key}")
+    expect(page.locator(".messagelist")).to_contain_text("Rollback of 1 event queued")
+    page.wait_for_load_state("networkidle")
+    assert run_queued(ROLLBACK) == [
+        f"Rolled back by admin:{operator.username}: deleted issue {key}."
+    ]  # the worker
     assert issues(jira) == [] and Link.objects.get(event=invoice).state == Link.State.ROLLED_BACK
+    page.reload()
     content = page.locator("#content-main")
     expect(content).to_contain_text("Rolled back")
     expect(content).to_contain_text(f"{key} (rolled back)")
