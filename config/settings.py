@@ -304,6 +304,7 @@ Q_CLUSTER = {
     # The ORM broker sleeps this long when the queue is empty: the queue wait of an event (e2e latency).
     "poll": env.float("Q_POLL", default=0.1),
     "label": "Task queue",
+    "bulk": env.int("Q_BULK", default=1),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -15,6 +15,7 @@ database, keeps), in two round trips instead of six, without the ORM's insert or
 With any other broker (Redis) the task is pushed after that commit, as `config.queueing.enqueue` does.
 """
 
+import functools
 import hashlib
 
 from django.db import connection
@@ -41,20 +42,22 @@ def store_event(event, since):
     stored (then `event.pk` and `event.status`, queued or duplicate, are set), the id of the event still open
     for the same object (or None) and the id of the event this very delivery replays (or None)."""
     adapt = connection.ops.adapt_datetimefield_value
+    # Before the cursor: django-q2 builds its broker on first use and closes this process's old connections then.
+    same_database = in_same_database()
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))")
         event.pk = cursor.fetchone()[0]
-        task = task_row(PROCESS_EVENT, event.pk) if in_same_database() else None
+        task = task_row(PROCESS_EVENT, event.pk) if same_database else None
         event.received_at = timezone.now()
         payload = Event._meta.get_field("payload").get_db_prep_save(event.payload, connection)  # encrypted
         cursor.execute(
-            _sql(cursor, task is not None),
+            _sql(task is not None),
             [
                 lock_key(str(event.tenant_id), event.name, event.object_id),
                 *(event.tenant_id, event.name, event.object_id, QUEUED, PROCESSING),
                 *(event.body_hash, adapt(since), *repeats.OPEN, DUPLICATE),
                 *(getattr(event, name) for name in GIVEN),
-                *(payload, adapt(event.received_at), QUEUED, DUPLICATE),
+                *(payload, adapt(event.received_at), QUEUED, DUPLICATE, *_defaults()[1]),
                 *((*task, adapt(event.received_at), QUEUED) if task else ()),
             ],
         )
@@ -73,22 +76,22 @@ SET = {"id", "tenant", "source", "name", "object_id", "account_id", "business_id
 SET |= {"received_at", "status", "duplicate_of"}
 
 
-_messages = {}  # {with_task: SQL}: built once per process
+@functools.cache
+def _defaults():
+    """(fields, database values) of the columns at their fields' fixed defaults, prepared once per process."""
+    fields = [f for f in Event._meta.concrete_fields if f.name not in SET]
+    assert not [f for f in fields if f.has_default() and callable(f.default)], "defaults must be fixed"
+    return fields, [f.get_db_prep_save(f.get_default(), connection) for f in fields]
 
 
-def _sql(cursor, with_task):
-    """The message: the lock, then the store, with the columns at their fixed defaults as literals rendered
-    once by the driver (`cursor`)."""
-    if with_task in _messages:
-        return _messages[with_task]
-    defaults = [f for f in Event._meta.concrete_fields if f.name not in SET]
-    assert not [f for f in defaults if f.has_default() and callable(f.default)], "defaults must be fixed"
-    literals = cursor.mogrify(
-        ", ".join(["%s"] * len(defaults)), [f.get_db_prep_save(f.get_default(), connection) for f in defaults]
-    ).replace("%", "%%")
+@functools.cache
+def _sql(with_task):
+    """The message: the lock, then the store."""
+    defaults = _defaults()[0]
     columns = [*GIVEN, "payload", "received_at", "status", "duplicate_of_id", *(f.column for f in defaults)]
     quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
     some = ", ".join(["%s"] * (len(GIVEN) + 2))
+    some_defaults = ", ".join(["%s"] * len(defaults))
     open_statuses = ", ".join(["%s"] * len(repeats.OPEN))
     task = (
         ", queued AS (INSERT INTO django_q_ormq (key, payload, lock) SELECT %s, %s, %s FROM stored"
@@ -96,8 +99,8 @@ def _sql(cursor, with_task):
         if with_task
         else ""
     )
-    # Only the model's column names, placeholders and the driver's literals of fixed defaults are put together.
-    _messages[with_task] = (
+    # Only the model's column names and placeholders are put together here: every value is a parameter.
+    return (
         "SELECT pg_advisory_xact_lock(%s);"  # noqa: S608
         " WITH earlier AS ("
         "  SELECT (SELECT id FROM audit_event WHERE tenant_id = %s AND name = %s AND object_id = %s"
@@ -110,9 +113,8 @@ def _sql(cursor, with_task):
         "   OR (newest_status = %s AND open_id IS NOT NULL) THEN newest_id END AS replay_of FROM earlier),"
         " stored AS ("
         "  INSERT INTO audit_event (" + quoted + ")"
-        "  SELECT " + some + ", CASE WHEN open_id IS NULL THEN %s ELSE %s END, open_id, " + literals + ""
-        "  FROM decided WHERE replay_of IS NULL RETURNING id, status)"
+        "  SELECT " + some + ", CASE WHEN open_id IS NULL THEN %s ELSE %s END, open_id, " + some_defaults + ""
+        " FROM decided WHERE replay_of IS NULL RETURNING id, status)"
         + task
         + " SELECT open_id, replay_of, (SELECT count(*) FROM stored) FROM decided"
     )
-    return _messages[with_task]
