@@ -56,7 +56,11 @@ def app_env(url, redis_url="", **extra):
     """The environment of the benchmark's processes (this one, gunicorn, the cluster)."""
     # SANDBOX=0: the benchmark's tenant holds connections (to the loopback fakes), which sandbox mode refuses.
     env = dict(
-        os.environ, DJANGO_SETTINGS_MODULE=SETTINGS, DATABASE_URL=local(url), PYTHONPATH=str(ROOT), SANDBOX="0"
+        os.environ,
+        DJANGO_SETTINGS_MODULE=SETTINGS,
+        DATABASE_URL=local(url),
+        PYTHONPATH=str(ROOT),
+        SANDBOX="0",
     )
     env.pop("REDIS_URL", None)
     if redis_url:
