@@ -13,14 +13,20 @@ import pytest
 from audit.models import Event
 from connector import waiting
 from connector.jira import quota_store
-from connector.jira.client import JiraClient
 from connector.models import QuotaState
 from connector.sandbox.freshbooks_records import put
-from connector.sandbox.jira import API_TOKEN, EMAIL
 from connector.sandbox.jira_quota import Quota
 from connector.tasks import process_event
-from tenants.models import ConnectionStatus, JiraSite
-from tests.connector.test_quota import ACCESS, CLOUD_ID, Clock, fake_jira, moment, oauth_tenant, quota_429s
+from tests.connector.test_quota import (
+    ACCESS,
+    CLOUD_ID,
+    Clock,
+    fake_jira,
+    moment,
+    oauth_tenant,
+    paced_worklogs,
+    quota_429s,
+)
 from tests.processing import make_event
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -187,24 +193,6 @@ def test_on_redis_a_spent_pool_seen_by_one_worker_pauses_the_others_and_events_s
 @pytest.mark.django_db
 def test_on_redis_writes_to_one_issue_are_paced_within_jiras_per_issue_limits(redis_store, tenant, clock):
     """Two clients (two workers' views) add 150 worklogs to one issue, pacing shared through Redis."""
-    pool = Quota(clock=clock)
-    jira = fake_jira(pool)
-    try:
-        site = JiraSite.objects.create(tenant=tenant, base_url=jira.url, email=EMAIL, api_token=API_TOKEN,
-                                       status=ConnectionStatus.CONNECTED)  # fmt: skip
-        key = JiraClient(site).create_issue(
-            {"project": {"key": "FIN"}, "issuetype": {"name": "Task"}, "summary": "Team time"}
-        )["key"]
-        workers = [JiraClient(site, sleep=clock.advance), JiraClient(site, sleep=clock.advance)]
-        body = {"started": "2026-12-01T09:00:00.000+0000", "timeSpentSeconds": 60}
-        for n in range(150):
-            workers[n % 2].add_worklog(key, body)
-    finally:
-        jira.close()
-    writes = pool.writes[key]
-    assert len(writes) == 150 and not quota_429s(pool)
-    for start in writes:
-        assert len([t for t in writes if start <= t < start + 2]) <= 20
-        assert len([t for t in writes if start <= t < start + 30]) <= 100
+    site, key = paced_worklogs(tenant, clock)
     assert redis_store.exists(PREFIX + f"issue:{site.pk}:{key}:slots")
     assert not QuotaState.objects.exists()
