@@ -1,5 +1,8 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
+
+from config.database import set_session_timeouts
 
 
 class ConnectorConfig(AppConfig):
@@ -15,3 +18,4 @@ class ConnectorConfig(AppConfig):
         post_migrate.connect(
             schedules_on_migrate(SCHEDULES), sender=self, weak=False, dispatch_uid="connector.schedules"
         )
+        connection_created.connect(set_session_timeouts, dispatch_uid="config.database")

@@ -2,7 +2,9 @@
 
 1. Claim: under a row lock, only an event that is received or queued is taken (status processing,
    attempts + 1, started_at). A second worker handed the same event finds it processing and does nothing;
-   an event left processing longer than the task timeout (its worker was stopped) may be taken over.
+   an event left processing longer than the task timeout (its worker was stopped) may be taken over. A run
+   refused while the event is processing but not yet stale queues one more run for the moment it becomes stale
+   (`check_when_stale`): the run holding it may be on a host that went away.
    Hold: the event of a paused tenant (tenants.pausing) is put into waiting ("tenant paused") right after the
    claim, before anything is fetched or written; resuming the tenant queues it again.
 2. Run the handler for the resource kind (connector.handlers.HANDLERS) with FreshBooks and Jira clients bound
@@ -124,6 +126,26 @@ def claim(event_id):
     return Event.objects.select_related("tenant").get(pk=event_id) if claimed else None
 
 
+def check_when_stale(event_id):
+    """After a refused claim: when the event is processing, not yet stale, queue one more run of it for one
+    second after it becomes stale (Q_TIMEOUT after its run started); otherwise do nothing.
+
+    The refused run may be django-q2 handing out again, Q_RETRY after it was first taken, the task of a run whose
+    host went away (its network cut). Q_RETRY exceeds Q_TIMEOUT, but that run started only after waiting in its
+    cluster's own queue, so it may not be stale yet; the hand-out is acknowledged all the same, and without this
+    the event would wait for the ten-minute `requeue_stale` sweep. A run still alive finishes before then, and the
+    extra run finds the event finished and does nothing."""
+    started = (
+        Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING)
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    if started is None:
+        return
+    stale_at = started + timedelta(seconds=task_timeout())
+    queue_event(event_id, delay=max(1, int((stale_at - timezone.now()).total_seconds()) + 1))
+
+
 def make_job(event, actor):
     """The handler's Job, or an Outcome when the event cannot be processed at all."""
     tenant = event.tenant
@@ -202,6 +224,7 @@ def process_event(event_id, actor="worker"):
     """Process one stored event (see the module docstring). Returns the final status, for the task result."""
     event = claim(event_id)
     if event is None:
+        check_when_stale(event_id)
         return "not claimed"
     if held_by_pause(event, actor):
         return Event.Status.WAITING
