@@ -12,8 +12,15 @@ iproute2 (`ip netns`): without them the run prints `skipped: <why>` and exits 0.
 
 Phases, every delivery retried like FreshBooks until it is answered 200:
 1. spread: deliveries, each sent twice (the second is a duplicate), processed by both worker hosts;
-2. cut: deliveries while worker-a's cable is pulled (`ip link set <its veth> down` for longer than the broker's
-   retry, so its in-flight tasks are handed to worker-b) and put back;
+2. cut: deliveries while worker-a's cable is pulled (`ip link set <its veth> down`) and put back. It is pulled
+   while worker-a has Jira creates in flight: until then the vendor host applies each create at once but answers
+   it HOLD_SECONDS later, and the run waits (at most IN_FLIGHT_WAIT s) until it holds one per worker-a process.
+   Those runs never hear Jira's answer: django-q2 stops them after Q_TIMEOUT, their events stay processing with
+   their ledger links pending (row locked by sessions whose end never reaches PostgreSQL, which ends them once
+   idle in a transaction for Q_TIMEOUT: config/database.py), and the broker hands their tasks out again after
+   Q_RETRY. The cut lasts longer than Q_RETRY, so worker-b takes them over (or, for a task handed out before its
+   event was stale, the run queued for then: worker-b, or worker-a after it returns) and adopts the issues the
+   cut-off runs created;
 3. web restart: deliveries while the web host's gunicorn is stopped and started again;
 4. replay: `manage.py replay_events` of events already succeeded (they must add no issue; more than 50 wait
    for their turn in the bulk lane, whose feeder this process plays);
@@ -26,9 +33,11 @@ Phases, every delivery retried like FreshBooks until it is answered 200:
    counts the Jira calls each host made after the first 429 and before the refill.
 The tenant's Jira site is an OAuth 2.0 (3LO) one, reached through the vendor host's Jira as Atlassian's gateway
 (`/ex/jira/<cloud id>/…`): only OAuth traffic is metered in points.
-Prints `hosts: 3` (web and two worker hosts), `lost: N` (acknowledged deliveries without exactly one succeeded
-event and one issue), `duplicates: N` (issues or succeeded events beyond one per invoice), the Jira calls each
-worker host made, `quota pause honoured by: N hosts` (worker hosts that, during the pause, let events wait and
+Prints the cut line (`cut: … with N Jira creates in flight on it (<object id> by <host> on run <n> <s> s after
+the cut; …): events {…}; N taken over after their first run was cut off (by worker-b N, by worker-a after it
+returned N); …`: taken over means finished by a second processing run), `hosts: 3` (web and two worker hosts),
+`lost: N` (acknowledged deliveries without exactly one succeeded event and one issue), `duplicates: N` (issues or
+succeeded events beyond one per invoice), the Jira calls each worker host made, `quota pause honoured by: N hosts` (worker hosts that, during the pause, let events wait and
 made no Jira call beyond the in-flight ones) and `calls during pause: N` (Jira calls, by any host, after the
 first 429 and before the refill: only requests already past their pause check when the pause was kept can come,
 at most one per other worker process, so at most IN_FLIGHT_MOST), and appends them to tests/bench/RESULTS.md.
@@ -61,6 +70,12 @@ WORKER_HOSTS = ("worker-a", "worker-b")
 # at a time) may have passed its pause check before the pause was kept.
 IN_FLIGHT_MOST = len(WORKER_HOSTS) * WORKER_ENV["Q_WORKERS"] - 1
 WAITED_LINE = re.compile(r"Event (\d+) waiting for Jira's quota")
+SUCCEEDED_LINE = re.compile(r"Event (\d+) succeeded")
+# The cut phase: Jira's issue creates are held this long (less than HTTP_READ_TIMEOUT) until the cable is pulled,
+# so that worker-a has creates in flight then; it is pulled once worker-a holds one per worker process, or
+# IN_FLIGHT_WAIT seconds after the deliveries start, with what it holds then.
+HOLD_SECONDS = 3.0
+IN_FLIGHT_WAIT = 10.0
 # Real-vendor mode (the sandbox only talks to loopback): the fakes stand in for the vendors at their own address.
 VENDOR_ENV = {
     "SANDBOX": "0",
@@ -294,6 +309,14 @@ class Cluster:
         connection.close()
         return statuses
 
+    def succeeded_by_host(self, event_ids):
+        """{worker host: ids of `event_ids` its log says succeeded there}."""
+        found = {}
+        for host in self.workers:
+            text = (self.log_dir / f"{host}.log").read_text(errors="replace")
+            found[host] = {int(n) for n in SUCCEEDED_LINE.findall(text)} & set(event_ids)
+        return found
+
     def waited_by_host(self, event_ids):
         """{worker host: ids of `event_ids` its log says waited for Jira's quota}."""
         found = {}
@@ -406,6 +429,54 @@ def quota_phase(cluster, hosts, ids, pause_seconds):
     return lines, honoured, len(during)
 
 
+def cut_phase(cluster, hosts, ids, cut_seconds):
+    """Deliver `ids` while worker-a's cable is pulled for `cut_seconds` and put back; returns the printed line.
+
+    The cable is pulled while worker-a has Jira creates in flight: until then the vendor host answers every create
+    HOLD_SECONDS after applying it (`/_bench/slow`) and says whose answers it holds. Those issues exist in Jira,
+    but worker-a never hears so: its runs keep their events processing and their ledger links pending (row
+    locked), and their tasks unacknowledged in the broker, which hands them out again after Q_RETRY. The line
+    says, for each of those events, which host finished it, on which processing run, and when."""
+    from audit.models import Event
+
+    address = hosts.address["worker-a"]
+    cluster.vendor_state("slow", "POST", json={"seconds": HOLD_SECONDS})
+    sender = threading.Thread(target=cluster.deliver, args=(ids,), kwargs={"over_seconds": cut_seconds + 4})
+    sender.start()
+    deadline, in_flight = time.monotonic() + IN_FLIGHT_WAIT, []
+    while len(in_flight) < WORKER_ENV["Q_WORKERS"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        in_flight = cluster.vendor_state("slow")["held"].get(address, [])
+    hosts.cut("worker-a")
+    cut_at = time.time()
+    cluster.vendor_state("slow", "POST", json={"seconds": 0})
+    time.sleep(cut_seconds)
+    hosts.restore("worker-a")
+    sender.join()
+    statuses = cluster.wait_final()
+
+    events = Event.objects.filter(
+        object_id__in=in_flight, name="invoice.create", status=Event.Status.SUCCEEDED
+    )
+    events = list(events.order_by("finished_at"))
+    by_host = cluster.succeeded_by_host([event.pk for event in events])
+    host_of = {pk: host for host, pks in by_host.items() for pk in pks}
+    taken = [event for event in events if event.attempts > 1]
+    runs = "; ".join(
+        f"{event.object_id} by {host_of.get(event.pk, '?')} on run {event.attempts} "
+        f"{event.finished_at.timestamp() - cut_at:.1f} s after the cut"
+        for event in events
+    )
+    retaken = Event.objects.filter(object_id__in=[str(n) for n in ids], attempts__gt=1).count()
+    return (
+        f"cut: worker-a's cable pulled for {cut_seconds:g} s with {len(in_flight)} Jira creates in flight on it "
+        f"({runs or 'none'}): events {statuses}; {len(taken)} taken over after their first run was cut off "
+        f"(by worker-b {sum(1 for e in taken if host_of.get(e.pk) == 'worker-b')}, by worker-a after it "
+        f"returned {sum(1 for e in taken if host_of.get(e.pk) == 'worker-a')}); {retaken} events of the phase "
+        "run more than once"
+    )
+
+
 def replay_succeeded(cluster, count):
     """Replay `count` succeeded events through the workers (`manage.py replay_events --id …`)."""
     from audit.models import Event
@@ -433,24 +504,7 @@ def run(count, cut_seconds, pause_seconds, log_dir):
             spread = cluster.wait_final()
             lines.append(f"spread: {count} invoices delivered twice each: events {spread}")
 
-            ids = range(7_100_000, 7_100_000 + count)
-            sender = threading.Thread(
-                target=cluster.deliver, args=(ids,), kwargs={"over_seconds": cut_seconds + 4}
-            )
-            sender.start()
-            time.sleep(1.0)
-            hosts.cut("worker-a")
-            time.sleep(cut_seconds)
-            hosts.restore("worker-a")
-            sender.join()
-            statuses = cluster.wait_final()
-            from audit.models import Event
-
-            retaken = Event.objects.filter(object_id__in=[str(n) for n in ids], attempts__gt=1).count()
-            lines.append(
-                f"cut: worker-a's cable pulled for {cut_seconds} s mid-run: events {statuses}, "
-                f"{retaken} taken over after their first run was cut off"
-            )
+            lines.append(cut_phase(cluster, hosts, range(7_100_000, 7_100_000 + count), cut_seconds))
 
             ids = range(7_200_000, 7_200_000 + count)
             sender = threading.Thread(target=cluster.deliver, args=(ids,), kwargs={"over_seconds": 8})
@@ -488,7 +542,9 @@ def run(count, cut_seconds, pause_seconds, log_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=300, help="invoices per phase (default 300)")
-    parser.add_argument("--cut-seconds", type=float, default=20.0, help="how long worker-a is cut off")
+    parser.add_argument(
+        "--cut-seconds", type=float, default=20.0, help="how long worker-a is cut off (more than Q_RETRY, 12)"
+    )
     parser.add_argument(
         "--pause-seconds", type=float, default=20.0, help="how long Jira's quota is spent (more than 5 + 4)"
     )

@@ -10,18 +10,65 @@ ends) or it is terminated. The run reads the fake Jira's state over HTTP:
   (connector/sandbox/jira_quota.py): every OAuth call answers 429 `jira-quota-global-based` with a `Retry-After`
   counting down to the refill; answers {"refill_at": epoch seconds};
 - `GET /_bench/quota?since=T`: {"calls": [[epoch s, sender address, method, path, status, reason], …]}, the
-  Jira API requests received since T (this host's clock: the run's hosts share the machine's).
+  Jira API requests received since T (this host's clock: the run's hosts share the machine's);
+- `POST /_bench/slow` {"seconds": S}: from now on every Jira issue create (`POST …/rest/api/3/issue`) is applied
+  at once and answered S seconds later (0: no longer; answers already held keep their time); answers
+  {"seconds": S};
+- `GET /_bench/slow`: {"held": {sender address: [FreshBooks object ids of the creates whose answer is held now]}},
+  the creates in flight on each host (read from the issue property the connector sends).
 The fake Jira answers API tokens and, as Atlassian's gateway (`/ex/jira/CLOUD_ID/…`), the OAuth token TOKEN.
 """
 
 import json
 import os
+import re
 import sys
+import threading
+import time
 from collections import Counter
 
 import django
 
 CLOUD_ID, TOKEN = "bench-hosts-cloud", "bench-hosts-oauth-token"
+ISSUE_CREATE = re.compile(r"/rest/api/3/issue\Z")
+
+
+def install_slow_creates(jira):
+    """Answer Jira's issue creates late, once applied (install it after install_quota): the `/_bench/slow`
+    routes. Returns the routes' state."""
+    state = {"seconds": 0.0, "held": {}}  # held: {id(request): (sender address, object id)}
+    lock = threading.Lock()
+    plain_dispatch = jira.dispatch
+
+    def dispatch(request):
+        seconds = state["seconds"]
+        if not (seconds and request.method == "POST" and ISSUE_CREATE.search(request.path)):
+            return plain_dispatch(request)
+        properties = {p.get("key"): p.get("value") for p in (request.json() or {}).get("properties") or []}
+        object_id = str((properties.get("ml-connector") or {}).get("object_id", ""))
+        response = plain_dispatch(request)
+        with lock:
+            state["held"][id(request)] = (request.client, object_id)
+        time.sleep(seconds)
+        with lock:
+            del state["held"][id(request)]
+        return response
+
+    @jira.route("POST", r"/_bench/slow", first=True)
+    def slow(request):
+        state["seconds"] = float(request.json()["seconds"])
+        return {"seconds": state["seconds"]}
+
+    @jira.route("GET", r"/_bench/slow", first=True)
+    def held(request):
+        found = {}
+        with lock:
+            for client, object_id in state["held"].values():
+                found.setdefault(client, []).append(object_id)
+        return {"held": found}
+
+    jira.dispatch = dispatch
+    return state
 
 
 def main(address):
@@ -63,7 +110,8 @@ def main(address):
             ]
         }
 
-    install_quota(jira, quota)  # last: in front of every route
+    install_quota(jira, quota)  # in front of every route
+    install_slow_creates(jira)  # last: in front of the quota
     print(json.dumps({"freshbooks": fb.url, "jira": jira.url}), flush=True)
     sys.stdin.read()  # until the run closes the pipe
     fb.close()
