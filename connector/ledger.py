@@ -27,6 +27,7 @@ from connector.errors import LedgerError, RefreshDeferred, VendorError
 from connector.jira import screens
 from connector.models import Link
 from connector.retry import SEARCH_RETRY_DELAYS
+from connector.transport import open_transaction
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def worklog_link(tenant, time_entry_id):
     )
 
 
+NESTED = "The ledger was called inside a database transaction; Jira writes must run outside one."
+
+
 class _Durable(transaction.Atomic):
     """transaction.atomic(durable=True): what it holds commits when it ends, never undone by a caller's rollback
     (which would lose an in-doubt state and let a replay write twice). Inside a caller's transaction Django
@@ -88,28 +92,32 @@ class _Durable(transaction.Atomic):
         try:
             return super().__enter__()
         except RuntimeError as exc:  # Django: "A durable atomic block cannot be nested ..."
-            raise LedgerError(
-                "The ledger was called inside a database transaction; Jira writes must run outside one."
-            ) from exc
+            raise LedgerError(NESTED) from exc
 
 
 def claim(tenant, object_type, object_id, purpose, event=None):
-    """The Link for this object and purpose, created (and committed) if missing. Returns (link, claimed_now)."""
+    """The Link for this object and purpose, created (and committed) if missing. Returns (link, claimed_now).
+
+    Two autocommit statements at most (a SELECT, then an INSERT when there is no row; the unique dedupe key
+    settles a race between workers). Raises LedgerError inside a caller's transaction, whose rollback would
+    undo the claim."""
+    if open_transaction():
+        raise LedgerError(NESTED)
     key = dedupe_key(tenant, object_type, object_id, purpose)
-    defaults = {
-        "tenant": tenant,
-        "purpose": purpose,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "event": event,
-    }
-    for _ in range(3):
-        try:
-            with _Durable():
-                return Link.objects.get_or_create(dedupe_key=key, defaults=defaults)
-        except IntegrityError:  # lost a race between get and create on a backend that raced oddly
-            continue
-    return Link.objects.get(dedupe_key=key), False
+    link = Link.objects.filter(dedupe_key=key).first()
+    if link is not None:
+        return link, False
+    try:
+        return Link.objects.create(
+            dedupe_key=key,
+            tenant=tenant,
+            purpose=purpose,
+            object_type=object_type,
+            object_id=str(object_id),
+            event=event,
+        ), True
+    except IntegrityError:  # another worker claimed it between the two statements
+        return Link.objects.get(dedupe_key=key), False
 
 
 def _ready(client):

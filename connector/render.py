@@ -4,6 +4,7 @@ Templates are Django templates with autoescaping off (Jira gets plain text, not 
 None render as empty text, never "None". Cloud v3 gets ADF descriptions, Server/Data Center v2 plain text.
 """
 
+import functools
 import re
 
 from django.template import Context, Engine, TemplateSyntaxError
@@ -25,6 +26,10 @@ engine = Engine(autoescape=False, string_if_invalid="", debug=True)
 
 
 __all__ = ["RenderError", "compile_template", "condition_holds", "render_fields", "render_text"]
+
+
+class _Blanked(dict):
+    """A context already passed through _blank_none (render_fields blanks it once for all its templates)."""
 
 
 def _blank_none(value):
@@ -49,10 +54,16 @@ def _where(name, exc):
     return where
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(template):
+    """A mapping's templates are few and rendered for every event: each is compiled once per process."""
+    return engine.from_string(template)
+
+
 def compile_template(template, name="mapping"):
     """The compiled template; RenderError naming the template (`name`: summary, description…) and line."""
     try:
-        return engine.from_string(template or "")
+        return _compiled(template or "")
     except TemplateSyntaxError as exc:
         raise RenderError(f"Template error in {_where(name, exc)}: {exc}") from exc
 
@@ -61,8 +72,9 @@ def render_text(template, context, name="mapping"):
     """Render `template` over `context`; raises RenderError (naming `name` and the line) for syntax or render
     errors."""
     compiled = compile_template(template, name)
+    values = dict(context) if isinstance(context, _Blanked) else _blank_none(context or {})
     try:
-        return compiled.render(Context(_blank_none(context or {}), autoescape=False))
+        return compiled.render(Context(values, autoescape=False))
     except RenderError:
         raise
     except Exception as exc:  # filters can raise anything (e.g. a bad date format argument)
@@ -165,6 +177,7 @@ def render_fields(mapping, context, site, *, reporter_id=None, assignee_id=None,
     limits are cut with a "(truncated)" marker and a line is added to `notes` (a list) for each cut.
     """
     dialect = dialect_for(site)
+    context = _Blanked(_blank_none(context or {}))
     summary = truncate_summary(render_text(mapping.summary_template, context, "summary")) or truncate_summary(
         mapping.name
     )

@@ -39,6 +39,7 @@ from django.db.models import F
 from audit import metrics
 from connector import retry, waiting
 from connector.errors import MustWait
+from connector.jira import quota_store
 from connector.jira.quota_store import store
 from connector.models import QuotaUsage
 from connector.transport import RateLimitPolicy
@@ -256,7 +257,9 @@ class Policy:
         burst = self.burst_scope(method, path)
         key = issue_written(method, path)
         scopes = [*self.quota_scopes(), burst] + ([self.issue_scope(key)] if key else [])
-        paused = store().paused(scopes, now)
+        found = store().pauses([*scopes, burst + ":slow"], now)  # one read of the store per call
+        slowed = found.pop(burst + ":slow", None)
+        paused = quota_store.latest(found)
         if paused:
             until, reason = paused
             quota = classify(reason) == "quota"
@@ -283,7 +286,7 @@ class Policy:
             self._wait(
                 delay, now + delay, waiting.RETRY_AFTER, f"writes to {key} are paced (Jira's per-issue limit)"
             )
-        if store().paused([burst + ":slow"], now):
+        if slowed:
             delay = store().reserve(burst, (), now, interval=BURST_INTERVAL)
             self._wait(
                 delay, now + delay, waiting.RETRY_AFTER, f"{method} {endpoint(path)} is slowed (burst limit)"

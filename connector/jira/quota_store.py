@@ -2,7 +2,8 @@
 (connector.QuotaState rows), or Redis when REDIS_URL is set. connector.jira.quota decides; this only keeps.
 
 Shapes (times are epoch seconds, floats; `scope` a string as connector.QuotaState documents):
-- ``paused(scopes, now)`` → (until, reason) of the latest pause among `scopes` still in force, or None.
+- ``pauses(scopes, now)`` → {scope: (until, reason)} of the pauses among `scopes` still in force (one read);
+  ``paused(scopes, now)`` → the latest of them (``latest``), or None.
 - ``pause(scope, until, reason)``: no call under `scope` before `until` (a later pause already kept wins).
 - ``reserve(scope, windows, now, interval=0)`` → seconds the caller must wait before its call; the call is
   counted at that moment. `windows`: ((seconds, most calls), …), e.g. ((2, 18), (30, 95)); `interval`: at
@@ -42,15 +43,23 @@ def next_slot(slots, windows, now, interval=0.0):
     return at
 
 
-class DatabaseStore:
+def latest(found):
+    """The (until, reason) with the latest `until` among the values of `found` ({scope: (until, reason)}), or None."""
+    return max(found.values()) if found else None
+
+
+class _Store:
     def paused(self, scopes, now):
-        found = (
-            QuotaState.objects.filter(scope__in=list(scopes), until__gt=_moment(now))
-            .order_by("-until")
-            .values_list("until", "reason")
-            .first()
-        )
-        return (found[0].timestamp(), found[1]) if found else None
+        return latest(self.pauses(scopes, now))
+
+
+class DatabaseStore(_Store):
+    def pauses(self, scopes, now):
+        rows = QuotaState.objects.filter(scope__in=list(scopes), until__gt=_moment(now))
+        return {
+            scope: (until.timestamp(), reason)
+            for scope, until, reason in rows.values_list("scope", "until", "reason")
+        }
 
     def _row(self, scope):
         try:
@@ -87,7 +96,7 @@ class DatabaseStore:
         return (row.remaining, row.limit, row.updated_at.timestamp()) if row else None
 
 
-class RedisStore:
+class RedisStore(_Store):
     """The same in Redis: a pause is a key that expires with it; pacing slots a sorted set, changed under a
     short Redis lock per scope."""
 
@@ -100,15 +109,16 @@ class RedisStore:
     def key(scope):
         return f"mlc:quota:{scope}"
 
-    def paused(self, scopes, now):
+    def pauses(self, scopes, now):
         scopes = list(scopes)
-        found = []
-        for raw in self.redis.mget([self.key(s) + ":pause" for s in scopes]) if scopes else []:
+        found = {}
+        raws = self.redis.mget([self.key(s) + ":pause" for s in scopes]) if scopes else []
+        for scope, raw in zip(scopes, raws, strict=True):
             if raw:
                 until, reason = json.loads(raw)
                 if until > now:
-                    found.append((until, reason))
-        return max(found) if found else None
+                    found[scope] = (until, reason)
+        return found
 
     def pause(self, scope, until, reason):
         key = self.key(scope) + ":pause"

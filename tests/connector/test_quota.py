@@ -45,6 +45,12 @@ def clock(monkeypatch):
     return found
 
 
+def as_shown(moment):
+    """A wait's end as events show it: the time, with the date when it is not today (UTC) — as at 23:50, when the
+    clock's next top of the hour is tomorrow."""
+    return f"{moment:%H:%M}" if moment.date() == datetime.now(UTC).date() else f"{moment:%Y-%m-%d %H:%M}"
+
+
 def fake_jira(pool, **kwargs):
     return install_quota(install_issue_routes(install_core_routes(FakeJira(**kwargs))), pool)
 
@@ -125,7 +131,7 @@ def test_a_spent_pool_pauses_every_oauth_tenant_and_their_events_wait_then_succe
     for event in (first, second):
         event.refresh_from_db()
         assert (event.status, event.wait_until, event.wait_reason) == ("waiting", reset, "Jira's quota")
-        assert event.status_detail.startswith(f"Waiting for Jira's quota until {reset:%H:%M} UTC — ")
+        assert event.status_detail.startswith(f"Waiting for Jira's quota until {as_shown(reset)} UTC — ")
     assert len(quota_429s(pool)) == 1 and len(pool.log) == calls_after_first  # beta never called Jira
     assert QuotaState.objects.get(scope="pool:oauth").reason == "jira-quota-global-based"
 

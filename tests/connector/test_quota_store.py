@@ -95,6 +95,7 @@ def test_a_pause_holds_under_its_scope_until_it_ends(store):
     assert store.paused(["site:1"], now) is None  # another scope
     assert store.paused(["pool:oauth"], now + 31) is None  # over
     assert store.paused([], now) is None
+    assert set(store.pauses(["pool:oauth", "site:1", "site:2"], now)) == {"pool:oauth"}  # each by its scope
 
 
 def test_the_latest_pause_wins_and_a_shorter_one_does_not_shorten_it(store):
