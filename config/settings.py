@@ -310,6 +310,7 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "config.queueing.OrmBroker"  # django-q2's ORM broker, fewer round trips
 
 LOGGING = {
     "version": 1,
