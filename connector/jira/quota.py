@@ -39,8 +39,7 @@ from django.db.models import F
 from audit import metrics
 from connector import retry, waiting
 from connector.errors import MustWait
-from connector.jira import quota_store
-from connector.jira.quota_store import store
+from connector.jira.quota_store import latest, store
 from connector.models import QuotaUsage
 from connector.transport import RateLimitPolicy
 from tenants.models import Tenant
@@ -259,7 +258,7 @@ class Policy:
         scopes = [*self.quota_scopes(), burst] + ([self.issue_scope(key)] if key else [])
         found = store().pauses([*scopes, burst + ":slow"], now)  # one read of the store per call
         slowed = found.pop(burst + ":slow", None)
-        paused = quota_store.latest(found)
+        paused = latest(found)
         if paused:
             until, reason = paused
             quota = classify(reason) == "quota"

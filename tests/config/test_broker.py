@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_q.conf import Conf
@@ -17,6 +18,7 @@ from config import queueing
 pytestmark = [
     pytest.mark.django_db(transaction=True),  # the broker runs outside transactions, as in the pusher
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement broker is PostgreSQL's"),
+    pytest.mark.skipif(bool(settings.REDIS_URL), reason="REDIS_URL set: tasks go to Redis"),
 ]
 
 
@@ -40,10 +42,10 @@ def end_session():
     """End this process's database session from another one, as a restart of the database would."""
     connection.ensure_connection()
     backend = connection.connection.info.backend_pid
-    settings = connection.settings_dict
+    db = connection.settings_dict
     with psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], password=settings["PASSWORD"],
-        dbname=settings["NAME"], autocommit=True,
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"],
+        dbname=db["NAME"], autocommit=True,
     ) as admin:  # fmt: skip
         admin.execute("SELECT pg_terminate_backend(%s)", [backend])
 
